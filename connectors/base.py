@@ -1,0 +1,135 @@
+"""The neutral types every provider module speaks, and the errors it may raise.
+
+A provider module is a plain Python module exposing:
+
+``NAME``      the provider slug (``tilda``), used in URLs, mappings and fixtures;
+``KIND``      the URL kind segment (``forms``, ``telephony``, ``sms``, ``mail``);
+``CHANNEL``   the lead channel its events feed (``form``, ``call``, ``sms``, ``mail``);
+``MAPPING``   the mapping file below ``mappings/`` (``webforms/tilda``);
+``SECRETS``   config keys ending in ``_env`` it reads from its settings;
+``HANDLES`` / ``IGNORES``  event types it turns into leads / acknowledges and drops;
+``verify(inbound, settings)``  raises ``Unauthorized`` / ``Forbidden`` on a bad signature;
+``parse(inbound, settings)``   returns a list of ``Parsed``; raises ``BadRequest`` /
+                               ``UnsupportedMediaType`` naming the field;
+``reply(parsed)``              the answer the provider expects, or ``None`` for the
+                               hub's standard JSON answer.
+
+``settings`` is the provider's (or the form's) config section with secrets resolved: a key
+``auth_token_env`` in the config arrives here as ``auth_token`` holding the secret's value.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One HTTP delivery as received; stored raw and parsed again on replay."""
+
+    method: str
+    url: str  # the public URL the provider called, query string included
+    subpath: str = ""  # below /hooks/<kind>/<provider>/, e.g. "events/call"
+    query: tuple[tuple[str, str], ...] = ()
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    body: bytes = b""
+    remote_addr: str | None = None
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name.lower(), default)
+
+
+@dataclass
+class Parsed:
+    """One neutral event found in a delivery.
+
+    ``fields`` holds the provider's fields as flat strings (nested JSON keys joined with dots),
+    after provider-specific unpacking (a cookie string split, a JSON envelope opened), ready for
+    the declarative mapping. ``delivery_key`` identifies the provider's delivery (Tilda's tranid,
+    Twilio's MessageSid) so a repeated delivery is stored once. ``ignore`` names why the event is
+    acknowledged but makes no lead (a honeypot, an unsupported event type). ``handshake`` marks a
+    connection check that is answered but never stored (Tilda's ``test=test``).
+    """
+
+    event_type: str
+    fields: dict[str, str] = field(default_factory=dict)
+    delivery_key: str | None = None
+    ignore: str | None = None
+    handshake: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A provider-specific HTTP answer (TwiML, an echo, a plain ``100``)."""
+
+    status: int = 200
+    body: str = ""
+    content_type: str = "text/plain; charset=utf-8"
+
+
+class ConnectorError(Exception):
+    status = 400
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+
+
+class BadRequest(ConnectorError):
+    status = 400
+
+
+class Unauthorized(ConnectorError):
+    status = 401
+
+
+class Forbidden(ConnectorError):
+    status = 403
+
+
+class UnsupportedMediaType(ConnectorError):
+    status = 415
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message a sender module delivers: a confirmation SMS or e-mail, a reminder."""
+
+    channel: str  # "sms" | "email"
+    to: str
+    text: str
+    subject: str | None = None
+    idempotency_key: str | None = None  # stable per outbox row; senders pass it on if they can
+    reply_to_message_id: str | None = None  # e-mail threading (In-Reply-To / References)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Sent:
+    provider_message_id: str | None = None
+    status: str = "sent"  # "sent", or "queued" when the provider delivers later
+
+
+class SendError(Exception):
+    """Base of sender failures; ``permanent`` ones are never retried."""
+
+    permanent = False
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class TemporaryFailure(SendError):
+    permanent = False
+
+
+class PermanentFailure(SendError):
+    permanent = True

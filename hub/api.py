@@ -1,0 +1,142 @@
+"""The JSON API (bearer token), health and metrics."""
+from __future__ import annotations
+
+import hmac
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy import or_, select
+from sqlalchemy.orm import selectinload
+
+from hub import health, metrics, serialize
+from hub.errors import HubError
+from hub.mapping import InvalidValue, normalise_phone
+from hub.models import Lead, RawEvent
+
+bp = Blueprint("api", __name__)
+LEAD_STATUSES = ("new", "in_progress", "converted", "junk", "archived")
+EVENT_STATUSES = ("pending", "processed", "ignored", "failed", "dead")
+MAX_PAGE = 200
+
+
+def hub():
+    return current_app.extensions["hub"]
+
+
+@bp.before_request
+def require_token():
+    if not request.path.startswith("/api/"):
+        return None
+    expected = hub().environ.get("HUB_API_TOKEN")
+    given = request.headers.get("Authorization", "")
+    if not expected:
+        raise HubError(401, "the API is disabled: HUB_API_TOKEN is not set", {"Authorization": "disabled"})
+    if not given.startswith("Bearer "):
+        raise HubError(401, "missing bearer token", {"Authorization": "missing"})
+    if not hmac.compare_digest(given[len("Bearer "):].encode(), expected.encode()):
+        raise HubError(403, "bad bearer token", {"Authorization": "invalid"})
+    return None
+
+
+def page_args() -> tuple[int, int | None]:
+    try:
+        limit = int(request.args.get("limit", 50))
+        cursor = int(request.args["cursor"]) if request.args.get("cursor") else None
+    except ValueError as exc:
+        raise HubError(400, "limit and cursor are integers", {"limit": "integer", "cursor": "integer"}) from exc
+    if not 1 <= limit <= MAX_PAGE:
+        raise HubError(400, f"limit must be 1..{MAX_PAGE}", {"limit": f"1..{MAX_PAGE}"})
+    return limit, cursor
+
+
+def paginate(session, query, column, limit: int, cursor: int | None, render) -> dict:
+    """Newest first; the cursor is the last id seen."""
+    if cursor is not None:
+        query = query.where(column < cursor)
+    rows = list(session.scalars(query.order_by(column.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": [render(row) for row in rows],
+            "next_cursor": str(rows[-1].id) if more and rows else None}
+
+
+def one_of(name: str, allowed: tuple[str, ...]) -> str | None:
+    value = request.args.get(name)
+    if value and value not in allowed:
+        raise HubError(400, f"{name} must be one of {', '.join(allowed)}", {name: "invalid"})
+    return value or None
+
+
+@bp.get("/api/events/<event_id>")
+def get_event(event_id: str):
+    with hub().db.read() as session:
+        raw = session.scalar(select(RawEvent).where(RawEvent.event_id == event_id))
+        if raw is None:
+            raise HubError(404, "no such event", {"event_id": "unknown"})
+        return jsonify(serialize.event(raw))
+
+
+@bp.get("/api/events")
+def list_events():
+    limit, cursor = page_args()
+    query = select(RawEvent)
+    kind = request.args.get("kind")
+    if kind:
+        query = query.where(or_(RawEvent.kind == kind, RawEvent.channel == kind))
+    if request.args.get("provider"):
+        query = query.where(RawEvent.provider == request.args["provider"])
+    status = one_of("status", EVENT_STATUSES)
+    if status:
+        query = query.where(RawEvent.status == status)
+    with hub().db.read() as session:
+        return jsonify(paginate(session, query, RawEvent.id, limit, cursor, serialize.event))
+
+
+def lead_query():
+    return select(Lead).options(selectinload(Lead.touches), selectinload(Lead.tasks),
+                                selectinload(Lead.notifications), selectinload(Lead.syncs))
+
+
+@bp.get("/api/leads")
+def list_leads():
+    limit, cursor = page_args()
+    query = lead_query()
+    if request.args.get("phone"):
+        try:
+            phone = normalise_phone(request.args["phone"], hub().config["region"])
+        except InvalidValue as exc:
+            raise HubError(400, "phone is not a phone number", {"phone": str(exc)}) from exc
+        query = query.where(Lead.phone == phone)
+    if request.args.get("email"):
+        query = query.where(Lead.email == request.args["email"].strip().lower())
+    if request.args.get("channel"):
+        query = query.where(Lead.channel == request.args["channel"])
+    status = one_of("status", LEAD_STATUSES)
+    if status:
+        query = query.where(Lead.status == status)
+    if request.args.get("utm_source"):
+        query = query.where(Lead.source["utm_source"].as_string() == request.args["utm_source"])
+    with hub().db.read() as session:
+        return jsonify(paginate(session, query, Lead.id, limit, cursor, serialize.lead))
+
+
+@bp.get("/api/leads/<int:number>")
+def get_lead(number: int):
+    with hub().db.read() as session:
+        lead = session.scalar(lead_query().where(Lead.id == number))
+        if lead is None:
+            raise HubError(404, "no such lead", {"number": "unknown"})
+        return jsonify(serialize.lead(lead))
+
+
+@bp.get("/healthz")
+def healthz():
+    state = {"db": health.check_db(hub()), "redis": health.check_redis(hub())}
+    response = jsonify(state)
+    response.status_code = 200 if all(v == "ok" for v in state.values()) else 503
+    return response
+
+
+@bp.get("/metrics")
+def prometheus():
+    body, content_type = metrics.render(hub())
+    return Response(body, content_type=content_type)

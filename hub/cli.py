@@ -1,0 +1,132 @@
+"""The ``hub`` command."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from hub.config import ConfigError, load_config
+
+log = logging.getLogger("hub.cli")
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=os.environ.get("HUB_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def load_hub():
+    from hub import context
+
+    try:
+        return context.current()
+    except ConfigError as error:
+        for problem in error.problems:
+            click.echo(problem, err=True)
+        sys.exit(1)
+
+
+@click.group()
+def main() -> None:
+    """Lead Hub: web forms, mail, calls and SMS in; numbered, assigned, confirmed leads out."""
+    setup_logging()
+
+
+@main.command("check-config")
+@click.argument("path", required=False)
+def check_config(path: str | None) -> None:
+    """Validate the config; one line per problem (path.to.key: message)."""
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        for problem in error.problems:
+            click.echo(problem)
+        sys.exit(1)
+    click.echo(f"{config.path}: ok")
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema to the latest revision."""
+    from hub.migrate import upgrade
+
+    upgrade()
+    click.echo("database is up to date")
+
+
+@main.command()
+def web() -> None:
+    """Serve the intake and the API with gunicorn on HUB_HOST:HUB_PORT."""
+    from hub.serve import serve_web
+
+    load_hub()
+    serve_web()
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Work off the queue, then exit.")
+def worker(burst: bool) -> None:
+    """Run an rq worker: pipeline batches and outbox deliveries."""
+    from hub.serve import run_worker
+
+    run_worker(load_hub(), burst=burst)
+
+
+@main.command()
+def scheduler() -> None:
+    """Sweep for due work: stale pending events, due notifications, timers."""
+    from hub import scheduler as sweeper
+
+    sweeper.run(load_hub())
+
+
+@main.group()
+def mail() -> None:
+    """Mailboxes."""
+
+
+@mail.command("poll")
+@click.option("--once", is_flag=True, help="Poll every mailbox once and exit.")
+def mail_poll(once: bool) -> None:
+    """Poll the configured IMAP mailboxes."""
+    from hub.serve import poll_mail
+
+    poll_mail(load_hub(), once=once)
+
+
+@main.command()
+@click.argument("event_id", required=False)
+@click.option("--failed", is_flag=True, help="Replay every failed and dead event.")
+@click.option("--notifications", is_flag=True, help="Put dead and unknown notifications back in the outbox.")
+def replay(event_id: str | None, failed: bool, notifications: bool) -> None:
+    """Run the pipeline again on stored raw events; never creates a duplicate lead."""
+    from hub import replay as replays
+
+    hub = load_hub()
+    if not (event_id or failed or notifications):
+        raise click.UsageError("give an EVENT_ID, --failed or --notifications")
+    if notifications:
+        click.echo(f"{replays.replay_notifications(hub)} notifications back in the outbox")
+    if event_id or failed:
+        try:
+            outcomes = replays.replay_events(hub, event_id=event_id, failed=failed)
+        except LookupError as error:
+            raise click.ClickException(str(error)) from error
+        for outcome in outcomes:
+            click.echo(outcome)
+
+
+@main.command()
+def run() -> None:
+    """Everything in one process tree: migrate, then web, worker, scheduler and mail poller."""
+    from hub.serve import run_all
+
+    load_config()  # fail fast, naming every problem, before starting anything
+    run_all()

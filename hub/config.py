@@ -1,0 +1,291 @@
+"""Configuration: ``hub.yaml`` plus the environment, validated with marshmallow.
+
+Secrets never sit in the file: a key ending in ``_env`` names the environment variable that
+holds the secret. ``resolve_secrets`` swaps those for their values at the moment of use.
+"""
+from __future__ import annotations
+
+import os
+import zoneinfo
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+from hub.durations import parse_duration
+
+SAMPLE_CONFIG = Path(__file__).resolve().parent / "sample.yaml"
+ROLES = ("manager", "head", "director")
+CHANNELS = ("form", "mail", "call", "sms")
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Duration(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            parse_duration(text)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+        return text
+
+
+class TimeZone(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        name = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValidationError(f"unknown time zone {name!r}") from exc
+        return name
+
+
+class Open(Schema):
+    """A section whose inner keys belong to a provider module; checked there."""
+
+    class Meta:
+        unknown = INCLUDE
+
+
+class MemberSchema(Schema):
+    id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$"))
+    name = fields.String(required=True)
+    role = fields.String(load_default="manager", validate=validate.OneOf(ROLES))
+    email = fields.Email(load_default=None, allow_none=True)
+    phone = fields.String(load_default=None, allow_none=True)
+    away = fields.Boolean(load_default=False)
+    weight = fields.Integer(load_default=1, validate=validate.Range(min=1))
+
+
+class FormSchema(Schema):
+    mapping = fields.String(load_default="generic")
+    required = fields.List(fields.String(), load_default=list)
+    secret_env = fields.String(load_default=None, allow_none=True)
+    redirect = fields.Url(load_default=None, allow_none=True)
+    honeypot = fields.String(load_default="website", allow_none=True)
+    cors_origins = fields.List(fields.String(), load_default=list)
+
+
+class SmtpSchema(Schema):
+    host = fields.String(load_default="127.0.0.1")
+    port = fields.Integer(load_default=25)
+    from_ = fields.String(data_key="from", load_default="Lead Hub <hub@localhost>")
+    starttls = fields.Boolean(load_default=False)
+    ssl = fields.Boolean(load_default=False)
+    username = fields.String(load_default=None, allow_none=True)
+    password_env = fields.String(load_default=None, allow_none=True)
+    timeout = fields.Float(load_default=10.0)
+
+
+class EmailSchema(Schema):
+    sender = fields.String(load_default="log", validate=validate.OneOf(("log", "smtp")))
+    smtp = fields.Nested(SmtpSchema, load_default=lambda: SmtpSchema().load({}))
+
+
+class SmsSchema(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+    inbound = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
+    sender = fields.String(load_default="log")
+
+
+class ConditionSchema(Schema):
+    class Meta:
+        unknown = INCLUDE  # utm_* and other lead attributes
+
+    channel = fields.List(fields.String(validate=validate.OneOf(CHANNELS)))
+
+
+class ConfirmationSchema(Schema):
+    name = fields.String(load_default=None, allow_none=True)
+    channel = fields.String(required=True, validate=validate.OneOf(("sms", "email")))
+    when = fields.Nested(ConditionSchema, load_default=dict)
+    text = fields.String(required=True, validate=validate.Length(min=1))
+    subject = fields.String(load_default="Ваша заявка №{number}")
+
+
+class LimitsSchema(Schema):
+    body_bytes = fields.Integer(load_default=1024 * 1024, validate=validate.Range(min=1024))
+    requests_per_minute = fields.Integer(load_default=120, validate=validate.Range(min=1))
+    duplicate_window = Duration(load_default="5m")
+    trusted_proxies = fields.Integer(load_default=0, validate=validate.Range(min=0, max=5))
+
+
+class PipelineSchema(Schema):
+    batch_size = fields.Integer(load_default=500, validate=validate.Range(min=1, max=10000))
+    max_attempts = fields.Integer(load_default=5, validate=validate.Range(min=1))
+    sweep_after = Duration(load_default="10s")
+
+
+class OutboxSchema(Schema):
+    max_attempts = fields.Integer(load_default=8, validate=validate.Range(min=1))
+    backoff = Duration(load_default="30s")
+    backoff_max = Duration(load_default="1h")
+    sending_timeout = Duration(load_default="10m")
+
+
+class ConfigSchema(Schema):
+    region = fields.String(load_default="RU", validate=validate.Regexp(r"^[A-Z]{2}$"))
+    timezone = TimeZone(load_default="Europe/Moscow")
+    public_url = fields.Url(load_default=None, allow_none=True, require_tld=False)
+    business_hours = fields.Raw(load_default=None, allow_none=True)
+    team = fields.List(fields.Nested(MemberSchema), load_default=list)
+    forms = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_-]{1,64}$")),
+                        values=fields.Nested(FormSchema), load_default=dict)
+    mailboxes = fields.Dict(keys=fields.String(), values=fields.Nested(Open), load_default=dict)
+    telephony = fields.Dict(keys=fields.String(), values=fields.Raw(), load_default=dict)
+    sms = fields.Nested(SmsSchema, load_default=lambda: SmsSchema().load({}))
+    email = fields.Nested(EmailSchema, load_default=lambda: EmailSchema().load({}))
+    confirmations = fields.List(fields.Nested(ConfirmationSchema), load_default=list)
+    routing = fields.List(fields.Dict(), load_default=list)
+    crm = fields.List(fields.Nested(Open), load_default=list)
+    limits = fields.Nested(LimitsSchema, load_default=lambda: LimitsSchema().load({}))
+    pipeline = fields.Nested(PipelineSchema, load_default=lambda: PipelineSchema().load({}))
+    outbox = fields.Nested(OutboxSchema, load_default=lambda: OutboxSchema().load({}))
+
+    @validates_schema
+    def check_team(self, data, **kwargs):
+        ids = [member["id"] for member in data.get("team", [])]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValidationError(f"duplicate team ids {duplicates}", "team")
+
+
+@dataclass
+class Config:
+    data: dict[str, Any]
+    path: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def duration(self, section: str, key: str):
+        return parse_duration(self.data[section][key])
+
+    def __repr__(self) -> str:  # never print a config wholesale: it may name secrets' values
+        return f"Config(path={self.path!r})"
+
+
+def flatten_errors(messages: Any, prefix: str = "") -> list[str]:
+    """marshmallow's nested error dict as ``path.to.key: message`` lines."""
+    if isinstance(messages, dict):
+        lines = []
+        for key, value in messages.items():
+            path = prefix if key == "_schema" else (f"{prefix}.{key}" if prefix else str(key))
+            lines.extend(flatten_errors(value, path))
+        return lines
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [f"{prefix or 'config'}: {message}" for message in messages]
+    if isinstance(messages, list):
+        return [line for item in messages for line in flatten_errors(item, prefix)]
+    return [f"{prefix or 'config'}: {messages}"]
+
+
+def config_path(path: str | os.PathLike | None = None) -> Path:
+    if path:
+        return Path(path)
+    configured = os.environ.get("HUB_CONFIG")
+    if configured:
+        return Path(configured)
+    local = Path("hub.yaml")
+    return local if local.is_file() else SAMPLE_CONFIG
+
+
+def read_document(path: Path) -> Any:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return yaml.safe_load(handle) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError([f"config: file not found: {path}"]) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"config: not valid YAML: {exc}".replace("\n", " ")]) from exc
+
+
+def load_config(path: str | os.PathLike | None = None, document: Any = None,
+                environ: dict[str, str] | None = None) -> Config:
+    """Load and validate; raise ``ConfigError`` listing every problem."""
+    source = None if document is not None else config_path(path)
+    if document is None:
+        document = read_document(source)
+    if not isinstance(document, dict):
+        raise ConfigError(["config: the top level must be a mapping of keys"])
+    try:
+        data = ConfigSchema().load(document)
+    except ValidationError as exc:
+        raise ConfigError(flatten_errors(exc.messages)) from exc
+    problems = missing_secrets(data, os.environ if environ is None else environ)
+    problems += semantic_problems(data)
+    if problems:
+        raise ConfigError(problems)
+    return Config(data=data, path=str(source) if source else None)
+
+
+def missing_secrets(data: Any, environ: dict[str, str], prefix: str = "") -> list[str]:
+    """Every ``*_env`` key whose variable is unset, as ``path.key: ...`` lines."""
+    problems = []
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(key, str) and key.endswith("_env") and value:
+            if not environ.get(str(value)):
+                problems.append(f"{path}: environment variable {value} is not set")
+        elif isinstance(value, (dict, list)):
+            problems.extend(missing_secrets(value, environ, path))
+    return problems
+
+
+def semantic_problems(data: dict[str, Any]) -> list[str]:
+    from hub import registry  # late: the registry imports provider modules
+
+    problems = []
+    for key, form in data["forms"].items():
+        if not registry.has("forms", form["mapping"]):
+            names = ", ".join(registry.providers("forms"))
+            problems.append(f"forms.{key}.mapping: unknown mapping {form['mapping']!r} (one of {names})")
+    for index, rule in enumerate(data["confirmations"]):
+        try:
+            rule["text"].format_map(TemplateCheck())
+        except (KeyError, ValueError, IndexError) as exc:
+            problems.append(f"confirmations.{index}.text: bad placeholder {exc}")
+    return problems
+
+
+class TemplateCheck(dict):
+    """Accepts exactly the placeholders a confirmation template may use."""
+
+    ALLOWED = ("number", "name", "manager", "manager_phone", "phone", "email")
+
+    def __missing__(self, key):
+        if key in self.ALLOWED:
+            return ""
+        raise KeyError(key)
+
+
+def resolve_secrets(section: dict[str, Any], environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """A copy of ``section`` where ``x_env: NAME`` becomes ``x: <value of $NAME>``."""
+    environ = os.environ if environ is None else environ
+    resolved = {}
+    for key, value in section.items():
+        if key.endswith("_env"):
+            resolved[key[: -len("_env")]] = environ.get(value) if value else None
+        else:
+            resolved[key] = value
+    return resolved
+
+
+def mask(secret: str | None) -> str:
+    if not secret:
+        return "(unset)"
+    return secret[:2] + "…" + f"({len(secret)} chars)"

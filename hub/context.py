@@ -1,0 +1,55 @@
+"""The process-wide hub: config, database, queue, clock. Built once per process from the
+environment (or from a test config), shared by the web app, the jobs and the CLI."""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+from hub.config import Config, load_config
+from hub.db import Database, make_engine
+from hub.queue import Kicker, connect
+
+
+def system_clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Hub:
+    config: Config
+    db: Database
+    kicker: Kicker
+    clock: Callable[[], datetime] = field(default=system_clock)
+    environ: dict = field(default_factory=lambda: os.environ)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+
+_current: Hub | None = None
+_lock = threading.Lock()
+
+
+def build(config: Config | None = None, database_url: str | None = None,
+          redis_url: str | None = None) -> Hub:
+    config = config or load_config()
+    return Hub(config=config, db=Database(make_engine(database_url)),
+               kicker=Kicker(lambda: connect(redis_url)))
+
+
+def current() -> Hub:
+    global _current
+    with _lock:
+        if _current is None:
+            _current = build()
+        return _current
+
+
+def install(hub: Hub | None) -> None:
+    """Make ``hub`` the process-wide one (tests, the app factory)."""
+    global _current
+    with _lock:
+        _current = hub

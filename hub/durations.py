@@ -1,0 +1,16 @@
+"""Durations as the config writes them: ``"90s"``, ``"5m"``, ``"1h"``, ``"2d"``."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+
+
+def parse_duration(text: str) -> timedelta:
+    match = DURATION_RE.match(str(text))
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (write it as 90s, 5m, 1h or 2d)")
+    amount, unit = match.groups()
+    return timedelta(**{UNITS[unit]: float(amount)})

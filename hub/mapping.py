@@ -1,0 +1,213 @@
+"""Declarative field mappings: ``mappings/<folder>/<provider>.yaml`` turned into lead fields.
+
+A mapping file has up to three sections, ``lead``, ``source`` and ``details``; each key names
+an output field and says where it comes from and how it is cleaned::
+
+    lead:
+      phone: {from: [phone, tel, "tel-*"], transform: phone}
+
+``from`` lists provider field names in order of preference (``*`` matches any run of
+characters); the first non-empty value wins. ``transform`` is one of a closed set (see
+``TRANSFORMS``); there is no expression language on purpose.
+"""
+from __future__ import annotations
+
+import fnmatch
+import functools
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Callable
+
+import phonenumbers
+import yaml
+
+MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
+SECTIONS = ("lead", "source", "details")
+SOURCE_KEYS = (
+    "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+    "gclid", "yclid", "referrer", "landing_page", "form", "mailbox", "called_number",
+)
+LEAD_KEYS = ("name", "phone", "email", "message")
+
+
+class InvalidValue(ValueError):
+    """A present value that cannot be cleaned (a phone that is not a phone)."""
+
+
+def to_text(value: str, region: str) -> str | None:
+    text = value.replace("\x00", "").strip()
+    return text or None
+
+
+def to_phone(value: str, region: str) -> str | None:
+    return normalise_phone(value, region)
+
+
+def normalise_phone(value: str, region: str) -> str | None:
+    """E.164 for a phone typed any way; ``None`` for empty; ``InvalidValue`` for junk."""
+    raw = value.strip()
+    if not raw:
+        return None
+    digits = re.sub(r"\D", "", raw)
+    if not raw.startswith("+") and region == "RU" and len(digits) == 11 and digits[0] in "78":
+        raw = "+7" + digits[1:]  # 8XXXXXXXXXX and 7XXXXXXXXXX are the same Russian number
+    elif not raw.startswith("+") and len(digits) > 10 and not raw.startswith("0"):
+        raw = "+" + digits  # international digits without the plus, as gateways send them
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidValue("not a phone number") from exc
+    if not phonenumbers.is_possible_number(number):
+        raise InvalidValue("not a possible phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+EMAIL_RE = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+\.[^@\s<>(),;:\"\[\]]+$")
+
+
+def to_email(value: str, region: str) -> str | None:
+    address = value.strip().strip("<>").strip()
+    if not address:
+        return None
+    if not EMAIL_RE.match(address):
+        raise InvalidValue("not an e-mail address")
+    local, _, domain = address.rpartition("@")
+    return f"{local}@{domain.lower().encode('idna').decode('ascii')}".lower()
+
+
+def to_url(value: str, region: str) -> str | None:
+    url = value.strip()
+    return url or None
+
+
+def to_int(value: str, region: str) -> int | None:
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        return int(float(text))
+    except ValueError as exc:
+        raise InvalidValue("not a number") from exc
+
+
+def to_datetime(value: str, region: str) -> str | None:
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        if text.isdigit():
+            moment = datetime.fromtimestamp(int(text), timezone.utc)
+        elif "," in text:
+            moment = parsedate_to_datetime(text)
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InvalidValue("not a date and time") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.isoformat()
+
+
+TRANSFORMS: dict[str, Callable[[str, str], Any]] = {
+    "text": to_text,
+    "phone": to_phone,
+    "email": to_email,
+    "url": to_url,
+    "int": to_int,
+    "datetime": to_datetime,
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    output: str
+    sources: tuple[str, ...]
+    transform: str
+
+    def pick(self, fields: dict[str, str]) -> tuple[str, str] | None:
+        """The first non-empty (field name, value) this rule reads."""
+        for pattern in self.sources:
+            if "*" in pattern:
+                for name in sorted(fnmatch.filter(fields, pattern)):
+                    if str(fields[name]).strip():
+                        return name, fields[name]
+            elif str(fields.get(pattern, "")).strip():
+                return pattern, fields[pattern]
+        return None
+
+
+@dataclass(frozen=True)
+class Mapping:
+    name: str
+    sections: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
+
+    def apply(self, fields: dict[str, str], region: str) -> "Mapped":
+        mapped = Mapped()
+        for section, rules in self.sections.items():
+            target = getattr(mapped, section)
+            for rule in rules:
+                picked = rule.pick(fields)
+                if picked is None:
+                    continue
+                try:
+                    value = TRANSFORMS[rule.transform](str(picked[1]), region)
+                except InvalidValue as exc:
+                    mapped.invalid[rule.output] = str(exc)
+                    continue
+                if value is not None:
+                    target[rule.output] = value
+        return mapped
+
+
+@dataclass
+class Mapped:
+    lead: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    invalid: dict[str, str] = field(default_factory=dict)
+
+
+class MappingError(ValueError):
+    pass
+
+
+def parse_mapping(name: str, document: Any) -> Mapping:
+    if not isinstance(document, dict):
+        raise MappingError(f"{name}: a mapping file holds a dictionary")
+    unknown = set(document) - set(SECTIONS)
+    if unknown:
+        raise MappingError(f"{name}: unknown sections {sorted(unknown)}")
+    sections = {}
+    for section in SECTIONS:
+        entries = document.get(section) or {}
+        sections[section] = tuple(_parse_rule(name, section, key, spec) for key, spec in entries.items())
+    return Mapping(name=name, sections=sections)
+
+
+def _parse_rule(name: str, section: str, key: str, spec: Any) -> Rule:
+    where = f"{name}: {section}.{key}"
+    if not isinstance(spec, dict) or "from" not in spec:
+        raise MappingError(f"{where}: needs 'from'")
+    sources = spec["from"]
+    sources = [sources] if isinstance(sources, str) else sources
+    transform = spec.get("transform", "text")
+    if transform not in TRANSFORMS:
+        raise MappingError(f"{where}: unknown transform {transform!r} (one of {sorted(TRANSFORMS)})")
+    if section == "source" and key not in SOURCE_KEYS:
+        raise MappingError(f"{where}: not a source field (one of {list(SOURCE_KEYS)})")
+    if section == "lead" and key not in LEAD_KEYS:
+        raise MappingError(f"{where}: not a lead field (one of {list(LEAD_KEYS)})")
+    return Rule(output=key, sources=tuple(str(s) for s in sources), transform=transform)
+
+
+@functools.lru_cache(maxsize=None)
+def load_mapping(name: str) -> Mapping:
+    """``name`` is the path below ``mappings/`` without ``.yaml`` (``webforms/tilda``)."""
+    path = MAPPINGS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise MappingError(f"no mapping file mappings/{name}.yaml")
+    with path.open(encoding="utf-8") as handle:
+        return parse_mapping(name, yaml.safe_load(handle))

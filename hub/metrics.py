@@ -1,0 +1,63 @@
+"""Prometheus metrics. Under ``hub run`` / gunicorn the processes share
+``PROMETHEUS_MULTIPROC_DIR`` so counters add up across web workers and rq workers."""
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter,
+                               Histogram, generate_latest)
+from prometheus_client.core import GaugeMetricFamily
+
+INTAKE = Counter("hub_events_total", "Intake deliveries by outcome",
+                 ["kind", "provider", "outcome"])  # outcome: received | accepted | duplicate | rejected
+PIPELINE_LATENCY = Histogram("hub_pipeline_latency_seconds",
+                             "From receipt of an event to its commit as a lead or touch",
+                             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900))
+LEADS = Counter("hub_leads_created_total", "Leads created by the pipeline")
+
+
+def observe_intake(kind: str, provider: str, outcome: str) -> None:
+    INTAKE.labels(kind, provider, "received").inc()
+    INTAKE.labels(kind, provider, outcome).inc()
+
+
+def observe_batch(result) -> None:
+    for latency in result.latencies:
+        PIPELINE_LATENCY.observe(latency)
+    if result.new_leads:
+        LEADS.inc(len(result.new_leads))
+
+
+class StateCollector:
+    """Gauges read at scrape time from the source of truth: backlog and queue depth."""
+
+    def __init__(self, hub):
+        self.hub = hub
+
+    def collect(self):
+        from hub import health
+
+        backlog = GaugeMetricFamily("hub_events_backlog", "Raw events by status", labels=["status"])
+        for status, count in health.event_counts(self.hub).items():
+            backlog.add_metric([status], count)
+        yield backlog
+        depth = self.hub.kicker.queue_depth()
+        queue = GaugeMetricFamily("hub_queue_depth", "Jobs waiting in the rq queue")
+        queue.add_metric([], float("nan") if depth is None else depth)
+        yield queue
+        outbox = GaugeMetricFamily("hub_outbox_due", "Notifications due for sending")
+        outbox.add_metric([], health.outbox_due(self.hub))
+        yield outbox
+
+
+def render(hub) -> tuple[bytes, str]:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        counters = CollectorRegistry()
+        multiprocess.MultiProcessCollector(counters)
+    else:
+        counters = REGISTRY
+    state = CollectorRegistry()
+    state.register(StateCollector(hub))
+    return generate_latest(counters) + generate_latest(state), CONTENT_TYPE_LATEST

@@ -1,0 +1,232 @@
+"""The tables. The database is the source of truth; Redis only carries wake-up calls."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer,
+                        LargeBinary, String, Text, TypeDecorator, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in and out, on SQLite (which keeps no offset) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: UTCDateTime}
+
+
+class RawEvent(Base):
+    """One delivery exactly as it arrived, committed before the provider gets its 2xx."""
+
+    __tablename__ = "raw_events"
+    __table_args__ = (Index("ix_raw_events_status_id", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_event_id)
+    channel: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(32))
+    endpoint: Mapped[str | None] = mapped_column(String(64))
+    delivery_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    fingerprint: Mapped[str | None] = mapped_column(String(64), index=True)
+    method: Mapped[str] = mapped_column(String(8), default="POST")
+    url: Mapped[str] = mapped_column(Text, default="")
+    subpath: Mapped[str] = mapped_column(String(200), default="")
+    query: Mapped[list] = mapped_column(JSON, default=list)
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    body: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"), index=True)
+    processed_at: Mapped[datetime | None]
+    retry_at: Mapped[datetime | None]
+
+    lead: Mapped["Lead | None"] = relationship()
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16), default="manager")
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    away: Mapped[bool] = mapped_column(Boolean, default=False)
+    weight: Mapped[int] = mapped_column(Integer, default=1)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Lead(Base):
+    """``id`` is the lead number quoted to the client: one sequence for every channel."""
+
+    __tablename__ = "leads"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    phone: Mapped[str | None] = mapped_column(String(32), index=True)
+    email: Mapped[str | None] = mapped_column(String(254), index=True)
+    message: Mapped[str | None] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(String(8))
+    source: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    last_source: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    assignee_id: Mapped[str | None] = mapped_column(ForeignKey("team_members.id"), index=True)
+    assignment_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    assignee: Mapped[TeamMember | None] = relationship(lazy="joined")
+    touches: Mapped[list["Touch"]] = relationship(back_populates="lead", order_by="Touch.id")
+    tasks: Mapped[list["Task"]] = relationship(order_by="Task.id")
+    notifications: Mapped[list["Notification"]] = relationship(order_by="Notification.id")
+    syncs: Mapped[list["SyncDelivery"]] = relationship(order_by="SyncDelivery.id")
+
+    @property
+    def number(self) -> int:
+        return self.id
+
+
+class Touch(Base):
+    """One contact of a client with us. ``touch_key`` makes merging idempotent: one per form
+    event, one per call (however many webhooks the call sends), one per e-mail."""
+
+    __tablename__ = "touches"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
+    touch_key: Mapped[str] = mapped_column(String(300), unique=True)
+    event_id: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(8))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    source: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    lead: Mapped[Lead] = relationship(back_populates="touches")
+
+
+class Assignment(Base):
+    __tablename__ = "assignments"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("team_members.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RouteCounter(Base):
+    """Round-robin position per candidate pool, so the order survives restarts."""
+
+    __tablename__ = "route_counters"
+
+    pool: Mapped[str] = mapped_column(String(200), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(Text)
+    due_at: Mapped[datetime | None]
+    assignee_id: Mapped[str | None] = mapped_column(ForeignKey("team_members.id"))
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    outcome: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+
+
+class Notification(Base):
+    """The outbox: a message is sent only from here, and only once per lead, rule and channel."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("lead_id", "rule", "channel", name="uq_notifications_lead_rule_channel"),
+        Index("ix_notifications_status_next", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
+    rule: Mapped[str] = mapped_column(String(100))
+    channel: Mapped[str] = mapped_column(String(8))
+    sender: Mapped[str] = mapped_column(String(32))
+    to: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    provider_message_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    reply_to_message_id: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+
+class SyncDelivery(Base):
+    """One row per lead and external CRM target; failure is data, replayable."""
+
+    __tablename__ = "sync_deliveries"
+    __table_args__ = (
+        UniqueConstraint("lead_id", "target", name="uq_sync_deliveries_lead_target"),
+        Index("ix_sync_deliveries_status_next", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
+    target: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    external_id: Mapped[str | None] = mapped_column(String(100))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    synced_at: Mapped[datetime | None]
+
+
+class Checkpoint(Base):
+    """How far a pulled source (an IMAP folder) has been read, saved with the events it covers."""
+
+    __tablename__ = "checkpoints"
+    __table_args__ = (UniqueConstraint("source", "folder", name="uq_checkpoints_source_folder"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    folder: Mapped[str] = mapped_column(String(200))
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

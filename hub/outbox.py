@@ -1,0 +1,127 @@
+"""Delivering the outbox: every confirmation leaves from a notification row, exactly once.
+
+A row is claimed (``sending``, attempts + 1) in one transaction, sent outside any transaction,
+and the outcome recorded in another. Temporary failures retry with exponential backoff and
+jitter; permanent ones and the last retry end ``dead``. A row left ``sending`` by a killed
+worker is not sent again blindly: it becomes ``unknown`` for an operator to look at.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+
+from connectors.base import Outgoing, SendError
+from hub import registry
+from hub.config import resolve_secrets
+from hub.durations import parse_duration
+from hub.models import Notification
+
+log = logging.getLogger("hub.outbox")
+RETRYABLE = ("pending", "failed")
+
+
+def sender_settings(hub, channel: str, sender: str) -> dict:
+    if sender == "log":
+        variable = "HUB_SMS_LOG" if channel == "sms" else "HUB_MAIL_LOG"
+        return {"path": hub.environ.get(variable)}
+    section = hub.config["sms"] if channel == "sms" else hub.config["email"]
+    return resolve_secrets(section.get(sender) or {}, hub.environ)
+
+
+def backoff(hub, attempts: int, retry_after: float | None) -> timedelta:
+    outbox = hub.config["outbox"]
+    base, cap = parse_duration(outbox["backoff"]), parse_duration(outbox["backoff_max"])
+    delay = min(cap, base * (2 ** max(0, attempts - 1)))
+    delay = delay * random.uniform(0.5, 1.0)  # jitter: retries of many rows spread out
+    if retry_after:
+        delay = max(delay, timedelta(seconds=retry_after))
+    return delay
+
+
+def claim_due(hub, limit: int = 50) -> list[Notification]:
+    now = hub.now()
+    with hub.db.write() as session:
+        query = (select(Notification)
+                 .where(Notification.status.in_(RETRYABLE), Notification.next_attempt_at <= now)
+                 .order_by(Notification.next_attempt_at).limit(limit))
+        if session.bind.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = list(session.scalars(query))
+        for row in rows:
+            row.status, row.attempts = "sending", row.attempts + 1
+            row.next_attempt_at = now
+        return rows
+
+
+def send_one(hub, row: Notification) -> None:
+    message = Outgoing(channel=row.channel, to=row.to, text=row.text, subject=row.subject,
+                       idempotency_key=f"lead-{row.lead_id}-notification-{row.id}",
+                       reply_to_message_id=row.reply_to_message_id)
+    module = registry.sender(row.channel, row.sender)
+    try:
+        sent = module.send(message, sender_settings(hub, row.channel, row.sender))
+    except SendError as exc:
+        record_failure(hub, row, exc)
+        return
+    except Exception as exc:  # a sender bug: keep the row, never lose the message
+        log.exception("sender %s crashed", row.sender)
+        record_failure(hub, row, SendError(f"{type(exc).__name__}: {exc}"))
+        return
+    with hub.db.write() as session:
+        session.execute(update(Notification).where(Notification.id == row.id).values(
+            status="sent", sent_at=hub.now(), provider_message_id=sent.provider_message_id,
+            last_error=None))
+
+
+def record_failure(hub, row: Notification, error: SendError) -> None:
+    max_attempts = hub.config["outbox"]["max_attempts"]
+    dead = error.permanent or row.attempts >= max_attempts
+    values = {"status": "dead" if dead else "failed", "last_error": error.message[:2000]}
+    if not dead:
+        values["next_attempt_at"] = hub.now() + backoff(hub, row.attempts, error.retry_after)
+    with hub.db.write() as session:
+        session.execute(update(Notification).where(Notification.id == row.id).values(**values))
+    log.warning("notification %s to %s: %s (%s)", row.id, row.channel, values["status"], error.message)
+
+
+def deliver_due(hub, limit: int = 50) -> int:
+    """Send every due notification; returns how many were attempted."""
+    attempted = 0
+    while rows := claim_due(hub, limit):
+        for row in rows:
+            send_one(hub, row)
+        attempted += len(rows)
+    return attempted
+
+
+def mark_stuck(hub) -> int:
+    """Rows left ``sending`` past the timeout: the worker died mid-send. Whether the provider
+    got the message is unknown, so the row is not resent automatically."""
+    timeout = parse_duration(hub.config["outbox"]["sending_timeout"])
+    with hub.db.write() as session:
+        result = session.execute(
+            update(Notification)
+            .where(Notification.status == "sending", Notification.next_attempt_at < hub.now() - timeout)
+            .values(status="unknown",
+                    last_error="worker stopped while sending; not resent automatically to avoid a duplicate"))
+        return result.rowcount
+
+
+def due_count(hub) -> int:
+    from sqlalchemy import func
+
+    with hub.db.read() as session:
+        return session.scalar(select(func.count()).select_from(Notification).where(
+            Notification.status.in_(RETRYABLE), Notification.next_attempt_at <= hub.now())) or 0
+
+
+def replay(hub, statuses=("dead", "unknown")) -> int:
+    """Put dead (or unknown) notifications back into the outbox."""
+    with hub.db.write() as session:
+        result = session.execute(
+            update(Notification).where(or_(*[Notification.status == s for s in statuses]))
+            .values(status="pending", next_attempt_at=hub.now(), attempts=0))
+        return result.rowcount

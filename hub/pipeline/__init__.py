@@ -1,0 +1,176 @@
+"""The lead pipeline: pending raw events in, leads out, in batches.
+
+normalise -> dedupe -> route -> confirm -> sync run in one transaction per batch, so a batch
+either happens completely or not at all; a killed worker leaves its events pending. A touch is
+unique per ``touch_key``, so running an event twice (a replay, a retried batch) changes nothing.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from hub.models import Lead, RawEvent, Touch
+from hub.pipeline.confirm import plan_confirmations
+from hub.pipeline.dedupe import ContactIndex, existing_touches, merge_contact
+from hub.pipeline.normalise import Normalised, normalise
+from hub.pipeline.route import RoundRobin, assign, sync_team
+from hub.pipeline.sync import plan_syncs
+
+log = logging.getLogger("hub.pipeline")
+PIPELINE_LOCK = 0x4C656164  # "Lead": one pipeline writer at a time on PostgreSQL
+
+
+@dataclass
+class BatchResult:
+    events: int = 0
+    new_leads: list[int] = field(default_factory=list)
+    notifications: int = 0
+    syncs: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+
+def process_pending(hub, limit: int | None = None, max_seconds: float = 60.0) -> BatchResult:
+    """Drain pending events batch by batch (for at most ``max_seconds``)."""
+    limit = limit or hub.config["pipeline"]["batch_size"]
+    total = BatchResult()
+    started = time.monotonic()
+    while time.monotonic() - started < max_seconds:
+        result = process_batch(hub, limit)
+        total.events += result.events
+        total.new_leads += result.new_leads
+        total.notifications += result.notifications
+        total.syncs += result.syncs
+        total.latencies += result.latencies
+        if result.events < limit:
+            break
+    return total
+
+
+def process_batch(hub, limit: int, event_ids: list[int] | None = None) -> BatchResult:
+    try:
+        with hub.db.write() as session:
+            return run_batch(session, hub, claim(session, hub, limit, event_ids))
+    except Exception:  # one bad event must not hold up the others: isolate it
+        ids = event_ids or pending_ids(hub, limit)
+        if len(ids) <= 1:
+            if ids:
+                record_failure(hub, ids[0])
+            return BatchResult(events=len(ids))
+        log.warning("batch of %d failed; processing its events one by one", len(ids), exc_info=True)
+        results = [process_batch(hub, 1, [event_id]) for event_id in ids]
+        return merge_results(results)
+
+
+def merge_results(results: list[BatchResult]) -> BatchResult:
+    merged = BatchResult()
+    for result in results:
+        merged.events += result.events
+        merged.new_leads += result.new_leads
+        merged.notifications += result.notifications
+        merged.syncs += result.syncs
+        merged.latencies += result.latencies
+    return merged
+
+
+def claim(session: Session, hub, limit: int, event_ids: list[int] | None) -> list[RawEvent]:
+    if session.bind.dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PIPELINE_LOCK})
+    query = select(RawEvent).where(RawEvent.status == "pending").order_by(RawEvent.id).limit(limit)
+    if event_ids is not None:
+        query = query.where(RawEvent.id.in_(event_ids))
+    return list(session.scalars(query))
+
+
+def pending_ids(hub, limit: int) -> list[int]:
+    with hub.db.read() as session:
+        query = select(RawEvent.id).where(RawEvent.status == "pending").order_by(RawEvent.id).limit(limit)
+        return list(session.scalars(query))
+
+
+def record_failure(hub, event_id: int) -> None:
+    """A single event that cannot be processed: failed (retried later) or, at the limit, dead."""
+    from hub.scheduler import backoff
+
+
+    error = traceback.format_exc(limit=3)
+    max_attempts = hub.config["pipeline"]["max_attempts"]
+    with hub.db.write() as session:
+        raw = session.get(RawEvent, event_id)
+        raw.attempts += 1
+        raw.status = "dead" if raw.attempts >= max_attempts else "failed"
+        raw.error = error[-4000:]
+        raw.processed_at = hub.now()
+        raw.retry_at = hub.now() + backoff(raw.attempts)
+    log.error("event %s %s after %d attempts", raw.event_id, raw.status, raw.attempts)
+
+
+def run_batch(session: Session, hub, events: list[RawEvent]) -> BatchResult:
+    result = BatchResult(events=len(events))
+    if not events:
+        return result
+    config = hub.config
+    sync_team(session, config["team"])
+    work = [(raw, item) for raw in events for item in normalise(config, raw)]
+    touches = existing_touches(session, [item.touch_key for _, item in work])
+    contacts = ContactIndex.load(session, [item.lead for _, item in work if not item.ignore])
+    new_leads = [lead for raw, item in work
+                 if (lead := apply_item(session, raw, item, touches, contacts)) is not None]
+    for raw in events:
+        if raw.status == "pending":
+            raw.status = "processed" if raw.lead_id or raw.lead else "ignored"
+            raw.error = raw.error if raw.lead_id or raw.lead else (raw.error or "no lead in the event")
+        raw.processed_at = hub.now()
+    session.flush()  # numbers for the new leads, needed by routing and confirmation texts
+    finish_new_leads(session, hub, new_leads, result)
+    now = hub.now()
+    result.latencies = [(now - raw.received_at).total_seconds() for raw in events]
+    return result
+
+
+def finish_new_leads(session: Session, hub, leads: list[Lead], result: BatchResult) -> None:
+    rr = RoundRobin(session)
+    for lead in leads:
+        assign(session, rr, lead, hub.config["team"])
+    session.flush()
+    for lead in leads:
+        result.notifications += len(plan_confirmations(session, hub.config, lead))
+        result.syncs += len(plan_syncs(session, hub.config, lead))
+        result.new_leads.append(lead.id)
+
+
+def apply_item(session: Session, raw: RawEvent, item: Normalised, touches: dict[str, Touch],
+               contacts: ContactIndex) -> Lead | None:
+    """Merge one normalised event (an ignored event, a repeat, a touch or a new lead);
+    returns the lead when it is new."""
+    if item.ignore:
+        raw.status, raw.error = "ignored", item.ignore
+        return None
+    existing = touches.get(item.touch_key)
+    if existing is not None:  # already merged (a replay): link, change nothing
+        raw.lead_id = existing.lead_id
+        return None
+    if not (item.lead.get("phone") or item.lead.get("email")):
+        raw.status, raw.error = "ignored", "no contact: neither a phone nor an e-mail"
+        return None
+    lead = contacts.find(item.lead)
+    if lead is None:
+        lead = Lead(channel=item.channel, source=item.source, last_source=item.source,
+                    created_at=item.at, **item.lead)
+        session.add(lead)
+        contacts.add(lead)
+        created = lead
+    else:
+        created = None
+        merge_contact(lead, item.lead)
+        lead.last_source = item.source
+    touch = Touch(lead=lead, touch_key=item.touch_key, event_id=raw.event_id, channel=item.channel,
+                  at=item.at, source=item.source, details=item.details)
+    session.add(touch)
+    touches[item.touch_key] = touch
+    raw.lead = lead
+    return created

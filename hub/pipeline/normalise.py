@@ -1,0 +1,109 @@
+"""Normalise: a stored raw event, parsed again by its provider module and mapped into neutral
+lead fields, source attribution and touch details. Pure: no database, no queue."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from connectors.base import Inbound, Parsed
+from hub import registry
+from hub.config import resolve_secrets
+from hub.mapping import SOURCE_KEYS, load_mapping
+
+URL_ATTRIBUTION = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+                   "gclid", "yclid")
+# Header-derived fields the webforms connectors add for the mapping's fallbacks: they are
+# attribution, not what the client typed, so they stay out of the touch's field list.
+DERIVED_FIELDS = ("http_referer", "http_origin")
+# Fields that differ between two clicks of one submit button; a fingerprint ignores them.
+VOLATILE_FIELDS = ("tranid", "submission_id", "_submission_id", "timestamp", "_ts")
+
+
+@dataclass
+class Normalised:
+    channel: str
+    touch_key: str
+    at: datetime
+    lead: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    ignore: str | None = None
+    invalid: dict[str, str] = field(default_factory=dict)
+
+
+def endpoint_settings(config, kind: str, provider: str, endpoint: str | None) -> dict | None:
+    """The config section a delivery to /hooks/<kind>/<provider> is handled with, secrets
+    resolved; ``None`` when nothing is configured there."""
+    if kind == "forms":
+        form = config["forms"].get(endpoint or provider)
+        if form is None:
+            return None
+        return {**resolve_secrets(form), "key": endpoint or provider}
+    section = config["sms"]["inbound"] if kind == "sms" else config.get(kind, {})
+    settings = section.get(provider) if isinstance(section, dict) else None
+    if settings is None:
+        return None
+    return {**resolve_secrets(settings), "public_url": config.get("public_url")}
+
+
+def inbound_of(raw) -> Inbound:
+    return Inbound(method=raw.method, url=raw.url, subpath=raw.subpath,
+                   query=tuple(tuple(pair) for pair in raw.query), headers=dict(raw.headers),
+                   body=raw.body, remote_addr=raw.remote_addr)
+
+
+def normalise(config, raw) -> list[Normalised]:
+    module = registry.intake(raw.kind, raw.provider)
+    settings = endpoint_settings(config, raw.kind, raw.provider, raw.endpoint) or {}
+    parsed = module.parse(inbound_of(raw), settings)
+    return [normalise_parsed(config, module, raw, item, index) for index, item in enumerate(parsed)]
+
+
+def normalise_parsed(config, module, raw, parsed: Parsed, index: int) -> Normalised:
+    mapped = load_mapping(module.MAPPING).apply(parsed.fields, config["region"])
+    source = complete_source({key: None for key in SOURCE_KEYS} | mapped.source)
+    if raw.kind == "forms":
+        source["form"] = raw.endpoint
+    key = parsed.extra.get("touch_key") or f"event:{raw.event_id}:{index}"
+    return Normalised(
+        channel=module.CHANNEL, touch_key=key, at=raw.received_at, lead=mapped.lead,
+        source=source, details=touch_details(raw, parsed, mapped.details),
+        ignore=parsed.ignore, invalid=mapped.invalid)
+
+
+def touch_details(raw, parsed: Parsed, mapped_details: dict) -> dict:
+    if raw.kind == "forms":
+        fields = {k: v for k, v in parsed.fields.items() if k not in DERIVED_FIELDS}
+        return {"form": raw.endpoint, "fields": fields} | mapped_details
+    return mapped_details
+
+
+def complete_source(source: dict[str, Any]) -> dict[str, Any]:
+    """Fill attribution the hidden fields did not carry from the landing page's query string,
+    then from the referrer's (an ad click's UTM tags live in the landing URL)."""
+    for url_key in ("landing_page", "referrer"):
+        query = query_of(source.get(url_key))
+        for key in URL_ATTRIBUTION:
+            if not source.get(key) and query.get(key):
+                source[key] = query[key]
+    return source
+
+
+def query_of(url: str | None) -> dict[str, str]:
+    if not url:
+        return {}
+    try:
+        return {k: v for k, v in parse_qsl(urlsplit(url).query) if v.strip()}
+    except ValueError:
+        return {}
+
+
+def fingerprint(form_key: str, fields: dict[str, str]) -> str:
+    """Same form, same fields: the identity of a double-clicked submit."""
+    kept = {k: v for k, v in fields.items() if k not in VOLATILE_FIELDS}
+    payload = json.dumps([form_key, sorted(kept.items())], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()

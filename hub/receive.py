@@ -1,0 +1,234 @@
+"""Intake: ``/hooks/<kind>/<provider>[/<subpath>]``. Verify, parse, validate, store raw, then
+answer. Nothing is acknowledged before its raw event is committed."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from types import ModuleType
+
+from flask import Blueprint, Response, current_app, jsonify, redirect, request
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from connectors.base import ConnectorError, Inbound, Parsed
+from hub import metrics, ratelimit, registry
+from hub.errors import HubError
+from hub.mapping import load_mapping
+from hub.models import RawEvent
+from hub.pipeline.normalise import endpoint_settings, fingerprint
+
+log = logging.getLogger("hub.receive")
+bp = Blueprint("receive", __name__)
+KIND_CHANNEL = {"forms": "form", "telephony": "call", "sms": "sms"}
+# Never stored: credentials of the request itself (the form secret, API tokens, cookies).
+DROPPED_HEADERS = {"authorization", "cookie", "x-hub-secret", "proxy-authorization"}
+
+
+@dataclass
+class Endpoint:
+    kind: str
+    provider: str  # the provider module's name (a form's mapping)
+    key: str | None  # the form key; None for provider endpoints
+    module: ModuleType
+    settings: dict
+
+
+def hub():
+    return current_app.extensions["hub"]
+
+
+def resolve(kind: str, name: str) -> Endpoint:
+    config = hub().config
+    if kind == "forms":
+        form = config["forms"].get(name)
+        if form is None:
+            raise HubError(404, f"unknown form {name!r}", {"form": "not configured"})
+        settings = endpoint_settings(config, kind, form["mapping"], name)
+        return Endpoint(kind, form["mapping"], name, registry.intake(kind, form["mapping"]), settings)
+    settings = endpoint_settings(config, kind, name, None) if registry.has(kind, name) else None
+    if settings is None:
+        raise HubError(404, f"unknown provider {kind}/{name}", {"provider": "not configured"})
+    return Endpoint(kind, name, None, registry.intake(kind, name), settings)
+
+
+@bp.route("/hooks/<kind>/<name>", methods=["GET", "POST", "OPTIONS"], defaults={"subpath": ""})
+@bp.route("/hooks/<kind>/<name>/<path:subpath>", methods=["GET", "POST", "OPTIONS"])
+def receive(kind: str, name: str, subpath: str):
+    endpoint = resolve(kind, name)
+    if request.method == "OPTIONS":
+        return with_cors(endpoint, Response(status=204))
+    try:
+        response = intake(endpoint, subpath)
+    except HubError as error:
+        metrics.observe_intake(kind, endpoint.provider, "rejected")
+        raise error
+    return with_cors(endpoint, response)
+
+
+def intake(endpoint: Endpoint, subpath: str) -> Response:
+    limit_body(endpoint)
+    limit_rate(endpoint)
+    inbound = build_inbound(subpath)
+    try:
+        endpoint.module.verify(inbound, endpoint.settings)
+        parsed = endpoint.module.parse(inbound, endpoint.settings)
+    except ConnectorError as error:
+        raise HubError(error.status, error.message, error.fields) from error
+    if parsed and all(item.handshake for item in parsed):
+        return provider_reply(endpoint, parsed[0]) or Response("ok", 200, mimetype="text/plain")
+    validate(endpoint, parsed)
+    event_id, duplicate = store(endpoint, inbound, parsed)
+    metrics.observe_intake(endpoint.kind, endpoint.provider, "duplicate" if duplicate else "accepted")
+    if not duplicate:
+        hub().kicker.kick("pipeline")
+    response = answer(endpoint, parsed, event_id, duplicate)
+    response.headers["X-Hub-Event-Id"] = event_id
+    return response
+
+
+def limit_body(endpoint: Endpoint) -> None:
+    limit = hub().config["limits"]["body_bytes"]
+    if request.content_length is not None and request.content_length > limit:
+        raise HubError(413, f"request body over the size limit of {limit} bytes", {"body": "too large"})
+
+
+def limit_rate(endpoint: Endpoint) -> None:
+    per_minute = hub().config["limits"]["requests_per_minute"]
+    scope = f"{endpoint.kind}/{endpoint.key or endpoint.provider}"
+    allowed, retry_after = ratelimit.allow(hub(), request.remote_addr or "-", scope, per_minute)
+    if not allowed:
+        raise HubError(429, f"too many requests: at most {per_minute} a minute",
+                       {"rate": "limit reached"}, headers={"Retry-After": str(retry_after)})
+
+
+def public_url() -> str:
+    base = hub().config.get("public_url")
+    if not base:
+        return request.url
+    query = request.query_string.decode("latin-1")
+    return base.rstrip("/") + request.path + (f"?{query}" if query else "")
+
+
+def build_inbound(subpath: str) -> Inbound:
+    headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in DROPPED_HEADERS}
+    body = request.get_data(cache=True)
+    return Inbound(method=request.method, url=public_url(), subpath=subpath,
+                   query=tuple(request.args.items(multi=True)), headers=headers, body=body,
+                   remote_addr=request.remote_addr)
+
+
+def validate(endpoint: Endpoint, parsed: list[Parsed]) -> None:
+    """Forms name the fields they require; a present but unusable value is also refused."""
+    if endpoint.kind != "forms":
+        return
+    required = endpoint.settings.get("required") or []
+    mapping = load_mapping(endpoint.module.MAPPING)
+    region = hub().config["region"]
+    for item in parsed:
+        if item.ignore:
+            continue
+        mapped = mapping.apply(item.fields, region)
+        problems = dict(mapped.invalid)
+        for field in required:
+            if field not in problems and not (mapped.lead.get(field) or mapped.source.get(field)):
+                problems[field] = "required"
+        if problems:
+            raise HubError(422, "missing or invalid fields: " + ", ".join(sorted(problems)), problems)
+
+
+def delivery_key(endpoint: Endpoint, parsed: list[Parsed]) -> str | None:
+    keys = [item.delivery_key for item in parsed if item.delivery_key]
+    if not keys:
+        return None
+    return f"{endpoint.kind}/{endpoint.provider}/{endpoint.key or ''}/{keys[0]}"[:300]
+
+
+def new_raw_event(endpoint: Endpoint, inbound: Inbound, parsed: list[Parsed]) -> RawEvent:
+    ignored = [item.ignore for item in parsed if item.ignore]
+    all_ignored = bool(parsed) and len(ignored) == len(parsed)
+    form_fp = None
+    if endpoint.kind == "forms" and parsed and not all_ignored:
+        form_fp = fingerprint(endpoint.key, parsed[0].fields)
+    return RawEvent(
+        channel=endpoint.module.CHANNEL, kind=endpoint.kind, provider=endpoint.provider,
+        endpoint=endpoint.key, delivery_key=delivery_key(endpoint, parsed), fingerprint=form_fp,
+        method=inbound.method, url=inbound.url, subpath=inbound.subpath,
+        query=[list(pair) for pair in inbound.query], headers=inbound.headers, body=inbound.body,
+        remote_addr=inbound.remote_addr, received_at=hub().now(),
+        status="ignored" if all_ignored else "pending",
+        error=ignored[0] if all_ignored else None)
+
+
+def store(endpoint: Endpoint, inbound: Inbound, parsed: list[Parsed]) -> tuple[str, bool]:
+    """Commit the raw event; (event id, whether it was already there)."""
+    raw = new_raw_event(endpoint, inbound, parsed)
+    try:
+        with hub().db.write() as session:
+            original = find_original(session, raw)
+            if original:
+                return original, True
+            session.add(raw)
+        return raw.event_id, False
+    except IntegrityError:  # the same delivery, committed by a concurrent request
+        with hub().db.read() as session:
+            original = session.scalar(select(RawEvent.event_id).where(RawEvent.delivery_key == raw.delivery_key))
+        if original is None:
+            raise
+        return original, True
+    except OperationalError as error:
+        log.error("database unavailable, delivery refused: %s", error.orig)
+        raise HubError(503, "database unavailable, nothing was accepted: retry later",
+                       headers={"Retry-After": "30"}) from error
+
+
+def find_original(session, raw: RawEvent) -> str | None:
+    if raw.delivery_key:
+        found = session.scalar(select(RawEvent.event_id).where(RawEvent.delivery_key == raw.delivery_key))
+        if found:
+            return found
+    if raw.fingerprint:
+        if session.bind.dialect.name == "postgresql":  # serialise two clicks arriving together
+            session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:fp))"), {"fp": raw.fingerprint})
+        window = hub().config.duration("limits", "duplicate_window")
+        return session.scalar(select(RawEvent.event_id).where(
+            RawEvent.fingerprint == raw.fingerprint, RawEvent.received_at >= raw.received_at - window))
+    return None
+
+
+def provider_reply(endpoint: Endpoint, parsed: Parsed | None) -> Response | None:
+    reply = endpoint.module.reply(parsed)
+    if reply is None:
+        return None
+    return Response(reply.body, status=reply.status, content_type=reply.content_type)
+
+
+def answer(endpoint: Endpoint, parsed: list[Parsed], event_id: str, duplicate: bool) -> Response:
+    own = provider_reply(endpoint, parsed[0] if parsed else None)
+    if own is not None:
+        return own
+    target = endpoint.settings.get("redirect")
+    if target and browser_post():
+        return redirect(target, code=303)
+    body = jsonify({"event_id": event_id, "status": "duplicate" if duplicate else "accepted"})
+    body.status_code = 200 if duplicate else 202
+    return body
+
+
+def browser_post() -> bool:
+    """A plain HTML form submit (not fetch/XHR) wants a page, not JSON."""
+    prefers_html = request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
+    return prefers_html and request.headers.get("X-Requested-With") != "XMLHttpRequest"
+
+
+def with_cors(endpoint: Endpoint, response: Response) -> Response:
+    origin = request.headers.get("Origin")
+    allowed = endpoint.settings.get("cors_origins") or []
+    if origin and (origin in allowed or "*" in allowed):
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+        response.headers["Access-Control-Expose-Headers"] = "X-Hub-Event-Id"
+        if request.method == "OPTIONS":
+            response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = "Content-Type, X-Hub-Secret"
+            response.headers["Access-Control-Max-Age"] = "600"
+    return response

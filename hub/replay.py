@@ -1,0 +1,43 @@
+"""Replaying stored events and dead notifications, for operators."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from hub import outbox, serialize
+from hub.models import RawEvent
+from hub.pipeline import process_batch
+
+
+def replay_events(hub, event_id: str | None = None, failed: bool = False) -> list[str]:
+    """Reset the chosen events to pending and process them now. Touch keys make this safe:
+    an event already merged into a lead is linked again, never doubled."""
+    with hub.db.write() as session:
+        query = select(RawEvent)
+        if event_id:
+            query = query.where(RawEvent.event_id == event_id)
+        else:
+            query = query.where(RawEvent.status.in_(("failed", "dead")))
+        events = list(session.scalars(query.order_by(RawEvent.id)))
+        if event_id and not events:
+            raise LookupError(f"no event {event_id}")
+        for raw in events:
+            raw.status, raw.error, raw.attempts, raw.retry_at = "pending", None, 0, None
+        ids = [raw.id for raw in events]
+    for start in range(0, len(ids), 500):
+        process_batch(hub, 500, ids[start:start + 500])
+    hub.kicker.kick("outbox")
+    with hub.db.read() as session:
+        rows = session.scalars(select(RawEvent).where(RawEvent.id.in_(ids)).order_by(RawEvent.id))
+        return [describe(serialize.event(raw)) for raw in rows]
+
+
+def describe(event: dict) -> str:
+    lead = f" lead {event['lead_number']}" if event["lead_number"] else ""
+    error = f" ({event['error'].strip().splitlines()[-1]})" if event["error"] else ""
+    return f"{event['event_id']} {event['status']}{lead}{error}"
+
+
+def replay_notifications(hub) -> int:
+    count = outbox.replay(hub)
+    hub.kicker.kick("outbox")
+    return count

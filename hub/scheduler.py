@@ -1,0 +1,53 @@
+"""The sweeper: the database says what is due, Redis only wakes workers up. Anything whose
+wake-up call was lost (Redis down at intake, a worker killed mid-batch) is picked up here."""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from hub import outbox
+from hub.models import RawEvent
+
+log = logging.getLogger("hub.scheduler")
+
+
+def retry_failed_events(hub) -> int:
+    """Failed events whose backoff has passed go back to pending."""
+    with hub.db.write() as session:
+        result = session.execute(update(RawEvent).where(
+            RawEvent.status == "failed", RawEvent.retry_at <= hub.now()).values(status="pending"))
+        return result.rowcount
+
+
+def stale_pending(hub) -> bool:
+    cutoff = hub.now() - hub.config.duration("pipeline", "sweep_after")
+    with hub.db.read() as session:
+        return bool(session.scalar(select(exists().where(
+            RawEvent.status == "pending", RawEvent.received_at <= cutoff))))
+
+
+def tick(hub) -> dict:
+    """One sweep; returns what it did (for logs and tests)."""
+    done = {"retried": retry_failed_events(hub), "stuck": outbox.mark_stuck(hub)}
+    done["pipeline"] = (stale_pending(hub) or done["retried"] > 0) and hub.kicker.kick("pipeline")
+    done["outbox"] = outbox.due_count(hub) > 0 and hub.kicker.kick("outbox")
+    return done
+
+
+def run(hub, interval: float = 2.0, stop: threading.Event | None = None) -> None:
+    stop = stop or threading.Event()
+    log.info("scheduler started, sweeping every %.1fs", interval)
+    while not stop.is_set():
+        try:
+            tick(hub)
+        except SQLAlchemyError as exc:
+            log.warning("database unavailable, sweeping again later: %s", exc)
+        stop.wait(interval)
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(3600, 30 * 2 ** max(0, attempts - 1)))

