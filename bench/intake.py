@@ -133,7 +133,7 @@ def prepare(folder: Path, stack: ExitStack) -> dict:
     redis_url, server = start_redis(folder)
     if server is not None:
         stack.callback(server.shutdown)
-    env = {**os.environ, "HUB_CONFIG": str(write_bench_config(folder)),
+    env = {**os.environ, "HUB_CONFIG": str(write_bench_config(folder)), "HUB_LOG_LEVEL": "WARNING",
            "DATABASE_URL": f"sqlite:///{folder / 'hub.db'}", "REDIS_URL": redis_url}
     subprocess.run([sys.executable, "-m", "hub", "db", "upgrade"], env=env, cwd=folder, check=True,
                    stdout=subprocess.DEVNULL)

@@ -28,6 +28,8 @@ def serve_web() -> None:
             self.cfg.set("workers", int(os.environ.get("HUB_WEB_WORKERS", "2")))
             self.cfg.set("accesslog", os.environ.get("HUB_ACCESS_LOG") or None)
             self.cfg.set("timeout", 30)
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24 would write to $HOME
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):
             from hub import create_app
