@@ -14,6 +14,20 @@ A provider module is a plain Python module exposing:
 ``reply(parsed)``              the answer the provider expects, or ``None`` for the
                                hub's standard JSON answer.
 
+Neutral conventions by kind (the hub reads these; the mapping maps ``fields`` to lead fields):
+
+* calls: ``Parsed.extra["call"]`` is a ``CallState``; ``extra["touch_key"]`` is
+  ``call:<provider>:<call id>`` so every webhook of one call merges into one touch. The module
+  also puts ``call.client`` (the client's number as the provider wrote it: the caller for an
+  inbound call, the dialled number for an outbound one) and ``call.called`` (our number that was
+  called, for call tracking) into ``fields`` for the mapping.
+* SMS: an inbound message is an ordinary lead event (``extra["touch_key"]`` =
+  ``sms:<provider>:<message id>``); a delivery report of a message we sent is
+  ``Parsed(event_type="message.status", extra={"delivery": DeliveryReport(...)})``.
+* mail: ``extra["touch_key"]`` = ``mail:<Message-ID>``; ``extra["thread"]`` lists the
+  Message-IDs of ``In-Reply-To``/``References``; ``ignore`` names why auto-replies, bounces,
+  bulk mail and spam make no lead.
+
 ``settings`` is the provider's (or the form's) config section with secrets resolved: a key
 ``auth_token_env`` in the config arrives here as ``auth_token`` holding the secret's value.
 """
@@ -61,6 +75,34 @@ class Parsed:
     ignore: str | None = None
     handshake: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CallState:
+    """What one webhook says about a call. ``status`` is ``ringing``, ``in_progress``,
+    ``answered`` or ``missed``; ``final`` marks the provider's end-of-call event. ``seq`` orders
+    events of one call when they arrive out of order (a sequence number or a timestamp)."""
+
+    call_id: str
+    direction: str  # "inbound" | "outbound"
+    status: str
+    final: bool = False
+    seq: float | None = None
+    duration: int | None = None  # seconds of conversation
+    recording_url: str | None = None
+    extension: str | None = None  # the manager's extension that answered or was offered the call
+    anonymous: bool = False  # the caller id was withheld
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """A provider's word on a message we sent: ``status`` is ``delivered``, ``failed`` or
+    ``sent`` (accepted, in transit)."""
+
+    provider_message_id: str
+    status: str
+    error: str | None = None
+    at: str | None = None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from hub.durations import parse_duration
 
@@ -82,6 +82,11 @@ class SmtpSchema(Schema):
     username = fields.String(load_default=None, allow_none=True)
     password_env = fields.String(load_default=None, allow_none=True)
     timeout = fields.Float(load_default=10.0)
+
+    @post_load
+    def restore_from_key(self, data, **kwargs):
+        data["from"] = data.pop("from_")  # "from" is a Python keyword, not a config problem
+        return data
 
 
 class EmailSchema(Schema):

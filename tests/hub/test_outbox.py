@@ -1,0 +1,110 @@
+"""The outbox: confirmations leave once, retry with backoff, end dead and visible, replay."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from hub import outbox, scheduler
+from hub.models import Notification
+from hub.replay import replay_notifications
+from tests.smtp_server import SmtpServer, free_port
+
+FORM = {"name": "Ivan", "phone": "+79161234567", "email": "ivan@example.com"}
+
+
+@pytest.fixture
+def smtp_hub(hub):
+    hub.config["email"]["sender"] = "smtp"
+    hub.config["email"]["smtp"].update(host="127.0.0.1", port=free_port(), timeout=5)
+    hub.config.data["confirmations"] = [hub.config["confirmations"][1]]  # e-mail only
+    return hub
+
+
+def email_row(hub) -> Notification:
+    with hub.db.read() as session:
+        return session.scalar(select(Notification).where(Notification.channel == "email"))
+
+
+def submit(client, run_jobs):
+    assert client.post("/hooks/forms/landing", data=FORM).status_code == 202
+    run_jobs()
+
+
+def later(hub, delta):
+    moment = hub.now() + delta
+    hub.clock = lambda: moment
+
+
+def test_confirmation_by_smtp(smtp_hub, client, run_jobs):
+    with SmtpServer() as server:
+        smtp_hub.config["email"]["smtp"]["port"] = server.port
+        submit(client, run_jobs)
+        [mail] = server.inbox.messages
+    assert mail["To"] == "ivan@example.com"
+    assert mail["Subject"] == "Ваша заявка №1"
+    assert mail.get_content().strip() == "Ваша заявка принята в работу. Номер 1"
+    row = email_row(smtp_hub)
+    assert (row.status, row.attempts, row.provider_message_id) == ("sent", 1, mail["Message-ID"].strip())
+
+
+def test_server_down_then_back_sends_once(smtp_hub, client, run_jobs):
+    submit(client, run_jobs)  # nothing listens on the port
+    row = email_row(smtp_hub)
+    assert (row.status, row.attempts) == ("failed", 1)
+    assert row.next_attempt_at > smtp_hub.now()
+    assert "SMTP" in row.last_error
+    with SmtpServer() as server:
+        smtp_hub.config["email"]["smtp"]["port"] = server.port
+        later(smtp_hub, timedelta(hours=2))
+        assert scheduler.tick(smtp_hub)["outbox"] is True
+        run_jobs()
+        assert len(server.inbox.messages) == 1
+        later(smtp_hub, timedelta(hours=4))
+        scheduler.tick(smtp_hub)
+        run_jobs()
+        assert len(server.inbox.messages) == 1
+    assert (email_row(smtp_hub).status, email_row(smtp_hub).attempts) == ("sent", 2)
+
+
+def test_backoff_grows_and_ends_dead(smtp_hub, client, run_jobs):
+    smtp_hub.config["outbox"]["max_attempts"] = 3
+    submit(client, run_jobs)
+    delays = []
+    for _ in range(2):
+        row = email_row(smtp_hub)
+        delays.append(row.next_attempt_at - smtp_hub.now())
+        later(smtp_hub, delays[-1] + timedelta(seconds=1))
+        outbox.deliver_due(smtp_hub)
+    assert delays[1] > delays[0] * 0.9  # exponential, with at most half taken off by jitter
+    row = email_row(smtp_hub)
+    assert (row.status, row.attempts) == ("dead", 3)
+
+
+def test_permanent_refusal_is_dead_at_once_and_replayable(smtp_hub, client, run_jobs):
+    with SmtpServer() as server:
+        smtp_hub.config["email"]["smtp"]["port"] = server.port
+        server.inbox.refuse["ivan@example.com"] = "550 5.1.1 mailbox unavailable"
+        submit(client, run_jobs)
+        row = email_row(smtp_hub)
+        assert (row.status, row.attempts) == ("dead", 1) and "550" in row.last_error
+        del server.inbox.refuse["ivan@example.com"]
+        assert replay_notifications(smtp_hub) == 1
+        run_jobs()
+        assert len(server.inbox.messages) == 1
+    assert email_row(smtp_hub).status == "sent"
+
+
+def test_a_row_left_sending_becomes_unknown_not_resent(hub, client, run_jobs, logs):
+    kick = hub.kicker.kick
+    hub.kicker.kick = lambda job, force=False: job != "outbox" and kick(job, force)  # no sending
+    submit(client, run_jobs)
+    claimed = outbox.claim_due(hub)  # a worker claims the rows, then dies before sending
+    assert {row.status for row in claimed} == {"sending"}
+    later(hub, timedelta(minutes=11))
+    assert scheduler.tick(hub)["stuck"] == 2
+    with hub.db.read() as session:
+        rows = list(session.scalars(select(Notification)))
+    assert {row.status for row in rows} == {"unknown"}
+    assert outbox.deliver_due(hub) == 0 and not logs["sms"].exists()
