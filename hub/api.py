@@ -10,7 +10,8 @@ from sqlalchemy.orm import selectinload
 from hub import health, metrics, serialize
 from hub.errors import HubError
 from hub.mapping import InvalidValue, normalise_phone
-from hub.models import Assignment, Lead, RawEvent, Task
+from hub.models import Lead, RawEvent, Task
+from hub.rules import manager_actions
 
 bp = Blueprint("api", __name__)
 LEAD_STATUSES = ("new", "in_progress", "converted", "junk", "archived")
@@ -93,7 +94,8 @@ def list_events():
 
 def lead_query():
     return select(Lead).options(selectinload(Lead.touches), selectinload(Lead.tasks),
-                                selectinload(Lead.notifications), selectinload(Lead.syncs))
+                                selectinload(Lead.notifications), selectinload(Lead.syncs),
+                                selectinload(Lead.history))
 
 
 @bp.get("/api/leads")
@@ -145,27 +147,24 @@ def prometheus():
 @bp.patch("/api/leads/<int:number>")
 def update_lead(number: int):
     """What a manager does in the CRM: change the status, hand the lead to someone else."""
-    changes = request.get_json(silent=True)
+    status, assignee = lead_changes(request.get_json(silent=True))
+    with hub().db.write() as session:
+        lead = session.get(Lead, number)
+        if lead is None:
+            raise HubError(404, "no such lead", {"number": "unknown"})
+        manager_actions.update_lead(session, hub(), lead, status, assignee)
+    return get_lead(number)
+
+
+def lead_changes(changes) -> tuple[str | None, str | None]:
     if not isinstance(changes, dict) or not changes.keys() & {"status", "assignee"}:
         raise HubError(400, "send a JSON object with status and/or assignee", {"body": "invalid"})
     status, assignee = changes.get("status"), changes.get("assignee")
     if status is not None and status not in LEAD_STATUSES:
         raise HubError(422, f"status must be one of {', '.join(LEAD_STATUSES)}", {"status": "invalid"})
-    team = {m["id"]: m for m in hub().config["team"]}
-    if assignee is not None and assignee not in team:
+    if assignee is not None and assignee not in {m["id"] for m in hub().config["team"]}:
         raise HubError(422, "assignee is not a team member id", {"assignee": "unknown"})
-    with hub().db.write() as session:
-        lead = session.get(Lead, number)
-        if lead is None:
-            raise HubError(404, "no such lead", {"number": "unknown"})
-        if status:
-            lead.status = status
-        if assignee and assignee != lead.assignee_id:
-            lead.assignee_id = assignee
-            lead.assignment_reason = f"reassigned to {assignee} via the API"
-            session.add(Assignment(lead_id=lead.id, member_id=assignee, reason=lead.assignment_reason))
-        lead.updated_at = hub().now()
-    return get_lead(number)
+    return status, assignee
 
 
 @bp.post("/api/tasks/<int:task_id>/done")
@@ -178,6 +177,5 @@ def close_task(task_id: int):
         task = session.get(Task, task_id)
         if task is None:
             raise HubError(404, "no such task", {"task_id": "unknown"})
-        if task.status == "open":
-            task.status, task.outcome, task.closed_at = "done", outcome, hub().now()
+        manager_actions.close_task(session, hub(), task, outcome)
         return jsonify(serialize.task(task))

@@ -15,6 +15,7 @@ import yaml
 from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from hub.durations import parse_duration
+from hub.rules.business_hours import DAYS, parse_window
 
 SAMPLE_CONFIG = Path(__file__).resolve().parent / "sample.yaml"
 ROLES = ("manager", "head", "director")
@@ -54,6 +55,72 @@ class Open(Schema):
         unknown = INCLUDE
 
 
+class BusinessHoursSchema(Schema):
+    timezone = TimeZone(load_default=None, allow_none=True)
+    weekly = fields.Dict(keys=fields.String(validate=validate.OneOf(DAYS)),
+                         values=fields.List(fields.String()), load_default=dict)
+    holidays = fields.List(fields.Date(), load_default=list)
+
+    @validates_schema
+    def check_windows(self, data, **kwargs):
+        for day, windows in data.get("weekly", {}).items():
+            for index, window in enumerate(windows):
+                try:
+                    parse_window(window)
+                except ValueError as exc:
+                    raise ValidationError(f"{window!r}: {exc}", f"weekly.{day}.{index}") from exc
+
+
+class EscalationStepSchema(Schema):
+    to = fields.String(required=True)  # a role (head, director) or a team member id
+    after = Duration(required=True)
+
+
+class SlaSchema(Schema):
+    first_response = Duration(load_default="1h")
+    remind_every = Duration(load_default="1h", allow_none=True)
+    escalation = fields.List(fields.Nested(EscalationStepSchema), load_default=lambda: [
+        {"to": "head", "after": "1h"}, {"to": "director", "after": "1d"}])
+    stage_limits = fields.Dict(keys=fields.String(validate=validate.OneOf(("new", "in_progress"))),
+                               values=Duration(), load_default=dict)
+
+
+class AssignSchema(Schema):
+    to = fields.List(fields.String(), load_default=list)
+    group = fields.String(load_default=None, allow_none=True)
+    strategy = fields.String(load_default="round_robin",
+                             validate=validate.OneOf(("round_robin", "least_busy", "weighted")))
+
+
+class RoutingConditionSchema(Schema):
+    channel = fields.List(fields.String(validate=validate.OneOf(CHANNELS)))
+    form = fields.List(fields.String())
+    mailbox = fields.List(fields.String())
+    called_number = fields.List(fields.String())
+    utm_source = fields.List(fields.String())
+    utm_medium = fields.List(fields.String())
+    utm_campaign = fields.List(fields.String())
+    utm_term = fields.List(fields.String())
+    utm_content = fields.List(fields.String())
+    country = fields.List(fields.String())
+    region = fields.List(fields.String())
+    words = fields.List(fields.String())
+    business_hours = fields.Boolean()
+    known_client = fields.Boolean()
+
+
+class RoutingRuleSchema(Schema):
+    name = fields.String(required=True)
+    when = fields.Nested(RoutingConditionSchema, load_default=dict)
+    assign = fields.Nested(AssignSchema, load_default=dict)
+    sla = fields.Nested(SlaSchema, load_default=None, allow_none=True)
+
+
+class CallbacksSchema(Schema):
+    ladder = fields.List(Duration(), load_default=lambda: ["5m", "30m", "3h", "1d"])
+    then = fields.String(load_default="archive", validate=validate.OneOf(("archive", "keep")))
+
+
 class MemberSchema(Schema):
     id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$"))
     name = fields.String(required=True)
@@ -62,6 +129,7 @@ class MemberSchema(Schema):
     phone = fields.String(load_default=None, allow_none=True)
     away = fields.Boolean(load_default=False)
     weight = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    groups = fields.List(fields.String(), load_default=list)
 
 
 class FormSchema(Schema):
@@ -141,7 +209,10 @@ class ConfigSchema(Schema):
     region = fields.String(load_default="RU", validate=validate.Regexp(r"^[A-Z]{2}$"))
     timezone = TimeZone(load_default="Europe/Moscow")
     public_url = fields.Url(load_default=None, allow_none=True, require_tld=False)
-    business_hours = fields.Raw(load_default=None, allow_none=True)
+    business_hours = fields.Nested(BusinessHoursSchema, load_default=None, allow_none=True)
+    sla = fields.Nested(SlaSchema, load_default=lambda: SlaSchema().load({}))
+    callbacks = fields.Nested(CallbacksSchema, load_default=lambda: CallbacksSchema().load({}))
+    sticky_owner = fields.Boolean(load_default=True)
     team = fields.List(fields.Nested(MemberSchema), load_default=list)
     forms = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_-]{1,64}$")),
                         values=fields.Nested(FormSchema), load_default=dict)
@@ -150,7 +221,7 @@ class ConfigSchema(Schema):
     sms = fields.Nested(SmsSchema, load_default=lambda: SmsSchema().load({}))
     email = fields.Nested(EmailSchema, load_default=lambda: EmailSchema().load({}))
     confirmations = fields.List(fields.Nested(ConfirmationSchema), load_default=list)
-    routing = fields.List(fields.Dict(), load_default=list)
+    routing = fields.List(fields.Nested(RoutingRuleSchema), load_default=list)
     crm = fields.List(fields.Nested(Open), load_default=list)
     limits = fields.Nested(LimitsSchema, load_default=lambda: LimitsSchema().load({}))
     pipeline = fields.Nested(PipelineSchema, load_default=lambda: PipelineSchema().load({}))
@@ -259,11 +330,32 @@ def semantic_problems(data: dict[str, Any]) -> list[str]:
         if not registry.has("forms", form["mapping"]):
             names = ", ".join(registry.providers("forms"))
             problems.append(f"forms.{key}.mapping: unknown mapping {form['mapping']!r} (one of {names})")
+    problems += routing_problems(data)
     for index, rule in enumerate(data["confirmations"]):
         try:
             rule["text"].format_map(TemplateCheck())
         except (KeyError, ValueError, IndexError) as exc:
             problems.append(f"confirmations.{index}.text: bad placeholder {exc}")
+    return problems
+
+
+def routing_problems(data: dict[str, Any]) -> list[str]:
+    """Rules may only name people and groups that exist."""
+    ids = {m["id"] for m in data["team"]}
+    groups = {g for m in data["team"] for g in m["groups"]}
+    problems = []
+    for index, rule in enumerate(data["routing"]):
+        for person in rule["assign"]["to"]:
+            if person not in ids:
+                problems.append(f"routing.{index}.assign.to: unknown team member {person!r}")
+        group = rule["assign"]["group"]
+        if group and group not in groups:
+            problems.append(f"routing.{index}.assign.group: no team member is in group {group!r}")
+    chains = [("sla", data["sla"])] + [(f"routing.{i}.sla", r["sla"]) for i, r in enumerate(data["routing"]) if r["sla"]]
+    for where, sla in chains:
+        for step, escalation in enumerate(sla["escalation"]):
+            if escalation["to"] not in ids and escalation["to"] not in ("head", "director"):
+                problems.append(f"{where}.escalation.{step}.to: not a role (head, director) or team member id")
     return problems
 
 

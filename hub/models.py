@@ -107,12 +107,16 @@ class Lead(Base):
     assignment_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    routing_rule: Mapped[str | None] = mapped_column(String(100))  # whose SLA applies
+    handled_at: Mapped[datetime | None]  # a manager's first action: stops the escalation chain
+    status_changed_at: Mapped[datetime | None]
 
     assignee: Mapped[TeamMember | None] = relationship(lazy="joined")
     touches: Mapped[list["Touch"]] = relationship(back_populates="lead", order_by="Touch.id")
     tasks: Mapped[list["Task"]] = relationship(order_by="Task.id")
     notifications: Mapped[list["Notification"]] = relationship(order_by="Notification.id")
     syncs: Mapped[list["SyncDelivery"]] = relationship(order_by="SyncDelivery.id")
+    history: Mapped[list["LeadHistory"]] = relationship(order_by="LeadHistory.id")
 
     @property
     def number(self) -> int:
@@ -169,6 +173,40 @@ class Task(Base):
     outcome: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[datetime | None]
+    step: Mapped[int | None] = mapped_column(Integer)  # the rung of a callback ladder
+
+
+class Timer(Base):
+    """Something due at a time: a reminder, an escalation step, a callback. Fired at most once
+    by ``hub scheduler``, in the same transaction as its effects."""
+
+    __tablename__ = "timers"
+    __table_args__ = (Index("ix_timers_status_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"), index=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"))
+    due_at: Mapped[datetime]
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending|fired|cancelled|failed
+    fired_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LeadHistory(Base):
+    """Everything that happened to a lead, in order: who did what and why."""
+
+    __tablename__ = "lead_history"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))  # "hub", "api", a team member id
+    action: Mapped[str] = mapped_column(String(32))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class Notification(Base):

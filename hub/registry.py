@@ -6,16 +6,22 @@ from types import ModuleType
 
 from connectors import log
 from connectors.mail import smtp
+from connectors.sms import smsru
+from connectors.sms import twilio as twilio_sms
 from connectors.webforms import cf7, generic, tilda
 
 INTAKE: dict[tuple[str, str], ModuleType] = {
     ("forms", "generic"): generic,
     ("forms", "tilda"): tilda,
     ("forms", "cf7"): cf7,
+    ("sms", "twilio"): twilio_sms,
+    ("sms", "smsru"): smsru,
 }
 
 SENDERS: dict[tuple[str, str], ModuleType] = {
     ("sms", "log"): log,
+    ("sms", "twilio"): twilio_sms,
+    ("sms", "smsru"): smsru,
     ("email", "log"): log,
     ("email", "smtp"): smtp,
 }

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from hub.mapping import SOURCE_KEYS
-from hub.models import Lead, Notification, RawEvent, SyncDelivery, Task, Touch
+from hub.models import Lead, LeadHistory, Notification, RawEvent, SyncDelivery, Task, Touch
 
 
 def iso(moment) -> str | None:
@@ -31,7 +31,8 @@ def touch(item: Touch) -> dict:
 
 def task(item: Task) -> dict:
     return {"id": item.id, "kind": item.kind, "title": item.title, "due_at": iso(item.due_at),
-            "assignee": item.assignee_id, "status": item.status, "outcome": item.outcome}
+            "assignee": item.assignee_id, "status": item.status, "outcome": item.outcome,
+            "step": item.step, "closed_at": iso(item.closed_at)}
 
 
 def notification(item: Notification) -> dict:
@@ -43,6 +44,10 @@ def notification(item: Notification) -> dict:
 def sync(item: SyncDelivery) -> dict:
     return {"target": item.target, "external_id": item.external_id, "status": item.status,
             "attempts": item.attempts, "error": item.last_error}
+
+
+def history(item: LeadHistory) -> dict:
+    return {"at": iso(item.at), "actor": item.actor, "action": item.action, "details": item.details}
 
 
 def lead(item: Lead) -> dict:
@@ -57,4 +62,5 @@ def lead(item: Lead) -> dict:
         "notifications": [notification(n) for n in item.notifications],
         "sync": [sync(s) for s in item.syncs],
         "created_at": iso(item.created_at), "updated_at": iso(item.updated_at),
+        "handled_at": iso(item.handled_at), "history": [history(h) for h in item.history],
     }

@@ -14,11 +14,14 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from hub.models import Lead, RawEvent, Touch
+from hub.models import Assignment, Lead, RawEvent, Touch
 from hub.pipeline.confirm import plan_confirmations
 from hub.pipeline.dedupe import ContactIndex, existing_touches, merge_contact
 from hub.pipeline.normalise import Normalised, normalise
-from hub.pipeline.route import RoundRobin, assign, sync_team
+from hub.pipeline.route import Counters, decide, facts_of, known_owners, sync_team
+from hub.rules.history import record
+from hub.rules.sla import sla_of, start_new_chain
+from hub.rules.tasks import business_hours, open_first_task
 from hub.pipeline.sync import plan_syncs
 
 log = logging.getLogger("hub.pipeline")
@@ -133,14 +136,32 @@ def run_batch(session: Session, hub, events: list[RawEvent]) -> BatchResult:
 
 
 def finish_new_leads(session: Session, hub, leads: list[Lead], result: BatchResult) -> None:
-    rr = RoundRobin(session)
+    """Route, open the first task and its SLA chain, plan confirmations and CRM syncs."""
+    counters = Counters(session)
+    owners = known_owners(session, leads)
+    hours = business_hours(hub.config)
     for lead in leads:
-        assign(session, rr, lead, hub.config["team"])
+        facts = facts_of(lead, hours.is_open(lead.created_at), lead.id in owners)
+        decision = decide(hub.config, facts, counters, owners.get(lead.id))
+        apply_decision(session, hub, lead, decision, counters)
     session.flush()
     for lead in leads:
         result.notifications += len(plan_confirmations(session, hub.config, lead))
         result.syncs += len(plan_syncs(session, hub.config, lead))
         result.new_leads.append(lead.id)
+
+
+def apply_decision(session: Session, hub, lead: Lead, decision, counters: Counters) -> None:
+    lead.assignee_id, lead.assignment_reason = decision.member_id, decision.reason
+    lead.routing_rule = decision.rule["name"] if decision.rule else None
+    record(session, lead.id, "created", lead.created_at, channel=lead.channel)
+    if decision.member_id:
+        counters.assigned(decision.member_id)
+        session.add(Assignment(lead_id=lead.id, member_id=decision.member_id, reason=decision.reason))
+        record(session, lead.id, "assigned", hub.now(), to=decision.member_id, reason=decision.reason)
+    sla = sla_of(hub.config, lead)
+    open_first_task(session, hub, lead, sla)
+    start_new_chain(session, hub, lead, sla)
 
 
 def apply_item(session: Session, raw: RawEvent, item: Normalised, touches: dict[str, Touch],

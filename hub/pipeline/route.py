@@ -1,10 +1,31 @@
-"""Route: give every new lead a responsible manager, and say why."""
+"""Route: give every new lead a responsible manager, and say why.
+
+Rules from the config are tried in order, first match wins; a known client goes back to their
+owner first (sticky); with no match, round-robin over all managers. People marked away are
+skipped. Batches are routed by one writer at a time (the pipeline's lock), so counters and
+open-lead counts never race.
+"""
 from __future__ import annotations
 
-from sqlalchemy import select
+import functools
+from dataclasses import dataclass
+
+import phonenumbers
+from phonenumbers import geocoder
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub.models import Assignment, Lead, RouteCounter, TeamMember
+from hub.models import Lead, RouteCounter, TeamMember
+
+OPEN_STATUSES = ("new", "in_progress")
+UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+
+
+@dataclass
+class Decision:
+    member_id: str | None
+    reason: str
+    rule: dict | None = None
 
 
 def sync_team(session: Session, team: list[dict]) -> None:
@@ -20,36 +41,134 @@ def sync_team(session: Session, team: list[dict]) -> None:
         member.active = False
 
 
-class RoundRobin:
-    """Round-robin positions for the batch, read once and written back once."""
+class Counters:
+    """Round-robin positions and open-lead counts; in memory, optionally backed by the database."""
 
-    def __init__(self, session: Session):
+    def __init__(self, session: Session | None = None):
         self.session = session
-        self.counters: dict[str, RouteCounter] = {}
+        self.positions: dict[str, RouteCounter] = {}
+        self.open: dict[str, int] | None = None
 
-    def next(self, pool: list[str]) -> tuple[str, int]:
-        key = ",".join(pool)
-        counter = self.counters.get(key) or self.session.get(RouteCounter, key)
+    def next_position(self, pool: str) -> int:
+        counter = self.positions.get(pool)
         if counter is None:
-            counter = RouteCounter(pool=key, position=0)
-            self.session.add(counter)
-        self.counters[key] = counter
-        position = counter.position
+            counter = self.session.get(RouteCounter, pool) if self.session else None
+            if counter is None:
+                counter = RouteCounter(pool=pool, position=0)
+                if self.session:
+                    self.session.add(counter)
+            self.positions[pool] = counter
+        position = counter.position or 0
         counter.position = position + 1
-        return pool[position % len(pool)], position
+        return position
+
+    def open_count(self, member_id: str) -> int:
+        if self.open is None:
+            self.open = {}
+            if self.session:
+                rows = self.session.execute(select(Lead.assignee_id, func.count()).where(
+                    Lead.status.in_(OPEN_STATUSES), Lead.assignee_id.is_not(None)).group_by(Lead.assignee_id))
+                self.open = dict(rows.all())
+        return self.open.get(member_id, 0)
+
+    def assigned(self, member_id: str) -> None:
+        self.open_count(member_id)
+        self.open[member_id] = self.open.get(member_id, 0) + 1
 
 
-def available_managers(team: list[dict]) -> list[str]:
-    return sorted(m["id"] for m in team if m["role"] == "manager" and not m["away"])
+@functools.lru_cache(maxsize=4096)
+def phone_geography(phone: str | None) -> tuple[str | None, str | None]:
+    if not phone:
+        return None, None
+    try:
+        number = phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException:
+        return None, None
+    return phonenumbers.region_code_for_number(number), geocoder.description_for_number(number, "en") or None
 
 
-def assign(session: Session, rr: RoundRobin, lead: Lead, team: list[dict]) -> None:
-    pool = available_managers(team)
+def facts_of(lead: Lead, open_now: bool, known: bool) -> dict:
+    source = lead.source or {}
+    country, region = phone_geography(lead.phone)
+    facts = {key: source.get(key) for key in (*UTM, "form", "mailbox", "called_number")}
+    return facts | {"channel": lead.channel, "country": country, "region": region,
+                    "message": lead.message or "", "business_hours": open_now, "known_client": known}
+
+
+def matches(when: dict, facts: dict) -> bool:
+    for key, expected in when.items():
+        if key == "words":
+            text = facts["message"].lower()
+            if not any(word.lower() in text for word in expected):
+                return False
+        elif isinstance(expected, bool):
+            if facts.get(key) is not expected:
+                return False
+        elif facts.get(key) not in expected:
+            return False
+    return True
+
+
+def candidates(config, assign: dict | None) -> list[dict]:
+    team = [m for m in config["team"] if not m["away"]]
+    if assign and assign["to"]:
+        return [m for m in team if m["id"] in assign["to"]]
+    if assign and assign["group"]:
+        return [m for m in team if assign["group"] in m["groups"]]
+    return [m for m in team if m["role"] == "manager"]
+
+
+def pick(strategy: str, pool: list[dict], counters: Counters, pool_key: str) -> tuple[str, str]:
+    ids = sorted(m["id"] for m in pool)
+    if strategy == "least_busy":
+        loads = {i: counters.open_count(i) for i in ids}
+        chosen = min(ids, key=lambda i: (loads[i], i))
+        return chosen, f"least-busy over [{', '.join(ids)}] (open leads: " + ", ".join(
+            f"{i} {loads[i]}" for i in ids) + ")"
+    if strategy == "weighted":
+        weights = {m["id"]: m["weight"] for m in pool}
+        wheel = [i for i in ids for _ in range(weights[i])]
+        position = counters.next_position(pool_key)
+        return wheel[position % len(wheel)], f"weighted round-robin over [{', '.join(f'{i}×{weights[i]}' for i in ids)}] (turn {position + 1})"
+    position = counters.next_position(pool_key)
+    return ids[position % len(ids)], f"round-robin over [{', '.join(ids)}] (turn {position + 1})"
+
+
+def decide(config, facts: dict, counters: Counters, owner: tuple[str, int] | None = None) -> Decision:
+    if owner and config["sticky_owner"]:
+        person = next((m for m in config["team"] if m["id"] == owner[0] and not m["away"]), None)
+        if person:
+            return Decision(person["id"], f"known client -> back to their owner {person['id']} (lead {owner[1]})")
+    skipped = None
+    for rule in config["routing"]:
+        if not matches(rule["when"], facts):
+            continue
+        pool = candidates(config, rule["assign"])
+        if pool:
+            member, how = pick(rule["assign"]["strategy"], pool, counters, f"rule:{rule['name']}")
+            return Decision(member, f"rule '{rule['name']}' -> {how}", rule)
+        skipped = skipped or rule["name"]
+    pool = candidates(config, None)
     if not pool:
-        lead.assignment_reason = "no manager available (team has no active manager)"
-        return
-    member_id, position = rr.next(pool)
-    lead.assignee_id = member_id
-    lead.assignment_reason = (
-        f"no routing rule matched -> round-robin over [{', '.join(pool)}] (turn {position + 1})")
-    session.add(Assignment(lead_id=lead.id, member_id=member_id, reason=lead.assignment_reason))
+        return Decision(None, "no manager available (everyone is away or the team has no manager)")
+    member, how = pick("round_robin", pool, counters, "default")
+    prefix = f"rule '{skipped}' matched but everyone in it is away" if skipped else "no routing rule matched"
+    return Decision(member, f"{prefix} -> {how}")
+
+
+def known_owners(session: Session, leads: list[Lead]) -> dict[int, tuple[str, int]]:
+    """For new leads of returning clients: the owner of their latest earlier lead."""
+    phones = {lead.phone for lead in leads if lead.phone}
+    emails = {lead.email for lead in leads if lead.email}
+    if not phones and not emails:
+        return {}
+    query = select(Lead.id, Lead.phone, Lead.email, Lead.assignee_id).where(
+        Lead.assignee_id.is_not(None), Lead.id.not_in([lead.id for lead in leads]),
+        (Lead.phone.in_(phones)) | (Lead.email.in_(emails))).order_by(Lead.id)
+    latest: dict[tuple[str, str], tuple[str, int]] = {}
+    for number, phone, email, owner in session.execute(query):
+        for key in (("phone", phone), ("email", email)):
+            if key[1]:
+                latest[key] = (owner, number)
+    return {lead.id: latest.get(("phone", lead.phone)) or latest.get(("email", lead.email))
+            for lead in leads if latest.get(("phone", lead.phone)) or latest.get(("email", lead.email))}

@@ -95,10 +95,10 @@ def wait_json(url, headers=None, until=lambda body: True, timeout=60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            response = requests.get(url, headers=headers, timeout=2)
+            response = requests.get(url, headers=headers, timeout=10)
             if response.ok and until(response.json()):
                 return response.json()
-        except requests.ConnectionError:
+        except requests.RequestException:  # not up yet, or busy
             pass
         time.sleep(0.1)
     raise AssertionError(f"{url} did not answer as expected in {timeout}s")

@@ -32,6 +32,11 @@ def submit(client, run_jobs):
     run_jobs()
 
 
+def to_client(server) -> int:
+    """Confirmations only: meanwhile the team gets its reminders and escalations too."""
+    return sum(1 for m in server.inbox.messages if m["To"] == FORM["email"])
+
+
 def later(hub, delta):
     moment = hub.now() + delta
     hub.clock = lambda: moment
@@ -60,11 +65,11 @@ def test_server_down_then_back_sends_once(smtp_hub, client, run_jobs):
         later(smtp_hub, timedelta(hours=2))
         assert scheduler.tick(smtp_hub)["outbox"] is True
         run_jobs()
-        assert len(server.inbox.messages) == 1
+        assert to_client(server) == 1
         later(smtp_hub, timedelta(hours=4))
         scheduler.tick(smtp_hub)
         run_jobs()
-        assert len(server.inbox.messages) == 1
+        assert to_client(server) == 1
     assert (email_row(smtp_hub).status, email_row(smtp_hub).attempts) == ("sent", 2)
 
 

@@ -1,0 +1,63 @@
+"""The missed-call callback ladder: "call back" tasks at 5 min, 30 min, 3 h and 1 day after
+the missed call (configurable), then the lead is archived. The ladder stops when the client
+is reached (an answered call either way) or a manager closes the task with an outcome."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from hub.durations import parse_duration
+from hub.models import Lead, Task, Timer
+from hub.rules import history, timers
+from hub.rules.tasks import business_hours
+
+OPEN = "open"
+
+
+def start_ladder(session: Session, hub, lead: Lead, missed_at: datetime, call_key: str) -> None:
+    if session.scalar(select(Task.id).where(Task.lead_id == lead.id, Task.kind == "callback",
+                                            Task.status == OPEN)):
+        return  # a ladder is already running for this client
+    open_step(session, hub, lead, 1, missed_at, call_key)
+    history.record(session, lead.id, "callback_ladder_started", hub.now(), call=call_key)
+
+
+def open_step(session: Session, hub, lead: Lead, step: int, missed_at: datetime, call_key: str) -> None:
+    offset = parse_duration(hub.config["callbacks"]["ladder"][step - 1])
+    due = business_hours(hub.config).add(missed_at, offset)
+    task = Task(lead_id=lead.id, kind="callback", title=f"Call back {lead.phone}", due_at=due,
+                assignee_id=lead.assignee_id, step=step)
+    session.add(task)
+    session.flush()
+    timers.schedule(session, f"callback:{call_key}:{step}", "callback", due, lead_id=lead.id,
+                    task_id=task.id, step=step, missed_at=missed_at.isoformat(), call=call_key)
+
+
+def advance(session: Session, hub, timer: Timer) -> None:
+    """The step's deadline passed with the client not reached: next rung, or archive."""
+    task = session.get(Task, timer.task_id)
+    if task is None or task.status != OPEN:
+        return
+    task.status, task.closed_at = "expired", hub.now()
+    task.outcome = task.outcome or "not reached before the next step was due"
+    lead = session.get(Lead, timer.lead_id)
+    step, ladder = timer.payload["step"], hub.config["callbacks"]["ladder"]
+    if step < len(ladder):
+        open_step(session, hub, lead, step + 1, datetime.fromisoformat(timer.payload["missed_at"]),
+                  timer.payload["call"])
+    elif hub.config["callbacks"]["then"] == "archive" and lead.status in ("new", "in_progress"):
+        lead.status, lead.status_changed_at = "archived", hub.now()
+        history.record(session, lead.id, "archived", hub.now(), reason="callback ladder exhausted")
+
+
+def stop_ladder(session: Session, hub, lead_id: int, outcome: str) -> bool:
+    """The client was reached: close open callback tasks, cancel what is scheduled."""
+    closed = session.execute(
+        update(Task).where(Task.lead_id == lead_id, Task.kind == "callback", Task.status == OPEN)
+        .values(status="done", outcome=outcome, closed_at=hub.now())).rowcount
+    timers.cancel_for_lead(session, lead_id, ("callback",))
+    if closed:
+        history.record(session, lead_id, "callback_ladder_stopped", hub.now(), outcome=outcome)
+    return bool(closed)

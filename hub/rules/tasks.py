@@ -1,0 +1,46 @@
+"""The first task of every lead ("call the client within an hour") and its reminders."""
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from hub.durations import parse_duration
+from hub.models import Lead, Notification, Task, Timer
+from hub.rules import history, people, timers
+from hub.rules.business_hours import from_config
+
+
+def business_hours(config):
+    return from_config(config.get("business_hours"), config["timezone"])
+
+
+def open_first_task(session: Session, hub, lead: Lead, sla: dict) -> Task:
+    due = business_hours(hub.config).add(lead.created_at, parse_duration(sla["first_response"]))
+    who = " ".join(part for part in (lead.name, lead.phone or lead.email) if part)
+    task = Task(lead_id=lead.id, kind="call", title=f"Call {who}", due_at=due, assignee_id=lead.assignee_id)
+    session.add(task)
+    session.flush()
+    if sla["remind_every"]:
+        timers.schedule(session, f"task:{task.id}:reminder:1", "reminder", due, lead_id=lead.id,
+                        task_id=task.id, n=1, every=sla["remind_every"])
+    return task
+
+
+def remind(session: Session, hub, timer: Timer) -> None:
+    """Remind the assignee while the task is open; schedule the next reminder."""
+    task = session.get(Task, timer.task_id)
+    if task is None or task.status != "open":
+        return
+    person = people.member(hub.config, task.assignee_id)
+    reach = people.contact_channel(hub.config, person) if person else None
+    n = timer.payload["n"]
+    if reach:
+        channel, sender, address = reach
+        session.add(Notification(
+            lead_id=task.lead_id, rule=f"reminder:task-{task.id}:{n}", channel=channel, sender=sender,
+            to=address, subject=f"Reminder: {task.title} (lead {task.lead_id})",
+            text=f"Reminder #{n}: {task.title}. Lead {task.lead_id}, due {task.due_at:%Y-%m-%d %H:%M} UTC."))
+    history.record(session, task.lead_id, "reminded", hub.now(), task=task.id, to=task.assignee_id, n=n)
+    start = max(timer.due_at, hub.now())  # after downtime: one reminder, then the rhythm again
+    next_at = business_hours(hub.config).add(start, parse_duration(timer.payload["every"]))
+    timers.schedule(session, f"task:{task.id}:reminder:{n + 1}", "reminder", next_at,
+                    lead_id=task.lead_id, task_id=task.id, n=n + 1, every=timer.payload["every"])
