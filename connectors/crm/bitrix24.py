@@ -1,0 +1,193 @@
+"""Bitrix24 CRM target (``crm: [{target: bitrix24, webhook_url_env: ...}]``) through an incoming
+webhook (shared/formats/bitrix24.md); field names come from ``mappings/crm/bitrix24.yaml``.
+
+* create: ``crm.lead.add``, marked ``ORIGINATOR_ID`` "lead-hub" + ``ORIGIN_ID`` "<number>". A retry
+  (attempt > 1) first asks ``crm.lead.list`` for that pair: the try that timed out may have
+  created the lead, and then its id is returned instead of adding a duplicate.
+* update: ``crm.lead.update`` with the mapped ``STATUS_ID`` / ``ASSIGNED_BY_ID``, then one
+  ``crm.timeline.comment.add`` per later touch (every touch after the first). Each comment ends
+  with ``[lead-hub touch <event id>]``; the lead's newest 50 comments are listed first and
+  touches already commented are skipped, so updates can be repeated safely.
+
+The webhook URL is the credential: its code is masked in every error message, and network
+errors are raised without their cause (whose text holds the URL).
+"""
+from __future__ import annotations
+
+import functools
+import html
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlsplit
+
+import requests
+import yaml
+
+from connectors.base import PermanentFailure, TemporaryFailure
+
+NAME = "bitrix24"
+SECRETS = ("webhook_url_env",)
+MAPPING_FILE = Path(__file__).resolve().parents[2] / "mappings" / "crm" / "bitrix24.yaml"
+TEMPORARY_CODES = {"QUERY_LIMIT_EXCEEDED", "OPERATION_TIME_LIMIT", "INTERNAL_SERVER_ERROR"}
+
+
+@functools.lru_cache(maxsize=None)
+def load_mapping() -> dict:
+    with MAPPING_FILE.open(encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def push(lead: dict, settings: dict, external_id: str | None, attempt: int,
+         throttle: Callable[[], None]) -> str:
+    portal = Portal(settings, throttle)
+    if external_id:
+        update(portal, lead, settings, external_id)
+        return external_id
+    if attempt > 1:
+        found = find_existing(portal, lead, settings)
+        if found:
+            return found
+    payload = {"fields": lead_fields(lead, settings), "params": {"REGISTER_SONET_EVENT": "Y"}}
+    return str(portal.call("crm.lead.add", payload))
+
+
+def lead_fields(lead: dict, settings: dict) -> dict:
+    mapping = load_mapping()
+    source = lead.get("source") or {}
+    fields = {
+        "TITLE": mapping["title"].format(number=lead["number"], who=_who(lead)),
+        "NAME": lead.get("name"),
+        "PHONE": _multifield(lead.get("phone"), mapping["phone_type"]),
+        "EMAIL": _multifield(lead.get("email"), mapping["email_type"]),
+        "SOURCE_ID": source_id(lead.get("channel"), settings),
+        "SOURCE_DESCRIPTION": "\n".join(f"{key}: {source[key]}"
+                                        for key in mapping["source_description"] if source.get(key)),
+        "COMMENTS": html.escape(lead.get("message") or ""),
+        "ASSIGNED_BY_ID": assignee_id(lead, settings),
+        "ORIGINATOR_ID": originator_id(settings),
+        "ORIGIN_ID": str(lead["number"]),
+    }
+    for key, field in {**mapping["source_fields"], **settings.get("source_fields", {})}.items():
+        fields[field] = source.get(key)  # a field mapped to null in the config is dropped below
+    return {name: value for name, value in fields.items() if name and value}
+
+
+def source_id(channel: str | None, settings: dict) -> str:
+    mapping = load_mapping()
+    source_ids = {**mapping["source_ids"], **settings.get("source_ids", {})}
+    return source_ids.get(channel) or mapping["default_source_id"]
+
+
+def originator_id(settings: dict) -> str:
+    """Overridable so that two hubs (staging, production) sharing a portal never match."""
+    return settings.get("originator_id") or load_mapping()["originator_id"]
+
+
+def assignee_id(lead: dict, settings: dict) -> int | None:
+    team_id = (lead.get("assignee") or {}).get("id")
+    return (settings.get("team") or {}).get(team_id)
+
+
+def find_existing(portal: "Portal", lead: dict, settings: dict) -> str | None:
+    marker = {"ORIGINATOR_ID": originator_id(settings), "ORIGIN_ID": str(lead["number"])}
+    found = portal.call("crm.lead.list", {"filter": marker, "select": ["ID"], "order": {"ID": "ASC"}})
+    return str(found[0]["ID"]) if found else None
+
+
+def update(portal: "Portal", lead: dict, settings: dict, lead_id: str) -> None:
+    fields = {"STATUS_ID": load_mapping()["status_ids"].get(lead.get("status")),
+              "ASSIGNED_BY_ID": assignee_id(lead, settings)}
+    fields = {name: value for name, value in fields.items() if value}
+    if fields:
+        portal.call("crm.lead.update", {"id": lead_id, "fields": fields,
+                                        "params": {"REGISTER_SONET_EVENT": "Y"}})
+    comment_touches(portal, lead.get("touches") or [], lead_id)
+
+
+def comment_touches(portal: "Portal", touches: list[dict], lead_id: str) -> None:
+    """One timeline comment per touch after the first, skipping those already commented."""
+    if len(touches) < 2:
+        return
+    entity = {"ENTITY_ID": int(lead_id) if lead_id.isdigit() else lead_id, "ENTITY_TYPE": "lead"}
+    listed = portal.call("crm.timeline.comment.list",
+                         {"filter": entity, "select": ["ID", "COMMENT"], "order": {"ID": "DESC"}})
+    seen = "\n".join(str(comment.get("COMMENT") or "") for comment in listed or [])
+    for touch in touches[1:]:
+        if touch_marker(touch) not in seen:
+            portal.call("crm.timeline.comment.add",
+                        {"fields": {**entity, "COMMENT": touch_comment(touch)}})
+
+
+def touch_marker(touch: dict) -> str:
+    key = touch.get("event_id") or f"{touch.get('channel')} {touch.get('at')}"
+    return f"[lead-hub touch {key}]"
+
+
+def touch_comment(touch: dict) -> str:
+    header = load_mapping()["touch_comment"].format(channel=touch.get("channel"), at=touch.get("at"))
+    source = [f"{key}: {value}" for key, value in (touch.get("source") or {}).items() if value]
+    return "\n".join([header, *source, touch_marker(touch)])
+
+
+class Portal:
+    """One portal's REST endpoint behind the incoming webhook URL."""
+
+    def __init__(self, settings: dict, throttle: Callable[[], None]):
+        self.webhook_url = settings["webhook_url"].rstrip("/")
+        self.base_url = settings.get("base_url")
+        self.timeout = settings.get("timeout", 10)
+        self.throttle = throttle
+
+    def endpoint(self, method: str) -> str:
+        if not self.base_url:  # base_url points the same path at a staging or local server
+            return f"{self.webhook_url}/{method}"
+        return f"{self.base_url.rstrip('/')}{urlsplit(self.webhook_url).path}/{method}"
+
+    def mask(self, text: str) -> str:
+        path = urlsplit(self.webhook_url).path.rstrip("/")
+        for secret in (path, path.rpartition("/")[2]):
+            text = text.replace(secret, "***") if secret else text
+        return text
+
+    def call(self, method: str, payload: dict):
+        self.throttle()
+        response = self.send(method, payload)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code >= 400 or not isinstance(body, dict) or "result" not in body:
+            raise self.failure(method, response, body if isinstance(body, dict) else {})
+        return body["result"]
+
+    def send(self, method: str, payload: dict) -> requests.Response:
+        error = None
+        try:
+            return requests.post(self.endpoint(method), json=payload, timeout=self.timeout)
+        except requests.RequestException as exc:
+            error = self.mask(f"Bitrix24 {method}: {exc}")
+        # raised outside the except block: the original exception's text holds the URL, and
+        # it must not ride along as __context__ into logged tracebacks
+        raise TemporaryFailure(error)
+
+    def failure(self, method: str, response: requests.Response, body: dict) -> Exception:
+        code = str(body.get("error") or "")
+        description = str(body.get("error_description") or response.reason or "no JSON result")
+        status = response.status_code
+        message = self.mask(f"Bitrix24 {method}: HTTP {status}{' ' + code if code else ''}: {description}")
+        if status == 429 or status >= 500 or code in TEMPORARY_CODES or (status < 400 and not code):
+            return TemporaryFailure(message, retry_after=_retry_after(response))
+        return PermanentFailure(message)
+
+
+def _who(lead: dict) -> str:
+    return lead.get("name") or lead.get("phone") or lead.get("email") or "—"
+
+
+def _multifield(value: str | None, value_type: str) -> list[dict] | None:
+    return [{"VALUE": value, "VALUE_TYPE": value_type}] if value else None
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After", "").strip()
+    return float(value) if value.isdigit() else None
