@@ -4,13 +4,22 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-test bench-intake bench-pipeline clean
+.PHONY: run test install install-test test-servers bench-intake bench-pipeline bench-mail clean
 
 run: install
 	$(BIN)/hub run
 
-test: install-test
+test: install-test test-servers
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The mailbox tests run a real Dovecot; install it from Debian's packages when we may.
+test-servers:
+	@test -x /usr/sbin/dovecot || command -v dovecot >/dev/null || \
+	if [ "$$(id -u)" -eq 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null; \
+	else \
+		echo "the mailbox tests need Dovecot: sudo apt-get install dovecot-imapd" >&2; exit 1; \
+	fi
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -30,6 +39,9 @@ bench-intake: install-test
 
 bench-pipeline: install-test
 	$(BIN)/python bench/pipeline.py
+
+bench-mail: install-test test-servers
+	$(BIN)/python bench/mail.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -175,3 +175,10 @@ class TemporaryFailure(SendError):
 
 class PermanentFailure(SendError):
     permanent = True
+
+
+class Ambiguous(SendError):
+    """The provider may or may not have taken the message (the answer was lost) and offers no
+    idempotency key: not retried, recorded as ``unknown`` for an operator."""
+
+    permanent = True

@@ -7,7 +7,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
-from hub import health, metrics, serialize
+from hub import health, mailpoll, metrics, serialize
 from hub.errors import HubError
 from hub.mapping import InvalidValue, normalise_phone
 from hub.models import Lead, RawEvent, Task
@@ -92,6 +92,10 @@ def list_events():
         return jsonify(paginate(session, query, RawEvent.id, limit, cursor, serialize.event))
 
 
+def render_lead(lead: Lead) -> dict:
+    return serialize.lead(lead, hub().config["timezone"], hub().now())
+
+
 def lead_query():
     return select(Lead).options(selectinload(Lead.touches), selectinload(Lead.tasks),
                                 selectinload(Lead.notifications), selectinload(Lead.syncs),
@@ -118,7 +122,7 @@ def list_leads():
     if request.args.get("utm_source"):
         query = query.where(Lead.source["utm_source"].as_string() == request.args["utm_source"])
     with hub().db.read() as session:
-        return jsonify(paginate(session, query, Lead.id, limit, cursor, serialize.lead))
+        return jsonify(paginate(session, query, Lead.id, limit, cursor, render_lead))
 
 
 @bp.get("/api/leads/<int:number>")
@@ -127,14 +131,18 @@ def get_lead(number: int):
         lead = session.scalar(lead_query().where(Lead.id == number))
         if lead is None:
             raise HubError(404, "no such lead", {"number": "unknown"})
-        return jsonify(serialize.lead(lead))
+        return jsonify(render_lead(lead))
 
 
 @bp.get("/healthz")
 def healthz():
     state = {"db": health.check_db(hub()), "redis": health.check_redis(hub())}
+    healthy = all(v == "ok" for v in state.values())
+    if hub().config["mailboxes"]:
+        state["mailboxes"] = mailpoll.mailbox_states(hub())
+        healthy = healthy and all(v == "ok" for v in state["mailboxes"].values())
     response = jsonify(state)
-    response.status_code = 200 if all(v == "ok" for v in state.values()) else 503
+    response.status_code = 200 if healthy else 503
     return response
 
 
@@ -153,6 +161,7 @@ def update_lead(number: int):
         if lead is None:
             raise HubError(404, "no such lead", {"number": "unknown"})
         manager_actions.update_lead(session, hub(), lead, status, assignee)
+    hub().kicker.kick("sync")
     return get_lead(number)
 
 

@@ -98,22 +98,25 @@ def mail_poll(once: bool) -> None:
     """Poll the configured IMAP mailboxes."""
     from hub.serve import poll_mail
 
-    poll_mail(load_hub(), once=once)
+    sys.exit(poll_mail(load_hub(), once=once))
 
 
 @main.command()
 @click.argument("event_id", required=False)
 @click.option("--failed", is_flag=True, help="Replay every failed and dead event.")
 @click.option("--notifications", is_flag=True, help="Put dead and unknown notifications back in the outbox.")
-def replay(event_id: str | None, failed: bool, notifications: bool) -> None:
+@click.option("--sync", "syncs", is_flag=True, help="Retry dead CRM deliveries.")
+def replay(event_id: str | None, failed: bool, notifications: bool, syncs: bool) -> None:
     """Run the pipeline again on stored raw events; never creates a duplicate lead."""
     from hub import replay as replays
 
     hub = load_hub()
-    if not (event_id or failed or notifications):
-        raise click.UsageError("give an EVENT_ID, --failed or --notifications")
+    if not (event_id or failed or notifications or syncs):
+        raise click.UsageError("give an EVENT_ID, --failed, --notifications or --sync")
     if notifications:
         click.echo(f"{replays.replay_notifications(hub)} notifications back in the outbox")
+    if syncs:
+        click.echo(f"{replays.replay_syncs(hub)} CRM deliveries queued again")
     if event_id or failed:
         try:
             outcomes = replays.replay_events(hub, event_id=event_id, failed=failed)
@@ -121,6 +124,31 @@ def replay(event_id: str | None, failed: bool, notifications: bool) -> None:
             raise click.ClickException(str(error)) from error
         for outcome in outcomes:
             click.echo(outcome)
+
+
+@main.group()
+def route() -> None:
+    """Routing rules."""
+
+
+@route.command("simulate")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def route_simulate(path: str) -> None:
+    """Route the sample leads in PATH (YAML or JSON list) without storing anything."""
+    import yaml
+
+    from hub.pipeline.route import Counters, simulate
+    from hub.rules.tasks import business_hours
+
+    config = load_hub().config
+    with open(path, encoding="utf-8") as handle:
+        samples = yaml.safe_load(handle) or []
+    if not isinstance(samples, list):
+        raise click.UsageError(f"{path}: expected a list of sample leads")
+    results = simulate(config, samples, Counters(), business_hours(config))
+    for index, (sample, decision) in enumerate(results, start=1):
+        who = sample.get("name") or sample.get("phone") or sample.get("email") or "?"
+        click.echo(f"{index}. {sample.get('channel', 'form')} {who} -> {decision.member_id or 'nobody'}: {decision.reason}")
 
 
 @main.command()

@@ -141,6 +141,36 @@ class FormSchema(Schema):
     cors_origins = fields.List(fields.String(), load_default=list)
 
 
+class MailboxSchema(Schema):
+    """One IMAP mailbox polled by ``hub mail poll``."""
+
+    host = fields.String(required=True)
+    port = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=65535))
+    ssl = fields.Boolean(load_default=True)
+    starttls = fields.Boolean(load_default=False)
+    ssl_ca_file = fields.String(load_default=None, allow_none=True)  # trust this CA (self-signed)
+    username = fields.String(required=True)
+    password_env = fields.String(load_default=None, allow_none=True)
+    folder = fields.String(load_default="INBOX")
+    after_commit = fields.String(load_default="keep", validate=validate.OneOf(("keep", "seen", "move")))
+    move_to = fields.String(load_default=None, allow_none=True)
+    poll_interval = Duration(load_default="60s")
+    stale_after = Duration(load_default="15m")
+    timeout = Duration(load_default="30s")
+    batch_size = fields.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
+    own_addresses = fields.List(fields.String(), load_default=list)
+    company_phones = fields.List(fields.String(), load_default=list)
+
+    @validates_schema
+    def check_actions(self, data, **kwargs):
+        if data.get("after_commit") == "move" and not data.get("move_to"):
+            raise ValidationError("after_commit: move needs a move_to folder", "move_to")
+        if data.get("move_to") and data.get("move_to") == data.get("folder", "INBOX"):
+            raise ValidationError("move_to must differ from folder", "move_to")
+        if data.get("ssl", True) and data.get("starttls"):
+            raise ValidationError("use either ssl (implicit TLS) or starttls, not both", "starttls")
+
+
 class SmtpSchema(Schema):
     host = fields.String(load_default="127.0.0.1")
     port = fields.Integer(load_default=25)
@@ -168,6 +198,9 @@ class SmsSchema(Schema):
 
     inbound = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
     sender = fields.String(load_default="log")
+    quiet_hours = fields.String(load_default="21:00-09:00", allow_none=True,
+                                validate=validate.Regexp(r"^\d{2}:\d{2}-\d{2}:\d{2}$"))
+    max_segments = fields.Integer(load_default=3, validate=validate.Range(min=1, max=10))
 
 
 class ConditionSchema(Schema):
@@ -175,6 +208,8 @@ class ConditionSchema(Schema):
         unknown = INCLUDE  # utm_* and other lead attributes
 
     channel = fields.List(fields.String(validate=validate.OneOf(CHANNELS)))
+    call_status = fields.List(fields.String(validate=validate.OneOf(("answered", "missed"))))
+    mobile = fields.Boolean()
 
 
 class ConfirmationSchema(Schema):
@@ -205,6 +240,20 @@ class OutboxSchema(Schema):
     sending_timeout = Duration(load_default="10m")
 
 
+class SyncSchema(Schema):
+    max_attempts = fields.Integer(load_default=12, validate=validate.Range(min=1))
+    backoff = Duration(load_default="30s")
+    backoff_max = Duration(load_default="1h")
+
+
+class CrmTargetSchema(Schema):
+    class Meta:
+        unknown = INCLUDE  # each target's own keys (webhook_url_env, base_url, team, ...)
+
+    target = fields.String(required=True)
+    name = fields.String(load_default=None, allow_none=True)
+
+
 class ConfigSchema(Schema):
     region = fields.String(load_default="RU", validate=validate.Regexp(r"^[A-Z]{2}$"))
     timezone = TimeZone(load_default="Europe/Moscow")
@@ -216,13 +265,15 @@ class ConfigSchema(Schema):
     team = fields.List(fields.Nested(MemberSchema), load_default=list)
     forms = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_-]{1,64}$")),
                         values=fields.Nested(FormSchema), load_default=dict)
-    mailboxes = fields.Dict(keys=fields.String(), values=fields.Nested(Open), load_default=dict)
+    mailboxes = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_-]{1,64}$")),
+                            values=fields.Nested(MailboxSchema), load_default=dict)
     telephony = fields.Dict(keys=fields.String(), values=fields.Raw(), load_default=dict)
     sms = fields.Nested(SmsSchema, load_default=lambda: SmsSchema().load({}))
     email = fields.Nested(EmailSchema, load_default=lambda: EmailSchema().load({}))
     confirmations = fields.List(fields.Nested(ConfirmationSchema), load_default=list)
     routing = fields.List(fields.Nested(RoutingRuleSchema), load_default=list)
-    crm = fields.List(fields.Nested(Open), load_default=list)
+    crm = fields.List(fields.Nested(CrmTargetSchema), load_default=list)
+    sync = fields.Nested(SyncSchema, load_default=lambda: SyncSchema().load({}))
     limits = fields.Nested(LimitsSchema, load_default=lambda: LimitsSchema().load({}))
     pipeline = fields.Nested(PipelineSchema, load_default=lambda: PipelineSchema().load({}))
     outbox = fields.Nested(OutboxSchema, load_default=lambda: OutboxSchema().load({}))
@@ -331,6 +382,13 @@ def semantic_problems(data: dict[str, Any]) -> list[str]:
             names = ", ".join(registry.providers("forms"))
             problems.append(f"forms.{key}.mapping: unknown mapping {form['mapping']!r} (one of {names})")
     problems += routing_problems(data)
+    names = [entry.get("name") or entry["target"] for entry in data["crm"]]
+    for index, entry in enumerate(data["crm"]):
+        if not registry.has_crm(entry["target"]):
+            problems.append(f"crm.{index}.target: unknown target {entry['target']!r} "
+                            f"(one of {', '.join(sorted(registry.CRM))})")
+        elif names.count(names[index]) > 1:
+            problems.append(f"crm.{index}.name: two targets are called {names[index]!r}; give each a name")
     for index, rule in enumerate(data["confirmations"]):
         try:
             rule["text"].format_map(TemplateCheck())

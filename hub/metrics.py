@@ -48,6 +48,22 @@ class StateCollector:
         outbox = GaugeMetricFamily("hub_outbox_due", "Notifications due for sending")
         outbox.add_metric([], health.outbox_due(self.hub))
         yield outbox
+        yield from mailbox_gauges(self.hub)
+
+
+def mailbox_gauges(hub):
+    from hub import mailpoll
+
+    labels = ["mailbox"]
+    behind = GaugeMetricFamily("hub_mailbox_behind", "Messages on the server above the checkpoint", labels=labels)
+    errors = GaugeMetricFamily("hub_mailbox_consecutive_errors", "Failed polls in a row", labels=labels)
+    success = GaugeMetricFamily("hub_mailbox_last_success_timestamp",
+                                "Unix time of the last successful poll (0: never)", labels=labels)
+    for row in mailpoll.mailbox_health(hub):
+        behind.add_metric([row.key], row.behind)
+        errors.add_metric([row.key], row.consecutive_errors)
+        success.add_metric([row.key], row.last_success_at.timestamp() if row.last_success_at else 0)
+    return [behind, errors, success]
 
 
 def render(hub) -> tuple[bytes, str]:

@@ -268,3 +268,8 @@ class Checkpoint(Base):
     uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
     last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Mailbox health, written by the poller, read by /healthz and /metrics.
+    last_success_at: Mapped[datetime | None]
+    consecutive_errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    behind: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

@@ -13,11 +13,13 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
-from connectors.base import Outgoing, SendError
+from connectors.base import Ambiguous, Outgoing, SendError
 from hub import registry
 from hub.config import resolve_secrets
 from hub.durations import parse_duration
-from hub.models import Notification
+from hub.models import Lead, Notification
+from hub.pipeline.confirm import fallback_email
+from hub.rules.quiet_hours import client_zone, release_time
 
 log = logging.getLogger("hub.outbox")
 RETRYABLE = ("pending", "failed")
@@ -31,9 +33,9 @@ def sender_settings(hub, channel: str, sender: str) -> dict:
     return resolve_secrets(section.get(sender) or {}, hub.environ)
 
 
-def backoff(hub, attempts: int, retry_after: float | None) -> timedelta:
-    outbox = hub.config["outbox"]
-    base, cap = parse_duration(outbox["backoff"]), parse_duration(outbox["backoff_max"])
+def backoff(hub, attempts: int, retry_after: float | None, section: str = "outbox") -> timedelta:
+    policy = hub.config[section]
+    base, cap = parse_duration(policy["backoff"]), parse_duration(policy["backoff_max"])
     delay = min(cap, base * (2 ** max(0, attempts - 1)))
     delay = delay * random.uniform(0.5, 1.0)  # jitter: retries of many rows spread out
     if retry_after:
@@ -57,6 +59,8 @@ def claim_due(hub, limit: int = 50) -> list[Notification]:
 
 
 def send_one(hub, row: Notification) -> None:
+    if row.channel == "sms" and hold_for_quiet_hours(hub, row):
+        return
     message = Outgoing(channel=row.channel, to=row.to, text=row.text, subject=row.subject,
                        idempotency_key=f"lead-{row.lead_id}-notification-{row.id}",
                        reply_to_message_id=row.reply_to_message_id)
@@ -76,14 +80,31 @@ def send_one(hub, row: Notification) -> None:
             last_error=None))
 
 
+def hold_for_quiet_hours(hub, row: Notification) -> bool:
+    """A retry that would now arrive at night waits for the morning (the try is not counted)."""
+    with hub.db.write() as session:
+        lead = session.get(Lead, row.lead_id)
+        zone = client_zone(lead.phone if lead else row.to, hub.config["timezone"])
+        release = release_time(hub.now(), zone, hub.config["sms"]["quiet_hours"])
+        if release <= hub.now():
+            return False
+        session.execute(update(Notification).where(Notification.id == row.id).values(
+            status="pending", attempts=row.attempts - 1, next_attempt_at=release))
+    return True
+
+
 def record_failure(hub, row: Notification, error: SendError) -> None:
     max_attempts = hub.config["outbox"]["max_attempts"]
     dead = error.permanent or row.attempts >= max_attempts
-    values = {"status": "dead" if dead else "failed", "last_error": error.message[:2000]}
+    status = "unknown" if isinstance(error, Ambiguous) else "dead" if dead else "failed"
+    values = {"status": status, "last_error": error.message[:2000]}
     if not dead:
         values["next_attempt_at"] = hub.now() + backoff(hub, row.attempts, error.retry_after)
     with hub.db.write() as session:
         session.execute(update(Notification).where(Notification.id == row.id).values(**values))
+        lead = session.get(Lead, row.lead_id)
+        if status == "dead" and lead is not None and fallback_email(session, hub, lead, row):
+            hub.kicker.kick("outbox")
     log.warning("notification %s to %s: %s (%s)", row.id, row.channel, values["status"], error.message)
 
 
@@ -98,16 +119,20 @@ def deliver_due(hub, limit: int = 50) -> int:
 
 
 def mark_stuck(hub) -> int:
-    """Rows left ``sending`` past the timeout: the worker died mid-send. Whether the provider
-    got the message is unknown, so the row is not resent automatically."""
+    """Rows left ``sending`` past the timeout: the worker died mid-send. A sender whose provider
+    takes an idempotency key is simply retried; for the others whether the provider got the
+    message is unknown, so the row is not resent automatically."""
     timeout = parse_duration(hub.config["outbox"]["sending_timeout"])
+    safe = sorted({name for (_, name), module in registry.SENDERS.items() if getattr(module, "IDEMPOTENT", False)})
+    stuck = (Notification.status == "sending", Notification.next_attempt_at < hub.now() - timeout)
     with hub.db.write() as session:
-        result = session.execute(
-            update(Notification)
-            .where(Notification.status == "sending", Notification.next_attempt_at < hub.now() - timeout)
-            .values(status="unknown",
-                    last_error="worker stopped while sending; not resent automatically to avoid a duplicate"))
-        return result.rowcount
+        retried = session.execute(update(Notification).where(*stuck, Notification.sender.in_(safe)).values(
+            status="failed", next_attempt_at=hub.now(),
+            last_error="worker stopped while sending; retried with the same idempotency key")).rowcount
+        unknown = session.execute(update(Notification).where(*stuck).values(
+            status="unknown",
+            last_error="worker stopped while sending; not resent automatically to avoid a duplicate")).rowcount
+        return retried + unknown
 
 
 def due_count(hub) -> int:

@@ -21,6 +21,7 @@ KICK_TTL = 30  # seconds a pending kick keeps others from enqueueing the same jo
 JOBS = {
     "pipeline": "hub.jobs.process_pending",
     "outbox": "hub.jobs.deliver_notifications",
+    "sync": "hub.jobs.deliver_syncs",
 }
 _embedded = None
 _lock = threading.Lock()

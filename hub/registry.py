@@ -5,15 +5,22 @@ from __future__ import annotations
 from types import ModuleType
 
 from connectors import log
-from connectors.mail import smtp
+from connectors.crm import amocrm, bitrix24, webhook
+from connectors.mail import imap, smtp
 from connectors.sms import smsru
 from connectors.sms import twilio as twilio_sms
+from connectors.telephony import mango, zadarma
+from connectors.telephony import twilio as twilio_voice
 from connectors.webforms import cf7, generic, tilda
 
 INTAKE: dict[tuple[str, str], ModuleType] = {
     ("forms", "generic"): generic,
     ("forms", "tilda"): tilda,
     ("forms", "cf7"): cf7,
+    ("mail", "imap"): imap,
+    ("telephony", "twilio"): twilio_voice,
+    ("telephony", "zadarma"): zadarma,
+    ("telephony", "mango"): mango,
     ("sms", "twilio"): twilio_sms,
     ("sms", "smsru"): smsru,
 }
@@ -27,11 +34,19 @@ SENDERS: dict[tuple[str, str], ModuleType] = {
 }
 
 
-CRM: dict[str, ModuleType] = {}
+CRM: dict[str, ModuleType] = {
+    "bitrix24": bitrix24,
+    "amocrm": amocrm,
+    "webhook": webhook,
+}
 
 
 def has_crm(target: str) -> bool:
     return target in CRM
+
+
+def crm(target: str) -> ModuleType:
+    return CRM[target]
 
 
 def has(kind: str, provider: str) -> bool:

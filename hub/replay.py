@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from hub import outbox, serialize
+from hub import crm, outbox, serialize
 from hub.models import RawEvent
 from hub.pipeline import process_batch
 
@@ -40,4 +40,10 @@ def describe(event: dict) -> str:
 def replay_notifications(hub) -> int:
     count = outbox.replay(hub)
     hub.kicker.kick("outbox")
+    return count
+
+
+def replay_syncs(hub) -> int:
+    count = crm.replay(hub)
+    hub.kicker.kick("sync")
     return count

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import exists, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub import outbox
+from hub import crm, outbox
 from hub.rules import timers
 from hub.models import RawEvent
 
@@ -37,6 +37,8 @@ def tick(hub) -> dict:
             "timers": timers.fire_due(hub)}
     done["pipeline"] = (stale_pending(hub) or done["retried"] > 0) and hub.kicker.kick("pipeline")
     done["outbox"] = outbox.due_count(hub) > 0 and hub.kicker.kick("outbox")
+    done["sync_stuck"] = crm.recover_stuck(hub)
+    done["sync"] = crm.due_count(hub) > 0 and hub.kicker.kick("sync")
     return done
 
 

@@ -1,7 +1,10 @@
 """Rows as the contract's JSON shapes."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from hub.mapping import SOURCE_KEYS
+from hub.rules.quiet_hours import client_zone
 from hub.models import Lead, LeadHistory, Notification, RawEvent, SyncDelivery, Task, Touch
 
 
@@ -50,7 +53,8 @@ def history(item: LeadHistory) -> dict:
     return {"at": iso(item.at), "actor": item.actor, "action": item.action, "details": item.details}
 
 
-def lead(item: Lead) -> dict:
+def lead(item: Lead, zone: str = "Europe/Moscow", now=None) -> dict:
+    now = now or datetime.now(timezone.utc)
     assignee = {"id": item.assignee.id, "name": item.assignee.name} if item.assignee else None
     return {
         "number": item.number, "status": item.status, "name": item.name, "phone": item.phone,
@@ -63,4 +67,10 @@ def lead(item: Lead) -> dict:
         "sync": [sync(s) for s in item.syncs],
         "created_at": iso(item.created_at), "updated_at": iso(item.updated_at),
         "handled_at": iso(item.handled_at), "history": [history(h) for h in item.history],
+        **client_time(item, zone, now),
     }
+
+
+def client_time(item: Lead, team_zone: str, now) -> dict:
+    zone = client_zone(item.phone, team_zone)
+    return {"client_timezone": zone.key, "client_local_time": now.astimezone(zone).isoformat(timespec="minutes")}

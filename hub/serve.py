@@ -53,11 +53,10 @@ def run_worker(hub, burst: bool = False) -> None:
         burst=burst, with_scheduler=False)
 
 
-def poll_mail(hub, once: bool = False) -> None:
-    if not hub.config["mailboxes"]:
-        log.info("no mailboxes configured: nothing to poll")
-        return
-    raise SystemExit("mail polling is not available in this version; remove `mailboxes` from the config")
+def poll_mail(hub, once: bool = False) -> int:
+    from hub import mailpoll
+
+    return mailpoll.run(hub, once=once)
 
 
 def child_environment() -> dict[str, str]:

@@ -25,6 +25,7 @@ from connectors.base import PermanentFailure, TemporaryFailure
 
 NAME = "amocrm"
 SECRETS = ("token_env",)
+RATE = (7.0, 7)  # amoCRM allows 7 requests a second
 MAPPING_FILE = Path(__file__).resolve().parents[2] / "mappings" / "crm" / "amocrm.yaml"
 log = logging.getLogger("hub.crm")
 

@@ -27,6 +27,7 @@ from connectors.base import PermanentFailure, TemporaryFailure
 
 NAME = "bitrix24"
 SECRETS = ("webhook_url_env",)
+RATE = (2.0, 50)  # requests a second, burst: the documented leaky bucket
 MAPPING_FILE = Path(__file__).resolve().parents[2] / "mappings" / "crm" / "bitrix24.yaml"
 TEMPORARY_CODES = {"QUERY_LIMIT_EXCEEDED", "OPERATION_TIME_LIMIT", "INTERNAL_SERVER_ERROR"}
 

@@ -31,6 +31,7 @@ from connectors.base import PermanentFailure, TemporaryFailure
 
 NAME = "webhook"
 SECRETS = ("secret_env",)
+RATE = (10.0, 20)  # a polite default for a receiver we know nothing about
 SECRET_PREFIX = "whsec_"
 
 

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 import requests
 
-from connectors.base import (BadRequest, DeliveryReport, Forbidden, Inbound, Outgoing, Parsed,
+from connectors.base import (Ambiguous, BadRequest, DeliveryReport, Forbidden, Inbound, Outgoing, Parsed,
                              PermanentFailure, Reply, Sent, TemporaryFailure, Unauthorized,
                              UnsupportedMediaType)
 
@@ -136,7 +136,7 @@ def send(message: Outgoing, settings: Mapping[str, Any]) -> Sent:
     try:
         response = requests.post(url, data=form, timeout=settings.get("timeout") or 10.0)
     except requests.ReadTimeout as exc:
-        raise PermanentFailure(f"SMS.ru: no answer in time; {AMBIGUOUS}") from exc
+        raise Ambiguous(f"SMS.ru: no answer in time; {AMBIGUOUS}") from exc
     except requests.RequestException as exc:
         raise TemporaryFailure(f"SMS.ru: {type(exc).__name__}: {exc}") from exc
     return sent_or_failure(response, number)
@@ -152,7 +152,7 @@ def sent_or_failure(response: requests.Response, number: str) -> Sent:
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise PermanentFailure(f"SMS.ru answered HTTP {response.status_code} without JSON; {AMBIGUOUS}")
+        raise Ambiguous(f"SMS.ru answered HTTP {response.status_code} without JSON; {AMBIGUOUS}")
     if body.get("status") != "OK":
         raise failure(body)  # request-level: auth, sender, balance, service state
     entry = number_entry(body, number)

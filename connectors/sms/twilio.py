@@ -27,6 +27,9 @@ KIND = "sms"
 CHANNEL = "sms"
 MAPPING = "sms/twilio"
 SECRETS = ("auth_token_env",)
+# Sends carry I-Twilio-Idempotency-Token, but Twilio documents that header only for its own
+# webhook retries, so a send whose answer was lost is not retried blindly (see hub.outbox).
+IDEMPOTENT = False
 HANDLES = ("message", "message.status")
 IGNORES = ("call",)
 

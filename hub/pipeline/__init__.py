@@ -14,15 +14,17 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from hub.models import Assignment, Lead, RawEvent, Touch
+from hub.models import Assignment, Lead, Notification, RawEvent, Touch
 from hub.pipeline.confirm import plan_confirmations
-from hub.pipeline.dedupe import ContactIndex, existing_touches, merge_contact
-from hub.pipeline.normalise import Normalised, normalise
+from hub.pipeline.dedupe import ContactIndex, existing_touches
+from hub.pipeline.merge import Batch, thread_index
+from hub.pipeline.normalise import normalise
 from hub.pipeline.route import Counters, decide, facts_of, known_owners, sync_team
+from hub.rules.callbacks import start_ladder, stop_ladder
 from hub.rules.history import record
 from hub.rules.sla import sla_of, start_new_chain
 from hub.rules.tasks import business_hours, open_first_task
-from hub.pipeline.sync import plan_syncs
+from hub.pipeline.sync import plan_syncs, queue_update
 
 log = logging.getLogger("hub.pipeline")
 PIPELINE_LOCK = 0x4C656164  # "Lead": one pipeline writer at a time on PostgreSQL
@@ -119,20 +121,49 @@ def run_batch(session: Session, hub, events: list[RawEvent]) -> BatchResult:
     config = hub.config
     sync_team(session, config["team"])
     work = [(raw, item) for raw in events for item in normalise(config, raw)]
-    touches = existing_touches(session, [item.touch_key for _, item in work])
-    contacts = ContactIndex.load(session, [item.lead for _, item in work if not item.ignore])
-    new_leads = [lead for raw, item in work
-                 if (lead := apply_item(session, raw, item, touches, contacts)) is not None]
+    items = [item for _, item in work]
+    batch = Batch(hub, session, existing_touches(session, [item.touch_key for item in items]),
+                  ContactIndex.load(session, [item.lead for item in items if not item.ignore]),
+                  thread_index(session, items))
+    for raw, item in work:
+        batch.apply(raw, item)
     for raw in events:
-        if raw.status == "pending":
-            raw.status = "processed" if raw.lead_id or raw.lead else "ignored"
-            raw.error = raw.error if raw.lead_id or raw.lead else (raw.error or "no lead in the event")
-        raw.processed_at = hub.now()
+        settle(raw, hub.now())
     session.flush()  # numbers for the new leads, needed by routing and confirmation texts
-    finish_new_leads(session, hub, new_leads, result)
+    finish_new_leads(session, hub, batch.new_leads, result)
+    if batch.touched:
+        result.syncs += queue_update(session, batch.touched, hub.now())
+    react_to_calls(session, hub, batch.call_changes, result)
     now = hub.now()
     result.latencies = [(now - raw.received_at).total_seconds() for raw in events]
     return result
+
+
+def settle(raw: RawEvent, now) -> None:
+    if raw.status == "pending":
+        linked = raw.lead_id or raw.lead
+        raw.status = "processed" if linked else "ignored"
+        raw.error = raw.error if linked else (raw.error or "no lead in the event")
+    raw.processed_at = now
+
+
+def react_to_calls(session: Session, hub, changes, result: BatchResult) -> None:
+    """A missed call starts the callback ladder, an answered one stops it; a lead made by a
+    call is confirmed once its call has ended (the rules may look at ``call_status``)."""
+    for change in changes:
+        lead, details = change.lead, change.touch.details
+        if change.outcome == "missed" and details["direction"] == "inbound":
+            start_ladder(session, hub, lead, change.at, change.touch.touch_key)
+        elif change.outcome == "answered":
+            stop_ladder(session, hub, lead.id, f"client reached: answered {details['direction']} call")
+        if details.get("final") and lead.channel == "call" and first_touch_of(lead, change.touch):
+            already = {(n.rule, n.channel) for n in session.scalars(
+                select(Notification).where(Notification.lead_id == lead.id))}
+            result.notifications += len(plan_confirmations(session, hub, lead, details["status"], already))
+
+
+def first_touch_of(lead: Lead, touch: Touch) -> bool:
+    return touch.touch_key == min((t for t in lead.touches), key=lambda t: t.at).touch_key
 
 
 def finish_new_leads(session: Session, hub, leads: list[Lead], result: BatchResult) -> None:
@@ -146,7 +177,8 @@ def finish_new_leads(session: Session, hub, leads: list[Lead], result: BatchResu
         apply_decision(session, hub, lead, decision, counters)
     session.flush()
     for lead in leads:
-        result.notifications += len(plan_confirmations(session, hub.config, lead))
+        if lead.channel != "call":  # a call's lead is confirmed when its call has ended
+            result.notifications += len(plan_confirmations(session, hub, lead))
         result.syncs += len(plan_syncs(session, hub.config, lead))
         result.new_leads.append(lead.id)
 
@@ -162,36 +194,3 @@ def apply_decision(session: Session, hub, lead: Lead, decision, counters: Counte
     sla = sla_of(hub.config, lead)
     open_first_task(session, hub, lead, sla)
     start_new_chain(session, hub, lead, sla)
-
-
-def apply_item(session: Session, raw: RawEvent, item: Normalised, touches: dict[str, Touch],
-               contacts: ContactIndex) -> Lead | None:
-    """Merge one normalised event (an ignored event, a repeat, a touch or a new lead);
-    returns the lead when it is new."""
-    if item.ignore:
-        raw.status, raw.error = "ignored", item.ignore
-        return None
-    existing = touches.get(item.touch_key)
-    if existing is not None:  # already merged (a replay): link, change nothing
-        raw.lead_id = existing.lead_id
-        return None
-    if not (item.lead.get("phone") or item.lead.get("email")):
-        raw.status, raw.error = "ignored", "no contact: neither a phone nor an e-mail"
-        return None
-    lead = contacts.find(item.lead)
-    if lead is None:
-        lead = Lead(channel=item.channel, source=item.source, last_source=item.source,
-                    created_at=item.at, **item.lead)
-        session.add(lead)
-        contacts.add(lead)
-        created = lead
-    else:
-        created = None
-        merge_contact(lead, item.lead)
-        lead.last_source = item.source
-    touch = Touch(lead=lead, touch_key=item.touch_key, event_id=raw.event_id, channel=item.channel,
-                  at=item.at, source=item.source, details=item.details)
-    session.add(touch)
-    touches[item.touch_key] = touch
-    raw.lead = lead
-    return created

@@ -12,7 +12,8 @@ from urllib.parse import parse_qsl, urlsplit
 from connectors.base import Inbound, Parsed
 from hub import registry
 from hub.config import resolve_secrets
-from hub.mapping import SOURCE_KEYS, load_mapping
+from hub.mapping import SOURCE_KEYS, load_mapping, normalise_phone
+from hub.pipeline import calls
 
 URL_ATTRIBUTION = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
                    "gclid", "yclid")
@@ -33,6 +34,11 @@ class Normalised:
     details: dict[str, Any] = field(default_factory=dict)
     ignore: str | None = None
     invalid: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # the provider's neutral extras
+
+    @property
+    def call(self):
+        return self.extra.get("call")
 
 
 def endpoint_settings(config, kind: str, provider: str, endpoint: str | None) -> dict | None:
@@ -43,6 +49,9 @@ def endpoint_settings(config, kind: str, provider: str, endpoint: str | None) ->
         if form is None:
             return None
         return {**resolve_secrets(form), "key": endpoint or provider}
+    if kind == "mail":  # the mailbox's section (no secret needed to parse) and the region
+        mailbox = config["mailboxes"].get(endpoint)
+        return None if mailbox is None else {**mailbox, "key": endpoint, "region": config["region"]}
     section = config["sms"]["inbound"] if kind == "sms" else config.get(kind, {})
     settings = section.get(provider) if isinstance(section, dict) else None
     if settings is None:
@@ -68,17 +77,35 @@ def normalise_parsed(config, module, raw, parsed: Parsed, index: int) -> Normali
     source = complete_source({key: None for key in SOURCE_KEYS} | mapped.source)
     if raw.kind == "forms":
         source["form"] = raw.endpoint
+    if raw.kind == "mail":
+        source["mailbox"] = raw.endpoint
+    if source.get("called_number"):
+        track_call(config, source)
     key = parsed.extra.get("touch_key") or f"event:{raw.event_id}:{index}"
     return Normalised(
         channel=module.CHANNEL, touch_key=key, at=raw.received_at, lead=mapped.lead,
         source=source, details=touch_details(raw, parsed, mapped.details),
-        ignore=parsed.ignore, invalid=mapped.invalid)
+        ignore=parsed.ignore, invalid=mapped.invalid, extra=parsed.extra)
+
+
+def track_call(config, source: dict) -> None:
+    """Call tracking: each ad channel has its own number; the number called names the source."""
+    numbers = (config.get("telephony") or {}).get("numbers") or {}
+    for number, attribution in numbers.items():
+        if normalise_phone(str(number), config["region"]) == source["called_number"]:
+            for key, value in attribution.items():
+                source[key] = source.get(key) or value
+            return
 
 
 def touch_details(raw, parsed: Parsed, mapped_details: dict) -> dict:
     if raw.kind == "forms":
         fields = {k: v for k, v in parsed.fields.items() if k not in DERIVED_FIELDS}
         return {"form": raw.endpoint, "fields": fields} | mapped_details
+    if raw.kind == "mail":
+        return {"mailbox": raw.endpoint, "message_id": None, "subject": None} | mapped_details
+    if parsed.extra.get("call"):
+        return calls.initial_details(parsed.extra["call"], mapped_details)
     return mapped_details
 
 

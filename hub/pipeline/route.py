@@ -138,7 +138,8 @@ def decide(config, facts: dict, counters: Counters, owner: tuple[str, int] | Non
     if owner and config["sticky_owner"]:
         person = next((m for m in config["team"] if m["id"] == owner[0] and not m["away"]), None)
         if person:
-            return Decision(person["id"], f"known client -> back to their owner {person['id']} (lead {owner[1]})")
+            earlier = f" (lead {owner[1]})" if owner[1] else ""
+            return Decision(person["id"], f"known client -> back to their owner {person['id']}{earlier}")
     skipped = None
     for rule in config["routing"]:
         if not matches(rule["when"], facts):
@@ -172,3 +173,24 @@ def known_owners(session: Session, leads: list[Lead]) -> dict[int, tuple[str, in
                 latest[key] = (owner, number)
     return {lead.id: latest.get(("phone", lead.phone)) or latest.get(("email", lead.email))
             for lead in leads if latest.get(("phone", lead.phone)) or latest.get(("email", lead.email))}
+
+
+def simulate(config, samples: list[dict], counters: Counters, hours) -> list[tuple[dict, Decision]]:
+    """Route sample leads without storing anything: who would get each, and why."""
+    from datetime import datetime, timezone
+
+    from hub.mapping import normalise_phone
+
+    results = []
+    for sample in samples:
+        phone = normalise_phone(str(sample["phone"]), config["region"]) if sample.get("phone") else None
+        created = sample.get("at") or datetime.now(timezone.utc)
+        created = datetime.fromisoformat(created) if isinstance(created, str) else created
+        lead = Lead(channel=sample.get("channel", "form"), phone=phone, email=sample.get("email"),
+                    message=sample.get("message"), source=sample.get("source") or {})
+        owner = (sample["owner"], 0) if sample.get("owner") else None
+        decision = decide(config, facts_of(lead, hours.is_open(created), owner is not None), counters, owner)
+        if decision.member_id:
+            counters.assigned(decision.member_id)
+        results.append((sample, decision))
+    return results

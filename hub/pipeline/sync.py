@@ -2,6 +2,7 @@
 CRM target gets a delivery row, pushed by ``hub.outbox`` like any other outbound message."""
 from __future__ import annotations
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from hub import registry
@@ -9,7 +10,14 @@ from hub.models import Lead, SyncDelivery
 
 
 def plan_syncs(session: Session, config, lead: Lead) -> list[SyncDelivery]:
-    rows = [SyncDelivery(lead_id=lead.id, target=target["target"])
-            for target in config["crm"] if registry.has_crm(target.get("target", ""))]
+    rows = [SyncDelivery(lead_id=lead.id, target=entry.get("name") or entry["target"])
+            for entry in config["crm"] if registry.has_crm(entry.get("target", ""))]
     session.add_all(rows)
     return rows
+
+
+def queue_update(session: Session, lead_ids, now) -> int:
+    """Leads that changed are pushed again, as updates of the id the CRM gave us."""
+    return session.execute(update(SyncDelivery).where(
+        SyncDelivery.lead_id.in_(list(lead_ids)), SyncDelivery.status == "synced").values(
+        status="pending", next_attempt_at=now)).rowcount

@@ -7,6 +7,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from hub.models import Assignment, Lead, Task
+from hub.pipeline.sync import queue_update
 from hub.rules import callbacks, history, sla, timers
 
 CLOSED = ("converted", "junk", "archived")
@@ -20,6 +21,7 @@ def touch(lead: Lead, now) -> None:
 def update_lead(session: Session, hub, lead: Lead, status: str | None, assignee: str | None) -> None:
     now = hub.now()
     touch(lead, now)
+    queue_update(session, [lead.id], now)
     if status and status != lead.status:
         history.record(session, lead.id, "status_changed", now, actor="api", **{"from": lead.status, "to": status})
         lead.status, lead.status_changed_at = status, now

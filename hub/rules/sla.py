@@ -53,7 +53,7 @@ def chain_stopped(lead: Lead, payload: dict) -> bool:
 
 
 def escalate(session: Session, hub, timer: Timer) -> None:
-    lead = session.get(Lead, timer.lead_id)
+    lead = session.get(Lead, timer.lead_id) if timer.lead_id else None
     payload = timer.payload
     if lead is None or chain_stopped(lead, payload):
         return

@@ -12,7 +12,7 @@ import pytest
 import requests
 import responses
 
-from connectors.base import (BadRequest, DeliveryReport, Forbidden, Inbound, Outgoing,
+from connectors.base import (Ambiguous, BadRequest, DeliveryReport, Forbidden, Inbound, Outgoing,
                              PermanentFailure, Reply, Sent, TemporaryFailure, Unauthorized)
 from connectors.sms import smsru
 from hub.mapping import load_mapping
@@ -191,7 +191,7 @@ def test_connection_error_is_temporary():
 @responses.activate
 def test_read_timeout_is_ambiguous_and_not_retried():
     responses.add(responses.POST, API, body=requests.exceptions.ReadTimeout("read timed out"))
-    with pytest.raises(PermanentFailure) as error:
+    with pytest.raises(Ambiguous) as error:
         smsru.send(MESSAGE, SENDER)
     assert "may have been sent" in error.value.message
 
@@ -199,7 +199,7 @@ def test_read_timeout_is_ambiguous_and_not_retried():
 @responses.activate
 def test_http_200_without_json_is_ambiguous_and_not_retried():
     responses.add(responses.POST, API, status=200, body="100\n000000-10000000\nbalance=4122.56")
-    with pytest.raises(PermanentFailure) as error:
+    with pytest.raises(Ambiguous) as error:
         smsru.send(MESSAGE, SENDER)
     assert "may have been sent" in error.value.message
 

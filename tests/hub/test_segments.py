@@ -1,6 +1,6 @@
 import pytest
 
-from connectors.sms.segments import count_segments
+from hub.segments import count_segments
 
 
 @pytest.mark.parametrize("text, expected", [

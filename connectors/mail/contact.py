@@ -1,0 +1,184 @@
+"""Who wrote, and how to reach them: the sender, a site form's fields, a forward's original
+sender, a phone from the body (not from quoted text, not one of ours), a plus-address tag."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.message import Message
+from email.utils import parseaddr
+
+import phonenumbers
+
+from connectors.mail import parse
+
+NO_REPLY_RE = re.compile(r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|robot|mailer|wordpress|"
+                         r"notify|notifications?)(?:[+-].*)?$", re.I)
+FORM_KEYS = {
+    "name": ("name", "your name", "имя", "ваше имя", "фио", "контактное лицо"),
+    "phone": ("phone", "phone number", "tel", "telephone", "mobile", "телефон", "тел",
+              "номер телефона", "мобильный"),
+    "email": ("e-mail", "email", "your email", "почта", "эл. почта", "электронная почта"),
+}
+FIELD_LINE_RE = re.compile(r"^[ \t]*([^:\n]{1,40}?)[ \t]*:[ \t]*(\S.*?)[ \t]*$", re.M)
+FORWARD_RE = re.compile(r"^[-=_\s]*(?:Forwarded message|Begin forwarded message|"
+                        r"Пересылаемое сообщение|Переадресованное сообщение)[-=_\s:]*$", re.I | re.M)
+FORWARD_END_RE = re.compile(r"^[-=_\s]*(?:End of forwarded message|Конец пересылаемого сообщения)"
+                            r"[-=_\s]*$", re.I | re.M)
+SENDER_LINE_RE = re.compile(r"^\s*(?:From|От|Отправитель)\s*:\s*(.+)$", re.I)
+ANGLE_ADDRESS_RE = re.compile(r"\"?([^\"<>,]*?)\"?\s*<([^<>\s]+@[^<>\s]+)>")
+ATTRIBUTION_RE = re.compile(r"(?:\bwrote|пишет|написал[аи]?)\s*:\s*$", re.I)
+ORIGINAL_RE = re.compile(r"^-{2,}\s*(?:Original Message|Исходное сообщение)\s*-{2,}$", re.I)
+SIGNATURE_RE = re.compile(r"^(?:--|—|с уважением|best regards|regards|kind regards|спасибо)\b", re.I)
+
+
+@dataclass
+class Contact:
+    name: str = ""
+    email: str = ""
+    phone: str = ""
+    phone_ext: str = ""
+    forwarded_by: str = ""
+    text: str = ""  # the text the lead wrote (the original of a forward)
+
+
+def is_own(address: str, own: list[str]) -> bool:
+    address = address.lower()
+    domain = address.rpartition("@")[2]
+    return any(address == item.lower() or domain == item.lower().lstrip("@") for item in own)
+
+
+def is_no_reply(address: str, own: list[str]) -> bool:
+    return bool(NO_REPLY_RE.match(address.partition("@")[0])) or is_own(address, own)
+
+
+def find_contact(message: Message, content: parse.Content, settings) -> Contact:
+    own = list(settings.get("own_addresses") or [])
+    name, email = parse.first_address(message, "From")
+    contact = Contact(name=name, email=email, text=content.text)
+    forward = forwarded_original(content)
+    if forward is not None and (forward.email or forward.phone):
+        forward.forwarded_by = email
+        contact = forward
+    elif is_no_reply(email, own):
+        contact = form_contact(message, contact.text, own)
+    if not contact.phone:
+        contact.phone, contact.phone_ext = find_phone(contact.text, settings)
+    return contact
+
+
+def form_contact(message: Message, text: str, own: list[str]) -> Contact:
+    """A site-form notification: Reply-To and the ``Key: value`` lines of its body."""
+    fields = form_fields(text)
+    reply_name, reply_to = parse.first_address(message, "Reply-To")
+    if reply_to and is_no_reply(reply_to, own):
+        reply_name, reply_to = "", ""
+    return Contact(name=fields.get("name") or reply_name, email=reply_to or fields.get("email", ""),
+                   phone=fields.get("phone", ""), text=text)
+
+
+def form_fields(text: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for key, value in FIELD_LINE_RE.findall(text):
+        label = key.strip(" *").lower()
+        for field, labels in FORM_KEYS.items():
+            if label in labels and field not in found:
+                found[field] = value.strip()
+    if "email" in found:
+        found["email"] = parseaddr(found["email"])[1] or found["email"]
+    return found
+
+
+def forwarded_original(content: parse.Content) -> Contact | None:
+    """The original of a forward: a message/rfc822 part, else an inline forwarded block."""
+    for original in content.forwarded:
+        name, email = parse.first_address(original, "From")
+        inner = parse.read_content(original)
+        return Contact(name=name, email=email, text=inner.text)
+    return inline_forward(content.text)
+
+
+def inline_forward(text: str) -> Contact | None:
+    marker = FORWARD_RE.search(text)
+    if marker is None:
+        return None
+    block = text[marker.end():].lstrip("\n")
+    end = FORWARD_END_RE.search(block)
+    block = block[:end.start()] if end else block
+    head, _, body = block.partition("\n\n")
+    name, email = forward_sender(head.split("\n")[:8])
+    return Contact(name=name, email=email, text=parse.clean_text(body or head))
+
+
+def forward_sender(lines: list[str]) -> tuple[str, str]:
+    for line in lines:
+        match = SENDER_LINE_RE.match(line)
+        if match:
+            name, email = parseaddr(match.group(1))
+            if "@" in email:
+                return name, email
+    for line in lines:  # Yandex/Mail.ru: 20.11.2026, 10:15, "Иван" <ivan@example.ru>:
+        match = ANGLE_ADDRESS_RE.search(line)
+        if match:
+            return match.group(1).strip(), match.group(2)
+    return "", ""
+
+
+def unquoted(text: str) -> str:
+    """The text without quoted lines and without the quoted reply after "... wrote:"."""
+    kept = []
+    for line in text.split("\n"):
+        if ATTRIBUTION_RE.search(line) or ORIGINAL_RE.match(line.strip()):
+            break
+        if not line.lstrip().startswith(">"):
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def find_phone(text: str, settings) -> tuple[str, str]:
+    """(E.164 phone, extension) of the client; a signature's phone is preferred."""
+    region = settings.get("region") or "RU"
+    ours = {e164(phone, region) for phone in settings.get("company_phones") or []}
+    body = unquoted(text)
+    candidates = [(match.start, match.number) for match in phonenumbers.PhoneNumberMatcher(
+        body, region, leniency=phonenumbers.Leniency.VALID)]
+    candidates = [(at, number) for at, number in candidates if format_e164(number) not in ours]
+    if not candidates:
+        return "", ""
+    signature = signature_start(body)
+    in_signature = [item for item in candidates if signature is not None and item[0] >= signature]
+    _, number = (in_signature or candidates)[0]
+    return format_e164(number), number.extension or ""
+
+
+def signature_start(text: str) -> int | None:
+    offset = 0
+    for line in text.split("\n"):
+        if SIGNATURE_RE.match(line.strip()):
+            return offset
+        offset += len(line) + 1
+    return None
+
+
+def format_e164(number) -> str:
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def e164(phone: str, region: str) -> str:
+    try:
+        return format_e164(phonenumbers.parse(phone, region))
+    except phonenumbers.NumberParseException:
+        return phone
+
+
+def plus_tag(message: Message, username: str | None) -> str:
+    """``sales+yandex@…`` among the recipients of the mailbox ``sales@…`` → ``yandex``."""
+    local, _, domain = (username or "").lower().partition("@")
+    if not local:
+        return ""
+    recipients = parse.addresses(message, "Delivered-To", "X-Original-To", "To", "Cc")
+    for _, address in recipients:
+        box, _, host = address.lower().rpartition("@")
+        base, plus, tag = box.partition("+")
+        if plus and tag and base == local and (not domain or host == domain):
+            return address.rpartition("@")[0].partition("+")[2]
+    return ""

@@ -1,0 +1,132 @@
+"""Pushing leads to external CRMs from the sync_deliveries table.
+
+Every configured target gets one row per lead. A row is claimed (``syncing``), pushed through
+the target's module with a throttle shared by all workers, and recorded: ``synced`` with the
+CRM's id, ``failed`` with a backoff, or ``dead`` with the CRM's own message. A retry passes the
+attempt number, so the target looks for a lead an earlier, timed-out try may have created. A
+lead that changes later (new touch, status, owner) is queued again as an update of the stored id.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from connectors.base import SendError
+from hub import registry, serialize
+from hub.config import resolve_secrets
+from hub.models import Lead, SyncDelivery
+from hub.outbox import backoff
+from hub.throttle import Throttle
+
+log = logging.getLogger("hub.crm")
+RETRYABLE = ("pending", "failed")
+STUCK_AFTER = timedelta(minutes=10)
+
+
+def target_name(entry: dict) -> str:
+    return entry.get("name") or entry["target"]
+
+
+def targets(config) -> dict[str, dict]:
+    return {target_name(entry): entry for entry in config["crm"] if registry.has_crm(entry["target"])}
+
+
+def claim_due(hub, limit: int = 20) -> list[SyncDelivery]:
+    now = hub.now()
+    with hub.db.write() as session:
+        query = (select(SyncDelivery).where(SyncDelivery.status.in_(RETRYABLE),
+                                            SyncDelivery.next_attempt_at <= now)
+                 .order_by(SyncDelivery.next_attempt_at, SyncDelivery.id).limit(limit))
+        if session.bind.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = list(session.scalars(query))
+        for row in rows:
+            row.status, row.attempts, row.next_attempt_at = "syncing", row.attempts + 1, now
+        return rows
+
+
+def lead_json(hub, lead_id: int) -> dict:
+    with hub.db.read() as session:
+        lead = session.scalar(select(Lead).where(Lead.id == lead_id).options(
+            selectinload(Lead.touches), selectinload(Lead.tasks), selectinload(Lead.notifications),
+            selectinload(Lead.syncs), selectinload(Lead.history)))
+        return serialize.lead(lead, hub.config["timezone"], hub.now())
+
+
+def make_throttle(hub, name: str, entry: dict, module, clock=None, sleep=None) -> Throttle:
+    rate = entry.get("rate") or {}
+    per_second = float(rate.get("per_second", module.RATE[0]))
+    burst = int(rate.get("burst", module.RATE[1]))
+    kwargs = {k: v for k, v in (("clock", clock), ("sleep", sleep)) if v is not None}
+    try:
+        connection = hub.kicker.connection
+    except Exception:  # no Redis at all: local buckets only
+        connection = None
+    return Throttle(connection, name, per_second, burst, **kwargs)
+
+
+def push_one(hub, row: SyncDelivery, throttles: dict) -> None:
+    entry = targets(hub.config).get(row.target)
+    if entry is None:
+        record(hub, row, status="dead", last_error=f"target {row.target!r} is no longer configured")
+        return
+    module = registry.crm(entry["target"])
+    settings = {**resolve_secrets(entry, hub.environ), "team": entry.get("team") or {}}
+    try:
+        external_id = module.push(lead_json(hub, row.lead_id), settings, row.external_id,
+                                  row.attempts, throttles[row.target])
+    except Exception as error:  # noqa: BLE001 - a connector bug must not strand the row
+        if not isinstance(error, SendError):
+            log.exception("target %s crashed", row.target)
+            error = SendError(f"{type(error).__name__}: {error}")
+        dead = error.permanent or row.attempts >= hub.config["sync"]["max_attempts"]
+        values = {"status": "dead" if dead else "failed", "last_error": error.message[:2000]}
+        if not dead:
+            values["next_attempt_at"] = hub.now() + backoff(hub, row.attempts, error.retry_after, "sync")
+        record(hub, row, **values)
+        log.warning("sync of lead %s to %s: %s (%s)", row.lead_id, row.target, values["status"], error.message)
+        return
+    record(hub, row, status="synced", external_id=str(external_id), last_error=None,
+           synced_at=hub.now(), attempts=0)
+
+
+def record(hub, row: SyncDelivery, **values) -> None:
+    with hub.db.write() as session:
+        session.execute(update(SyncDelivery).where(SyncDelivery.id == row.id).values(**values))
+
+
+def deliver_due(hub, clock=None, sleep=None) -> int:
+    attempted, throttles = 0, {}
+    configured = targets(hub.config)
+    while rows := claim_due(hub):
+        for row in rows:
+            if row.target not in throttles and row.target in configured:
+                entry = configured[row.target]
+                throttles[row.target] = make_throttle(hub, row.target, entry, registry.crm(entry["target"]),
+                                                      clock, sleep)
+            push_one(hub, row, throttles)
+        attempted += len(rows)
+    return attempted
+
+
+def recover_stuck(hub) -> int:
+    """Rows left ``syncing`` by a dead worker are retried: the retry looks before it creates."""
+    with hub.db.write() as session:
+        return session.execute(update(SyncDelivery).where(
+            SyncDelivery.status == "syncing", SyncDelivery.next_attempt_at < hub.now() - STUCK_AFTER)
+            .values(status="failed", last_error="worker stopped while syncing; retrying")).rowcount
+
+
+def due_count(hub) -> int:
+    with hub.db.read() as session:
+        return session.scalar(select(func.count()).select_from(SyncDelivery).where(
+            SyncDelivery.status.in_(RETRYABLE), SyncDelivery.next_attempt_at <= hub.now())) or 0
+
+
+def replay(hub) -> int:
+    with hub.db.write() as session:
+        return session.execute(update(SyncDelivery).where(SyncDelivery.status == "dead").values(
+            status="pending", attempts=0, next_attempt_at=hub.now())).rowcount

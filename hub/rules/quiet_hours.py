@@ -1,0 +1,51 @@
+"""Quiet hours in the client's own time zone: an SMS that would arrive at night waits for the
+morning. The zone comes from the phone number (``phonenumbers``' time zone data); a number
+that maps to several zones (Russian mobiles do) falls back to the team's zone."""
+from __future__ import annotations
+
+import functools
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from phonenumbers import timezone as number_zones
+
+
+@functools.lru_cache(maxsize=4096)
+def zone_name(phone: str | None, team_zone: str) -> str:
+    if not phone:
+        return team_zone
+    try:
+        zones = number_zones.time_zones_for_number(phonenumbers.parse(phone, None))
+    except phonenumbers.NumberParseException:
+        return team_zone
+    if len(zones) != 1 or zones[0] == number_zones.UNKNOWN_TIMEZONE:
+        return team_zone
+    try:
+        ZoneInfo(zones[0])
+    except ZoneInfoNotFoundError:
+        return team_zone
+    return zones[0]
+
+
+def client_zone(phone: str | None, team_zone: str) -> ZoneInfo:
+    return ZoneInfo(zone_name(phone, team_zone))
+
+
+def parse_window(text: str) -> tuple[time, time]:
+    start, _, end = text.partition("-")
+    return time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
+
+
+def release_time(moment: datetime, zone: ZoneInfo, window: str | None) -> datetime:
+    """``moment`` if it is not quiet there, else the end of the quiet hours."""
+    if not window:
+        return moment
+    start, end = parse_window(window)
+    local = moment.astimezone(zone)
+    now = local.time()
+    quiet = (start <= now or now < end) if start > end else (start <= now < end)
+    if not quiet:
+        return moment
+    day = local.date() if now < end else local.date() + timedelta(days=1)
+    return datetime.combine(day, end, zone).astimezone(moment.tzinfo)
