@@ -1,6 +1,7 @@
 """The outbox: confirmations leave once, retry with backoff, end dead and visible, replay."""
 from __future__ import annotations
 
+import socket
 from datetime import timedelta
 
 import pytest
@@ -9,17 +10,21 @@ from sqlalchemy import select, update
 from hub import outbox, scheduler
 from hub.models import Notification
 from hub.replay import replay_notifications
-from tests.smtp_server import SmtpServer, free_port
+from tests.smtp_server import SmtpServer
 
 FORM = {"name": "Ivan", "phone": "+79161234567", "email": "ivan@example.com"}
 
 
 @pytest.fixture
 def smtp_hub(hub):
-    hub.config["email"]["sender"] = "smtp"
-    hub.config["email"]["smtp"].update(host="127.0.0.1", port=free_port(), timeout=5)
-    hub.config.data["confirmations"] = [hub.config["confirmations"][1]]  # e-mail only
-    return hub
+    """E-mail confirmations by SMTP to a port that refuses connections until a test starts a
+    server: the port is bound but not listening, so no other process can take it meanwhile."""
+    with socket.socket() as refusing:
+        refusing.bind(("127.0.0.1", 0))
+        hub.config["email"]["sender"] = "smtp"
+        hub.config["email"]["smtp"].update(host="127.0.0.1", port=refusing.getsockname()[1], timeout=5)
+        hub.config.data["confirmations"] = [hub.config["confirmations"][1]]  # e-mail only
+        yield hub
 
 
 def email_row(hub) -> Notification:

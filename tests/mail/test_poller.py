@@ -136,7 +136,9 @@ def test_after_commit_move_empties_the_folder_without_duplicates(dovecot, mail_h
     with dovecot.client(user) as client:
         assert client.select_folder("INBOX")[b"EXISTS"] == 0
         assert client.select_folder("Processed")[b"EXISTS"] == 5
+    assert mailpoll.run(hub, once=True) == 0  # an empty folder is an ordinary, successful poll
     assert len(events(hub)) == 5
+    assert (checkpoint(hub).last_uid, checkpoint(hub).behind) == (5, 0)
 
 
 @pytest.mark.parametrize("transport", ["ssl", "starttls"])
