@@ -143,6 +143,8 @@ def print_profile(profiler: cProfile.Profile) -> None:
     stats = pstats.Stats(profiler, stream=sys.stdout).strip_dirs()
     print("\n--- profile: by own time ---")
     stats.sort_stats("tottime").print_stats(25)
+    if os.environ.get("BENCH_CALLERS"):
+        stats.print_callers(os.environ["BENCH_CALLERS"])
     print("--- profile: by cumulative time ---")
     stats.sort_stats("cumulative").print_stats(35)
 
@@ -201,8 +203,10 @@ def summary(label: str, events: int, leads: int, seconds: float, baseline: float
 def report(rows: list[dict], batch: int) -> None:
     print(f"\nmedians (batch size {batch}; ratio = pipeline leads/s / bare insert leads/s):")
     for row in rows:
-        verdict = "" if not row["database"] == "sqlite" else (
-            " ok" if row["leads/s"] >= TARGET_LEADS_PER_SECOND else f" BELOW TARGET {TARGET_LEADS_PER_SECOND}")
+        verdict = ""
+        if row["database"] == "sqlite":
+            reached = row["leads/s"] >= TARGET_LEADS_PER_SECOND
+            verdict = " ok" if reached else f" BELOW TARGET {TARGET_LEADS_PER_SECOND}"
         print(f"  {row['database']}: {row['events/s']:.0f} events/s, {row['leads/s']:.0f} leads/s{verdict}; "
               f"bare insert {row['bare insert leads/s']:.0f} leads/s; ratio {row['ratio']:.3f}")
 

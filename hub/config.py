@@ -231,6 +231,7 @@ class PipelineSchema(Schema):
     batch_size = fields.Integer(load_default=500, validate=validate.Range(min=1, max=10000))
     max_attempts = fields.Integer(load_default=5, validate=validate.Range(min=1))
     sweep_after = Duration(load_default="10s")
+    linger = Duration(load_default="500ms")  # must exceed hub.queue.KICK_EVERY
 
 
 class OutboxSchema(Schema):

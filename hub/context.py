@@ -11,6 +11,7 @@ from typing import Callable
 from hub.config import Config, load_config
 from hub.db import Database, make_engine
 from hub.queue import Kicker, connect
+from hub.ratelimit import LocalCounts
 
 
 def system_clock() -> datetime:
@@ -24,6 +25,7 @@ class Hub:
     kicker: Kicker
     clock: Callable[[], datetime] = field(default=system_clock)
     environ: dict = field(default_factory=lambda: os.environ)
+    rate_counts: LocalCounts = field(default_factory=LocalCounts)
 
     def now(self) -> datetime:
         return self.clock()

@@ -1,7 +1,9 @@
 """Engine and sessions. SQLite (WAL, one writer at a time) by default, PostgreSQL in production."""
 from __future__ import annotations
 
+import fcntl
 import os
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -54,11 +56,40 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+class WriterLock:
+    """SQLite admits one writer; a second one waits in SQLite's busy handler, which sleeps in
+    steps of milliseconds. Queueing writers on a file lock instead wakes the next one the
+    moment the lock is free. One descriptor per thread: flock orders threads too."""
+
+    def __init__(self, database_path: str):
+        self.path = f"{database_path}.writer-lock"
+        self.local = threading.local()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        handle = getattr(self.local, "handle", None)
+        if handle is None:
+            handle = self.local.handle = open(self.path, "a+b")
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def no_lock() -> Iterator[None]:
+    yield
+
+
 class Database:
     def __init__(self, engine: Engine):
         self.engine = engine
         self._reader = sessionmaker(engine, expire_on_commit=False)
-        self._writer = sessionmaker(engine.execution_options(write=True), expire_on_commit=False)
+        self._write_engine = engine.execution_options(write=True)
+        self._writer = sessionmaker(self._write_engine, expire_on_commit=False)
+        path = engine.url.database if is_sqlite(engine) else None
+        self._lock = WriterLock(path).held if path and path != ":memory:" else no_lock
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -68,8 +99,14 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A session in one transaction, committed on success, rolled back on error."""
-        with self._writer() as session, session.begin():
+        with self._lock(), self._writer() as session, session.begin():
             yield session
+
+    @contextmanager
+    def write_connection(self):
+        """A bare connection in one write transaction, for the hot intake path."""
+        with self._lock(), self._write_engine.begin() as connection:
+            yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,13 +1,15 @@
-"""Durations as the config writes them: ``"90s"``, ``"5m"``, ``"1h"``, ``"2d"``."""
+"""Durations as the config writes them: ``"90s"``, ``"5m"``, ``"1h"``, ``"2d"`` (and ``"500ms"``)."""
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 
-UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+UNITS = {"ms": "milliseconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|[smhdw])\s*$")
 
 
+@functools.lru_cache(maxsize=256)
 def parse_duration(text: str) -> timedelta:
     match = DURATION_RE.match(str(text))
     if not match:

@@ -1,22 +1,41 @@
 """The rq job functions. Each drains what is due, so one run serves many wake-up calls."""
 from __future__ import annotations
 
+import time
+
 from hub import context, crm, metrics, outbox
 from hub.pipeline import process_pending as run_pipeline
 
 
 def process_pending() -> int:
+    """Drain the pending events, then linger a moment for more. Web processes kick at most
+    every ``KICK_EVERY`` seconds under load; lingering longer than that guarantees an event
+    committed right after a skipped kick is still found by a running job."""
     hub = context.current()
     hub.kicker.clear("pipeline")
-    result = run_pipeline(hub)
+    linger = hub.config.duration("pipeline", "linger").total_seconds()
+    processed, idle_since = 0, time.monotonic()
+    while True:
+        result = run_pipeline(hub)
+        handle_result(hub, result)
+        processed += result.events
+        if result.events >= hub.config["pipeline"]["batch_size"]:
+            hub.kicker.kick("pipeline", force=True)  # time ran out with work left: a new job goes on
+            return processed
+        if result.events:
+            idle_since = time.monotonic()
+        elif time.monotonic() - idle_since >= linger:
+            return processed
+        else:
+            time.sleep(min(0.05, linger))
+
+
+def handle_result(hub, result) -> None:
     metrics.observe_batch(result)
     if result.notifications:
         hub.kicker.kick("outbox")
     if result.syncs:
         hub.kicker.kick("sync")
-    if result.events >= hub.config["pipeline"]["batch_size"]:
-        hub.kicker.kick("pipeline")  # time ran out with work left: continue in a new job
-    return result.events
 
 
 def deliver_notifications() -> int:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,7 @@ log = logging.getLogger("hub.mailpoll")
 BACKOFF_BASE, BACKOFF_CAP = 1.0, 60.0  # seconds; doubled per consecutive failure
 ONCE_ATTEMPTS = 3
 PAUSE_HOOK = "HUB_TEST_PAUSE_BEFORE_COMMIT"  # tests only: sleep between fetch and commit
+MAIL_LOCK = 0x4D61696C  # "Mail": one raw-event batch commit at a time on PostgreSQL
 
 
 def run(hub, once: bool = False, stop: threading.Event | None = None) -> int:
@@ -186,6 +187,9 @@ def commit_batch(hub, key: str, settings: dict, uidvalidity: int, uids: list[int
     for attempt in range(3):
         try:
             with hub.db.write() as session:
+                if session.bind.dialect.name == "postgresql":  # as SQLite's BEGIN IMMEDIATE does:
+                    # mailboxes holding the same messages must not deadlock on each other's keys
+                    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MAIL_LOCK})
                 row = checkpoint_row(session, key, settings["folder"])
                 if row.uidvalidity != uidvalidity:
                     raise RuntimeError(f"checkpoint of {key} changed meanwhile; re-reading")

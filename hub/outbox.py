@@ -20,6 +20,7 @@ from hub.durations import parse_duration
 from hub.models import Lead, Notification
 from hub.pipeline.confirm import fallback_email
 from hub.rules.quiet_hours import client_zone, release_time
+from hub.writer import RowWriter
 
 log = logging.getLogger("hub.outbox")
 RETRYABLE = ("pending", "failed")
@@ -103,8 +104,12 @@ def record_failure(hub, row: Notification, error: SendError) -> None:
     with hub.db.write() as session:
         session.execute(update(Notification).where(Notification.id == row.id).values(**values))
         lead = session.get(Lead, row.lead_id)
-        if status == "dead" and lead is not None and fallback_email(session, hub, lead, row):
-            hub.kicker.kick("outbox")
+        out = RowWriter(session)
+        fell_back = (status == "dead" and row.channel == "sms" and lead is not None
+                     and fallback_email(session, out, hub, lead, row.rule, row.text))
+        out.flush()
+    if fell_back:
+        hub.kicker.kick("outbox")
     log.warning("notification %s to %s: %s (%s)", row.id, row.channel, values["status"], error.message)
 
 

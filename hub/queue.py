@@ -18,6 +18,7 @@ from rq import Queue
 log = logging.getLogger("hub.queue")
 QUEUE_NAME = "hub"
 KICK_TTL = 30  # seconds a pending kick keeps others from enqueueing the same job
+KICK_EVERY = 0.2  # a web process re-kicks the pipeline at most this often (see hub.jobs)
 JOBS = {
     "pipeline": "hub.jobs.process_pending",
     "outbox": "hub.jobs.deliver_notifications",
@@ -76,6 +77,8 @@ class Kicker:
         self._factory = connection_factory
         self._connection = None
         self.breaker = Breaker()
+        self.coalesce = KICK_EVERY
+        self.kicked_at: dict[str, float] = {}
 
     @property
     def connection(self) -> redis.Redis:
@@ -97,6 +100,15 @@ class Kicker:
             self.breaker.trip()
             log.warning("redis unavailable, %s left for the sweeper: %s", job, exc)
             return False
+
+    def kick_soon(self, job: str) -> bool:
+        """The intake's kick: under load, at most one Redis round trip per ``coalesce`` seconds.
+        A job lingers longer than that before it ends, so a skipped kick loses nothing."""
+        now = time.monotonic()
+        if now - self.kicked_at.get(job, float("-inf")) < self.coalesce:
+            return True
+        self.kicked_at[job] = now
+        return self.kick(job)
 
     def clear(self, job: str) -> None:
         """Called by the job as it starts: work committed after this gets a new kick."""

@@ -2,19 +2,21 @@
 answer. Nothing is acknowledged before its raw event is committed."""
 from __future__ import annotations
 
+import functools
 import logging
+from urllib.parse import quote
 from dataclasses import dataclass
 from types import ModuleType
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, request
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, exists, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from connectors.base import ConnectorError, Inbound, Parsed
 from hub import metrics, ratelimit, registry
 from hub.errors import HubError
 from hub.mapping import load_mapping
-from hub.models import RawEvent
+from hub.models import RawEvent, new_event_id
 from hub.pipeline.normalise import endpoint_settings, fingerprint
 
 log = logging.getLogger("hub.receive")
@@ -80,7 +82,7 @@ def intake(endpoint: Endpoint, subpath: str) -> Response:
     event_id, duplicate = store(endpoint, inbound, parsed)
     metrics.observe_intake(endpoint.kind, endpoint.provider, "duplicate" if duplicate else "accepted")
     if not duplicate:
-        hub().kicker.kick("pipeline")
+        hub().kicker.kick_soon("pipeline")
     response = answer(endpoint, parsed, event_id, duplicate)
     response.headers["X-Hub-Event-Id"] = event_id
     return response
@@ -102,11 +104,16 @@ def limit_rate(endpoint: Endpoint) -> None:
 
 
 def public_url() -> str:
-    base = hub().config.get("public_url")
-    if not base:
-        return request.url
-    query = request.query_string.decode("latin-1")
-    return base.rstrip("/") + request.path + (f"?{query}" if query else "")
+    """The URL as the provider called it: path and query exactly as sent (signatures such as
+    Twilio's are computed over them), behind ``public_url`` when one is configured."""
+    environ = request.environ
+    target = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if not target:
+        query = environ.get("QUERY_STRING", "")
+        target = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe="/;=,~!$&'()*+:@") \
+            + (f"?{query}" if query else "")
+    base = hub().config.get("public_url") or f"{environ['wsgi.url_scheme']}://{request.host}"
+    return base.rstrip("/") + target
 
 
 def build_inbound(subpath: str) -> Inbound:
@@ -143,57 +150,86 @@ def delivery_key(endpoint: Endpoint, parsed: list[Parsed]) -> str | None:
     return f"{endpoint.kind}/{endpoint.provider}/{endpoint.key or ''}/{keys[0]}"[:300]
 
 
-def new_raw_event(endpoint: Endpoint, inbound: Inbound, parsed: list[Parsed]) -> RawEvent:
+INTAKE_COLUMNS = ("event_id", "channel", "kind", "provider", "endpoint", "delivery_key", "fingerprint",
+                  "method", "url", "subpath", "query", "body", "headers", "remote_addr", "received_at",
+                  "attempts", "status", "error")
+
+
+def raw_event_values(endpoint: Endpoint, inbound: Inbound, parsed: list[Parsed]) -> dict:
     ignored = [item.ignore for item in parsed if item.ignore]
     all_ignored = bool(parsed) and len(ignored) == len(parsed)
     form_fp = None
     if endpoint.kind == "forms" and parsed and not all_ignored:
         form_fp = fingerprint(endpoint.key, parsed[0].fields)
-    return RawEvent(
-        channel=endpoint.module.CHANNEL, kind=endpoint.kind, provider=endpoint.provider,
-        endpoint=endpoint.key, delivery_key=delivery_key(endpoint, parsed), fingerprint=form_fp,
-        method=inbound.method, url=inbound.url, subpath=inbound.subpath,
-        query=[list(pair) for pair in inbound.query], body=inbound.body,
-        headers={k: v for k, v in inbound.headers.items() if k not in DROPPED_HEADERS},
-        remote_addr=inbound.remote_addr, received_at=hub().now(),
-        status="ignored" if all_ignored else "pending",
-        error=ignored[0] if all_ignored else None)
+    return {
+        "event_id": new_event_id(), "channel": endpoint.module.CHANNEL, "kind": endpoint.kind,
+        "provider": endpoint.provider, "endpoint": endpoint.key,
+        "delivery_key": delivery_key(endpoint, parsed), "fingerprint": form_fp,
+        "method": inbound.method, "url": inbound.url, "subpath": inbound.subpath,
+        "query": [list(pair) for pair in inbound.query], "body": inbound.body,
+        "headers": {k: v for k, v in inbound.headers.items() if k not in DROPPED_HEADERS},
+        "remote_addr": inbound.remote_addr, "received_at": hub().now(), "attempts": 0,
+        "status": "ignored" if all_ignored else "pending", "error": ignored[0] if all_ignored else None,
+    }
 
 
 def store(endpoint: Endpoint, inbound: Inbound, parsed: list[Parsed]) -> tuple[str, bool]:
-    """Commit the raw event; (event id, whether it was already there)."""
-    raw = new_raw_event(endpoint, inbound, parsed)
+    """Commit the raw event unless it repeats one; (event id, whether it was already there).
+
+    One statement inserts the row only when no earlier event has its delivery key (or, for a
+    form, its fingerprint within the duplicate window), so SQLite's write lock is held for that
+    statement alone."""
+    values = raw_event_values(endpoint, inbound, parsed)
+    since = values["received_at"] - hub().config.duration("limits", "duplicate_window")
     try:
-        with hub().db.write() as session:
-            original = find_original(session, raw)
-            if original:
-                return original, True
-            session.add(raw)
-        return raw.event_id, False
+        with hub().db.write_connection() as connection:
+            if values["fingerprint"] and connection.dialect.name == "postgresql":  # two clicks at once
+                connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:fp))"), {"fp": values["fingerprint"]})
+            statement = insert_unless_repeated(bool(values["delivery_key"]), bool(values["fingerprint"]))
+            inserted = connection.execute(statement, {**values, "since": since}).rowcount
     except IntegrityError:  # the same delivery, committed by a concurrent request
-        with hub().db.read() as session:
-            original = session.scalar(select(RawEvent.event_id).where(RawEvent.delivery_key == raw.delivery_key))
-        if original is None:
-            raise
-        return original, True
+        inserted = 0
     except OperationalError as error:
         log.error("database unavailable, delivery refused: %s", error.orig)
         raise HubError(503, "database unavailable, nothing was accepted: retry later",
                        headers={"Retry-After": "30"}) from error
+    if inserted:
+        return values["event_id"], False
+    return find_original(values, since), True
 
 
-def find_original(session, raw: RawEvent) -> str | None:
-    if raw.delivery_key:
-        found = session.scalar(select(RawEvent.event_id).where(RawEvent.delivery_key == raw.delivery_key))
-        if found:
-            return found
-    if raw.fingerprint:
-        if session.bind.dialect.name == "postgresql":  # serialise two clicks arriving together
-            session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:fp))"), {"fp": raw.fingerprint})
-        window = hub().config.duration("limits", "duplicate_window")
-        return session.scalar(select(RawEvent.event_id).where(
-            RawEvent.fingerprint == raw.fingerprint, RawEvent.received_at >= raw.received_at - window))
-    return None
+def repeats(by_key: bool, by_fingerprint: bool) -> list:
+    table = RawEvent.__table__
+    conditions = []
+    if by_key:
+        conditions.append(table.c.delivery_key == bindparam("delivery_key"))
+    if by_fingerprint:
+        conditions.append((table.c.fingerprint == bindparam("fingerprint"))
+                          & (table.c.received_at >= bindparam("since", type_=table.c.received_at.type)))
+    return conditions
+
+
+@functools.lru_cache(maxsize=4)
+def insert_unless_repeated(by_key: bool, by_fingerprint: bool):
+    """INSERT ... SELECT <the row> WHERE NOT EXISTS <an earlier copy>, built once per shape."""
+    table = RawEvent.__table__
+    columns = [table.c[name] for name in INTAKE_COLUMNS]
+    row = select(*[bindparam(c.name, type_=c.type) for c in columns])
+    conditions = repeats(by_key, by_fingerprint)
+    if conditions:
+        row = row.where(~exists().where(or_(*conditions)))
+    return insert(table).from_select([c.name for c in columns], row)
+
+
+def find_original(values: dict, since) -> str:
+    table = RawEvent.__table__
+    query = (select(table.c.event_id).where(or_(*repeats(bool(values["delivery_key"]), bool(values["fingerprint"]))))
+             .order_by(table.c.id).limit(1))
+    with hub().db.read() as session:
+        found = session.scalar(query, {**values, "since": since})
+    if found is None:
+        raise HubError(503, "could not store the delivery: retry later", headers={"Retry-After": "5"})
+    return found
 
 
 def provider_reply(endpoint: Endpoint, parsed: Parsed | None) -> Response | None:

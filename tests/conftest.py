@@ -101,9 +101,12 @@ def logs(tmp_path, monkeypatch):
 @pytest.fixture
 def hub(config_document, database_url, redis_client, redis_url, logs, monkeypatch):
     monkeypatch.setenv("HUB_API_TOKEN", API_TOKEN)
+    # jobs end as soon as they are idle, and every post kicks: tests run the queue by hand
+    config_document.setdefault("pipeline", {}).setdefault("linger", "0s")
     config = load_config(document=config_document)
     built = context.Hub(config=config, db=Database(make_engine(database_url)),
                         kicker=Kicker(lambda: redis.Redis.from_url(redis_url)))
+    built.kicker.coalesce = 0
     context.install(built)
     yield built
     context.install(None)

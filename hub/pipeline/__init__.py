@@ -25,6 +25,7 @@ from hub.rules.history import record
 from hub.rules.sla import sla_of, start_new_chain
 from hub.rules.tasks import business_hours, open_first_task
 from hub.pipeline.sync import plan_syncs, queue_update
+from hub.writer import RowWriter
 
 log = logging.getLogger("hub.pipeline")
 PIPELINE_LOCK = 0x4C656164  # "Lead": one pipeline writer at a time on PostgreSQL
@@ -101,7 +102,6 @@ def record_failure(hub, event_id: int) -> None:
     """A single event that cannot be processed: failed (retried later) or, at the limit, dead."""
     from hub.scheduler import backoff
 
-
     error = traceback.format_exc(limit=3)
     max_attempts = hub.config["pipeline"]["max_attempts"]
     with hub.db.write() as session:
@@ -122,18 +122,19 @@ def run_batch(session: Session, hub, events: list[RawEvent]) -> BatchResult:
     sync_team(session, config["team"])
     work = [(raw, item) for raw in events for item in normalise(config, raw)]
     items = [item for _, item in work]
-    batch = Batch(hub, session, existing_touches(session, [item.touch_key for item in items]),
+    out = RowWriter(session)
+    batch = Batch(hub, session, out, existing_touches(session, [item.touch_key for item in items]),
                   ContactIndex.load(session, [item.lead for item in items if not item.ignore]),
                   thread_index(session, items))
     for raw, item in work:
         batch.apply(raw, item)
     for raw in events:
         settle(raw, hub.now())
-    session.flush()  # numbers for the new leads, needed by routing and confirmation texts
-    finish_new_leads(session, hub, batch.new_leads, result)
+    finish_new_leads(session, out, hub, batch.new_leads, result)
     if batch.touched:
         result.syncs += queue_update(session, batch.touched, hub.now())
-    react_to_calls(session, hub, batch.call_changes, result)
+    react_to_calls(session, out, hub, batch.call_changes, result)
+    out.flush()
     now = hub.now()
     result.latencies = [(now - raw.received_at).total_seconds() for raw in events]
     return result
@@ -147,50 +148,56 @@ def settle(raw: RawEvent, now) -> None:
     raw.processed_at = now
 
 
-def react_to_calls(session: Session, hub, changes, result: BatchResult) -> None:
+def finish_new_leads(session: Session, out, hub, leads: list[Lead], result: BatchResult) -> None:
+    """Route (before the leads are written, so the owner goes in with them), then open the
+    first task and its SLA chain, and plan confirmations and CRM syncs."""
+    counters = Counters(session)
+    hours = business_hours(hub.config)
+    decisions = []
+    with session.no_autoflush:  # the new leads are written once, owner included
+        owners = known_owners(session, leads)
+        for lead in leads:
+            facts = facts_of(lead, hours.is_open(lead.created_at), id(lead) in owners)
+            decision = decide(hub.config, facts, counters, owners.get(id(lead)))
+            lead.assignee_id, lead.assignment_reason = decision.member_id, decision.reason
+            lead.routing_rule = decision.rule["name"] if decision.rule else None
+            if decision.member_id:
+                counters.assigned(decision.member_id)
+            decisions.append(decision)
+    session.flush()  # lead numbers, needed by tasks, timers and confirmation texts
+    for lead, decision in zip(leads, decisions):
+        record_start(out, hub, lead, decision, hours)
+        if lead.channel != "call":  # a call's lead is confirmed when its call has ended
+            result.notifications += plan_confirmations(session, out, hub, lead)
+        result.syncs += plan_syncs(out, hub.config, lead)
+        result.new_leads.append(lead.id)
+
+
+def record_start(out, hub, lead: Lead, decision, hours) -> None:
+    record(out, lead.id, "created", lead.created_at, channel=lead.channel)
+    if decision.member_id:
+        out.add(Assignment, lead_id=lead.id, member_id=decision.member_id, reason=decision.reason, at=hub.now())
+        record(out, lead.id, "assigned", hub.now(), to=decision.member_id, reason=decision.reason)
+    sla = sla_of(hub.config, lead)
+    open_first_task(out, hub, lead, sla, hours)
+    start_new_chain(out, hub, lead, sla, hours)
+
+
+def react_to_calls(session: Session, out, hub, changes, result: BatchResult) -> None:
     """A missed call starts the callback ladder, an answered one stops it; a lead made by a
     call is confirmed once its call has ended (the rules may look at ``call_status``)."""
     for change in changes:
         lead, details = change.lead, change.touch.details
         if change.outcome == "missed" and details["direction"] == "inbound":
-            start_ladder(session, hub, lead, change.at, change.touch.touch_key)
+            start_ladder(session, out, hub, lead, change.at, change.touch.touch_key)
         elif change.outcome == "answered":
-            stop_ladder(session, hub, lead.id, f"client reached: answered {details['direction']} call")
+            stop_ladder(session, out, hub, lead.id, f"client reached: answered {details['direction']} call")
         if details.get("final") and lead.channel == "call" and first_touch_of(lead, change.touch):
+            out.flush()
             already = {(n.rule, n.channel) for n in session.scalars(
                 select(Notification).where(Notification.lead_id == lead.id))}
-            result.notifications += len(plan_confirmations(session, hub, lead, details["status"], already))
+            result.notifications += plan_confirmations(session, out, hub, lead, details["status"], already)
 
 
 def first_touch_of(lead: Lead, touch: Touch) -> bool:
     return touch.touch_key == min((t for t in lead.touches), key=lambda t: t.at).touch_key
-
-
-def finish_new_leads(session: Session, hub, leads: list[Lead], result: BatchResult) -> None:
-    """Route, open the first task and its SLA chain, plan confirmations and CRM syncs."""
-    counters = Counters(session)
-    owners = known_owners(session, leads)
-    hours = business_hours(hub.config)
-    for lead in leads:
-        facts = facts_of(lead, hours.is_open(lead.created_at), lead.id in owners)
-        decision = decide(hub.config, facts, counters, owners.get(lead.id))
-        apply_decision(session, hub, lead, decision, counters)
-    session.flush()
-    for lead in leads:
-        if lead.channel != "call":  # a call's lead is confirmed when its call has ended
-            result.notifications += len(plan_confirmations(session, hub, lead))
-        result.syncs += len(plan_syncs(session, hub.config, lead))
-        result.new_leads.append(lead.id)
-
-
-def apply_decision(session: Session, hub, lead: Lead, decision, counters: Counters) -> None:
-    lead.assignee_id, lead.assignment_reason = decision.member_id, decision.reason
-    lead.routing_rule = decision.rule["name"] if decision.rule else None
-    record(session, lead.id, "created", lead.created_at, channel=lead.channel)
-    if decision.member_id:
-        counters.assigned(decision.member_id)
-        session.add(Assignment(lead_id=lead.id, member_id=decision.member_id, reason=decision.reason))
-        record(session, lead.id, "assigned", hub.now(), to=decision.member_id, reason=decision.reason)
-    sla = sla_of(hub.config, lead)
-    open_first_task(session, hub, lead, sla)
-    start_new_chain(session, hub, lead, sla)

@@ -51,63 +51,64 @@ def render(text: str, lead: Lead, manager: dict | None) -> str:
     return text.format_map(values)
 
 
-def plan_confirmations(session: Session, hub, lead: Lead, call_status: str | None = None,
-                       already: set[tuple[str, str]] = frozenset()) -> list[Notification]:
+def plan_confirmations(session: Session, out, hub, lead: Lead, call_status: str | None = None,
+                       already: set[tuple[str, str]] = frozenset()) -> int:
     """Outbox rows for the rules this lead matches (``already`` holds (rule, channel) pairs
     planned before, for leads whose confirmation waits for the end of their call)."""
     config = hub.config
-    team = {m["id"]: m for m in config["team"]}
+    manager = next((m for m in config["team"] if m["id"] == lead.assignee_id), None)
     planned = []
     for index, rule in enumerate(config["confirmations"]):
         contact = getattr(lead, CONTACT_OF[rule["channel"]])
         name = rule["name"] or f"confirmations.{index}"
         if not contact or (name, rule["channel"]) in already or not rule_matches(rule["when"], lead, call_status):
             continue
-        manager = team.get(lead.assignee_id)
-        row = Notification(
-            lead_id=lead.id, rule=name, channel=rule["channel"], sender=sender_of(config, rule["channel"]),
-            to=contact, text=render(rule["text"], lead, manager), next_attempt_at=hub.now(),
-            subject=render(rule["subject"], lead, manager) if rule["channel"] == "email" else None)
-        if row.channel == "sms":
+        row = {"lead_id": lead.id, "rule": name, "channel": rule["channel"],
+               "sender": sender_of(config, rule["channel"]), "to": contact,
+               "text": render(rule["text"], lead, manager), "next_attempt_at": hub.now(),
+               "subject": render(rule["subject"], lead, manager) if rule["channel"] == "email" else None,
+               "status": "pending", "last_error": None}
+        if row["channel"] == "sms":
             shape_sms(hub, row, lead)
         planned.append(row)
-    session.add_all(planned)
-    if any(row.status == "dead" for row in planned) and not any(row.channel == "email" for row in planned):
-        planned += [row for row in (fallback_email(session, hub, lead, dead) for dead in planned
-                                    if dead.status == "dead") if row is not None][:1]
-    return planned
-
-
-def is_confirmation(rule: str) -> bool:
-    return not rule.startswith(("reminder:", "escalation:"))
-
-
-def fallback_email(session: Session, hub, lead: Lead, failed: Notification) -> Notification | None:
-    """An SMS confirmation that failed for good goes out by e-mail, when the lead has one and
-    got no e-mail confirmation yet."""
-    if failed.channel != "sms" or not is_confirmation(failed.rule) or not lead.email:
-        return None
-    emails = session.scalars(select(Notification.rule).where(
-        Notification.lead_id == lead.id, Notification.channel == "email"))
-    if any(is_confirmation(rule) for rule in emails):
-        return None
-    row = Notification(lead_id=lead.id, rule=f"{failed.rule}:fallback"[:100], channel="email",
-                       sender=sender_of(hub.config, "email"), to=lead.email, text=failed.text,
-                       subject=f"Ваша заявка №{lead.number}", next_attempt_at=hub.now())
-    session.add(row)
-    return row
+    for row in planned:
+        out.add(Notification, **row)
+    dead_sms = next((row for row in planned if row["status"] == "dead"), None)
+    if dead_sms and not any(row["channel"] == "email" for row in planned):
+        planned += [1] if fallback_email(session, out, hub, lead, dead_sms["rule"], dead_sms["text"]) else []
+    return len(planned)
 
 
 def sender_of(config, channel: str) -> str:
     return config["sms"]["sender"] if channel == "sms" else config["email"]["sender"]
 
 
-def shape_sms(hub, row: Notification, lead: Lead) -> None:
+def shape_sms(hub, row: dict, lead: Lead) -> None:
     """Hold an SMS until morning in the client's time zone; refuse one longer than allowed."""
     zone = client_zone(lead.phone, hub.config["timezone"])
-    row.next_attempt_at = release_time(hub.now(), zone, hub.config["sms"]["quiet_hours"])
-    encoding, parts = count_segments(row.text)
+    row["next_attempt_at"] = release_time(hub.now(), zone, hub.config["sms"]["quiet_hours"])
+    encoding, parts = count_segments(row["text"])
     if parts > hub.config["sms"]["max_segments"]:
-        row.status = "dead"
-        row.last_error = (f"text is {parts} {encoding} segments, over sms.max_segments "
-                          f"({hub.config['sms']['max_segments']})")
+        row["status"] = "dead"
+        row["last_error"] = (f"text is {parts} {encoding} segments, over sms.max_segments "
+                             f"({hub.config['sms']['max_segments']})")
+
+
+def is_confirmation(rule: str) -> bool:
+    return not rule.startswith(("reminder:", "escalation:"))
+
+
+def fallback_email(session: Session, out, hub, lead: Lead, rule: str, text: str) -> bool:
+    """An SMS confirmation that failed for good goes out by e-mail, when the lead has one and
+    got no e-mail confirmation yet."""
+    if not is_confirmation(rule) or not lead.email:
+        return False
+    emails = list(session.scalars(select(Notification.rule).where(
+        Notification.lead_id == lead.id, Notification.channel == "email")))
+    emails += [row["rule"] for row in out.pending(Notification) if row["lead_id"] == lead.id and row["channel"] == "email"]
+    if any(is_confirmation(name) for name in emails):
+        return False
+    out.add(Notification, lead_id=lead.id, rule=f"{rule}:fallback"[:100], channel="email",
+            sender=sender_of(hub.config, "email"), to=lead.email, text=text,
+            subject=f"Ваша заявка №{lead.number}", next_attempt_at=hub.now(), status="pending", last_error=None)
+    return True

@@ -26,6 +26,7 @@ class CallChange:
 class Batch:
     hub: object
     session: Session
+    out: object  # hub.writer.RowWriter
     touches: dict[str, Touch]
     contacts: ContactIndex
     threads: dict[str, int] = field(default_factory=dict)  # Message-ID -> lead id
@@ -105,7 +106,9 @@ class Batch:
             row.status = "delivered" if report.status == "delivered" else "undelivered"
             if report.status == "failed":
                 row.last_error = f"delivery failed: {report.error or 'no reason given'}"
-                fallback_email(self.session, self.hub, self.session.get(Lead, row.lead_id), row)
+                if row.channel == "sms":
+                    fallback_email(self.session, self.out, self.hub, self.session.get(Lead, row.lead_id),
+                                   row.rule, row.text)
         raw.status, raw.lead_id = "processed", row.lead_id
 
 

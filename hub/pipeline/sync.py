@@ -9,11 +9,12 @@ from hub import registry
 from hub.models import Lead, SyncDelivery
 
 
-def plan_syncs(session: Session, config, lead: Lead) -> list[SyncDelivery]:
-    rows = [SyncDelivery(lead_id=lead.id, target=entry.get("name") or entry["target"])
-            for entry in config["crm"] if registry.has_crm(entry.get("target", ""))]
-    session.add_all(rows)
-    return rows
+def plan_syncs(out, config, lead: Lead) -> int:
+    names = [entry.get("name") or entry["target"] for entry in config["crm"] if registry.has_crm(entry["target"])]
+    for name in names:
+        out.add(SyncDelivery, lead_id=lead.id, target=name, status="pending", attempts=0,
+                next_attempt_at=lead.created_at)
+    return len(names)
 
 
 def queue_update(session: Session, lead_ids, now) -> int:

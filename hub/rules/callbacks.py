@@ -16,26 +16,25 @@ from hub.rules.tasks import business_hours
 OPEN = "open"
 
 
-def start_ladder(session: Session, hub, lead: Lead, missed_at: datetime, call_key: str) -> None:
+def start_ladder(session: Session, out, hub, lead: Lead, missed_at: datetime, call_key: str) -> None:
+    out.flush()  # the open-ladder check below must see callback tasks made earlier in this batch
     if session.scalar(select(Task.id).where(Task.lead_id == lead.id, Task.kind == "callback",
                                             Task.status == OPEN)):
         return  # a ladder is already running for this client
-    open_step(session, hub, lead, 1, missed_at, call_key)
-    history.record(session, lead.id, "callback_ladder_started", hub.now(), call=call_key)
+    open_step(out, hub, lead, 1, missed_at, call_key)
+    history.record(out, lead.id, "callback_ladder_started", hub.now(), call=call_key)
 
 
-def open_step(session: Session, hub, lead: Lead, step: int, missed_at: datetime, call_key: str) -> None:
+def open_step(out, hub, lead: Lead, step: int, missed_at: datetime, call_key: str) -> None:
     offset = parse_duration(hub.config["callbacks"]["ladder"][step - 1])
     due = business_hours(hub.config).add(missed_at, offset)
-    task = Task(lead_id=lead.id, kind="callback", title=f"Call back {lead.phone}", due_at=due,
-                assignee_id=lead.assignee_id, step=step)
-    session.add(task)
-    session.flush()
-    timers.schedule(session, f"callback:{call_key}:{step}", "callback", due, lead_id=lead.id,
-                    task_id=task.id, step=step, missed_at=missed_at.isoformat(), call=call_key)
+    task = out.add(Task, lead_id=lead.id, kind="callback", title=f"Call back {lead.phone}", due_at=due,
+                   assignee_id=lead.assignee_id, step=step, status=OPEN, created_at=hub.now())
+    timers.schedule(out, f"callback:{call_key}:{step}", "callback", due, lead_id=lead.id,
+                    task_id=task, step=step, missed_at=missed_at.isoformat(), call=call_key)
 
 
-def advance(session: Session, hub, timer: Timer) -> None:
+def advance(session: Session, out, hub, timer: Timer) -> None:
     """The step's deadline passed with the client not reached: next rung, or archive."""
     task = session.get(Task, timer.task_id)
     if task is None or task.status != OPEN:
@@ -45,19 +44,20 @@ def advance(session: Session, hub, timer: Timer) -> None:
     lead = session.get(Lead, timer.lead_id)
     step, ladder = timer.payload["step"], hub.config["callbacks"]["ladder"]
     if step < len(ladder):
-        open_step(session, hub, lead, step + 1, datetime.fromisoformat(timer.payload["missed_at"]),
+        open_step(out, hub, lead, step + 1, datetime.fromisoformat(timer.payload["missed_at"]),
                   timer.payload["call"])
     elif hub.config["callbacks"]["then"] == "archive" and lead.status in ("new", "in_progress"):
         lead.status, lead.status_changed_at = "archived", hub.now()
-        history.record(session, lead.id, "archived", hub.now(), reason="callback ladder exhausted")
+        history.record(out, lead.id, "archived", hub.now(), reason="callback ladder exhausted")
 
 
-def stop_ladder(session: Session, hub, lead_id: int, outcome: str) -> bool:
+def stop_ladder(session: Session, out, hub, lead_id: int, outcome: str) -> bool:
     """The client was reached: close open callback tasks, cancel what is scheduled."""
+    out.flush()  # callback tasks made earlier in this batch are closed too
     closed = session.execute(
         update(Task).where(Task.lead_id == lead_id, Task.kind == "callback", Task.status == OPEN)
         .values(status="done", outcome=outcome, closed_at=hub.now())).rowcount
     timers.cancel_for_lead(session, lead_id, ("callback",))
     if closed:
-        history.record(session, lead_id, "callback_ladder_stopped", hub.now(), outcome=outcome)
+        history.record(out, lead_id, "callback_ladder_stopped", hub.now(), outcome=outcome)
     return bool(closed)

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from hub.models import Assignment, Lead, Task
 from hub.pipeline.sync import queue_update
+from hub.writer import RowWriter
 from hub.rules import callbacks, history, sla, timers
 
 CLOSED = ("converted", "junk", "archived")
@@ -19,37 +20,39 @@ def touch(lead: Lead, now) -> None:
 
 
 def update_lead(session: Session, hub, lead: Lead, status: str | None, assignee: str | None) -> None:
-    now = hub.now()
+    now, out = hub.now(), RowWriter(session)
     touch(lead, now)
     queue_update(session, [lead.id], now)
     if status and status != lead.status:
-        history.record(session, lead.id, "status_changed", now, actor="api", **{"from": lead.status, "to": status})
+        history.record(out, lead.id, "status_changed", now, actor="api", **{"from": lead.status, "to": status})
         lead.status, lead.status_changed_at = status, now
         if status in CLOSED:
             timers.cancel_for_lead(session, lead.id)
         else:
-            sla.start_stage_limit(session, hub, lead, sla.sla_of(hub.config, lead))
+            sla.start_stage_limit(out, hub, lead, sla.sla_of(hub.config, lead))
     if assignee and assignee != lead.assignee_id:
-        reassign(session, lead, assignee, now)
+        reassign(session, out, lead, assignee, now)
+    out.flush()
 
 
-def reassign(session: Session, lead: Lead, assignee: str, now) -> None:
+def reassign(session: Session, out, lead: Lead, assignee: str, now) -> None:
     previous = lead.assignee_id
     lead.assignee_id = assignee
     lead.assignment_reason = f"reassigned to {assignee} via the API"
-    session.add(Assignment(lead_id=lead.id, member_id=assignee, reason=lead.assignment_reason, at=now))
+    out.add(Assignment, lead_id=lead.id, member_id=assignee, reason=lead.assignment_reason, at=now)
     session.execute(update(Task).where(Task.lead_id == lead.id, Task.status == "open",
                                        Task.kind.in_(("call", "callback"))).values(assignee_id=assignee))
-    history.record(session, lead.id, "reassigned", now, actor="api", **{"from": previous, "to": assignee})
+    history.record(out, lead.id, "reassigned", now, actor="api", **{"from": previous, "to": assignee})
 
 
 def close_task(session: Session, hub, task: Task, outcome: str | None) -> None:
     if task.status != "open":
         return
-    now = hub.now()
+    now, out = hub.now(), RowWriter(session)
     task.status, task.outcome, task.closed_at = "done", outcome, now
     lead = session.get(Lead, task.lead_id)
     touch(lead, now)
-    history.record(session, lead.id, "task_done", now, actor="api", task=task.id, outcome=outcome)
+    history.record(out, lead.id, "task_done", now, actor="api", task=task.id, outcome=outcome)
     if task.kind == "callback":
-        callbacks.stop_ladder(session, hub, lead.id, outcome or "closed by a manager")
+        callbacks.stop_ladder(session, out, hub, lead.id, outcome or "closed by a manager")
+    out.flush()

@@ -22,26 +22,27 @@ def sla_of(config, lead: Lead) -> dict:
     return (rule or {}).get("sla") or config["sla"]
 
 
-def start_new_chain(session: Session, hub, lead: Lead, sla: dict) -> None:
-    schedule_step(session, hub, lead, sla, 0, lead.created_at, stage="new", since=lead.created_at)
+def start_new_chain(out, hub, lead: Lead, sla: dict, hours=None) -> None:
+    schedule_step(out, hub, lead, sla, 0, lead.created_at, stage="new", since=lead.created_at, hours=hours)
 
 
-def start_stage_limit(session: Session, hub, lead: Lead, sla: dict) -> None:
+def start_stage_limit(out, hub, lead: Lead, sla: dict) -> None:
     """On a status change: bound the time the lead may stay in its new status."""
     limit = sla["stage_limits"].get(lead.status)
     if limit and lead.status_changed_at:
         due = business_hours(hub.config).add(lead.status_changed_at, parse_duration(limit))
         key = f"lead:{lead.id}:stage:{lead.status}:{lead.status_changed_at.isoformat()}:0"
-        timers.schedule(session, key, "escalation", due, lead_id=lead.id, step=0, sla=sla,
+        timers.schedule(out, key, "escalation", due, lead_id=lead.id, step=0, sla=sla,
                         stage=lead.status, since=lead.status_changed_at.isoformat(), limit=limit)
 
 
-def schedule_step(session: Session, hub, lead: Lead, sla: dict, step: int, start: datetime,
-                  stage: str, since: datetime) -> None:
+def schedule_step(out, hub, lead: Lead, sla: dict, step: int, start: datetime,
+                  stage: str, since: datetime, hours=None) -> None:
     if step >= len(sla["escalation"]):
         return
-    due = business_hours(hub.config).add(start, parse_duration(sla["escalation"][step]["after"]))
-    timers.schedule(session, f"lead:{lead.id}:stage:{stage}:{since.isoformat()}:{step}", "escalation",
+    hours = hours or business_hours(hub.config)
+    due = hours.add(start, parse_duration(sla["escalation"][step]["after"]))
+    timers.schedule(out, f"lead:{lead.id}:stage:{stage}:{since.isoformat()}:{step}", "escalation",
                     due, lead_id=lead.id, step=step, sla=sla, stage=stage, since=since.isoformat())
 
 
@@ -52,7 +53,7 @@ def chain_stopped(lead: Lead, payload: dict) -> bool:
     return lead.status != payload["stage"] or changed != payload["since"]
 
 
-def escalate(session: Session, hub, timer: Timer) -> None:
+def escalate(session: Session, out, hub, timer: Timer) -> None:
     lead = session.get(Lead, timer.lead_id) if timer.lead_id else None
     payload = timer.payload
     if lead is None or chain_stopped(lead, payload):
@@ -60,28 +61,28 @@ def escalate(session: Session, hub, timer: Timer) -> None:
     step = payload["sla"]["escalation"][payload["step"]]
     person = people.resolve(hub.config, step["to"])
     if person is None:
-        history.record(session, lead.id, "escalation_skipped", hub.now(), step=payload["step"],
+        history.record(out, lead.id, "escalation_skipped", hub.now(), step=payload["step"],
                        reason=f"the team has no {step['to']}")
     else:
-        hand_over(session, hub, lead, person, payload)
+        hand_over(out, hub, lead, person, payload)
     since = datetime.fromisoformat(payload["since"])
-    schedule_step(session, hub, lead, payload["sla"], payload["step"] + 1, timer.due_at,
+    schedule_step(out, hub, lead, payload["sla"], payload["step"] + 1, timer.due_at,
                   payload["stage"], since)
 
 
-def hand_over(session: Session, hub, lead: Lead, person: dict, payload: dict) -> None:
+def hand_over(out, hub, lead: Lead, person: dict, payload: dict) -> None:
     if payload["stage"] == "new":
         title = f"Assign or handle lead {lead.id}"
     else:
         title = f"Lead {lead.id} is {payload['stage']} longer than {payload.get('limit')}: move it on"
-    task = Task(lead_id=lead.id, kind="escalation", title=title, due_at=hub.now(), assignee_id=person["id"])
-    session.add(task)
+    out.add(Task, lead_id=lead.id, kind="escalation", title=title, due_at=hub.now(),
+            assignee_id=person["id"], status="open", created_at=hub.now())
     reach = people.contact_channel(hub.config, person)
     if reach:
         channel, sender, address = reach
-        session.add(Notification(
-            lead_id=lead.id, rule=f"escalation:{payload['stage']}:{payload['since']}:{payload['step']}",
-            channel=channel, sender=sender, to=address, subject=title,
-            text=f"{title}. Owner: {lead.assignee_id or 'nobody'}. Reason: {lead.assignment_reason or '-'}"))
-    history.record(session, lead.id, "escalated", hub.now(), to=person["id"], step=payload["step"],
+        out.add(Notification, lead_id=lead.id,
+                rule=f"escalation:{payload['stage']}:{payload['since']}:{payload['step']}",
+                channel=channel, sender=sender, to=address, subject=title, next_attempt_at=hub.now(),
+                text=f"{title}. Owner: {lead.assignee_id or 'nobody'}. Reason: {lead.assignment_reason or '-'}")
+    history.record(out, lead.id, "escalated", hub.now(), to=person["id"], step=payload["step"],
                    stage=payload["stage"])

@@ -13,34 +13,33 @@ def business_hours(config):
     return from_config(config.get("business_hours"), config["timezone"])
 
 
-def open_first_task(session: Session, hub, lead: Lead, sla: dict) -> Task:
-    due = business_hours(hub.config).add(lead.created_at, parse_duration(sla["first_response"]))
+def open_first_task(out, hub, lead: Lead, sla: dict, hours=None) -> None:
+    hours = hours or business_hours(hub.config)
+    due = hours.add(lead.created_at, parse_duration(sla["first_response"]))
     who = " ".join(part for part in (lead.name, lead.phone or lead.email) if part)
-    task = Task(lead_id=lead.id, kind="call", title=f"Call {who}", due_at=due, assignee_id=lead.assignee_id)
-    session.add(task)
-    session.flush()
+    task = out.add(Task, lead_id=lead.id, kind="call", title=f"Call {who}", due_at=due,
+                   assignee_id=lead.assignee_id, status="open", created_at=hub.now())
     if sla["remind_every"]:
-        timers.schedule(session, f"task:{task.id}:reminder:1", "reminder", due, lead_id=lead.id,
-                        task_id=task.id, n=1, every=sla["remind_every"])
-    return task
+        timers.schedule(out, f"lead:{lead.id}:call:reminder:1", "reminder", due, lead_id=lead.id,
+                        task_id=task, n=1, every=sla["remind_every"])
 
 
-def remind(session: Session, hub, timer: Timer) -> None:
+def remind(session: Session, out, hub, timer: Timer) -> None:
     """Remind the assignee while the task is open; schedule the next reminder."""
-    task = session.get(Task, timer.task_id)
+    task = session.get(Task, timer.task_id) if timer.task_id else None
     if task is None or task.status != "open":
         return
+    n = timer.payload["n"]
     person = people.member(hub.config, task.assignee_id)
     reach = people.contact_channel(hub.config, person) if person else None
-    n = timer.payload["n"]
     if reach:
         channel, sender, address = reach
-        session.add(Notification(
-            lead_id=task.lead_id, rule=f"reminder:task-{task.id}:{n}", channel=channel, sender=sender,
-            to=address, subject=f"Reminder: {task.title} (lead {task.lead_id})",
-            text=f"Reminder #{n}: {task.title}. Lead {task.lead_id}, due {task.due_at:%Y-%m-%d %H:%M} UTC."))
-    history.record(session, task.lead_id, "reminded", hub.now(), task=task.id, to=task.assignee_id, n=n)
+        out.add(Notification, lead_id=task.lead_id, rule=f"reminder:task-{task.id}:{n}", channel=channel,
+                sender=sender, to=address, subject=f"Reminder: {task.title} (lead {task.lead_id})",
+                text=f"Reminder #{n}: {task.title}. Lead {task.lead_id}, due {task.due_at:%Y-%m-%d %H:%M} UTC.",
+                next_attempt_at=hub.now())
+    history.record(out, task.lead_id, "reminded", hub.now(), task=task.id, to=task.assignee_id, n=n)
     start = max(timer.due_at, hub.now())  # after downtime: one reminder, then the rhythm again
     next_at = business_hours(hub.config).add(start, parse_duration(timer.payload["every"]))
-    timers.schedule(session, f"task:{task.id}:reminder:{n + 1}", "reminder", next_at,
+    timers.schedule(out, f"task:{task.id}:reminder:{n + 1}", "reminder", next_at,
                     lead_id=task.lead_id, task_id=task.id, n=n + 1, every=timer.payload["every"])

@@ -13,19 +13,16 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub.models import Timer
+from hub.writer import RowWriter
 
 log = logging.getLogger("hub.timers")
 
 
-def schedule(session: Session, key: str, kind: str, due_at: datetime, lead_id: int | None = None,
-             task_id: int | None = None, **payload) -> Timer:
-    """Idempotent by ``key``: scheduling the same timer twice keeps the first."""
-    existing = session.scalar(select(Timer).where(Timer.key == key))
-    if existing is not None:
-        return existing
-    timer = Timer(key=key, kind=kind, due_at=due_at, lead_id=lead_id, task_id=task_id, payload=payload)
-    session.add(timer)
-    return timer
+def schedule(out, key: str, kind: str, due_at: datetime, lead_id: int | None = None,
+             task_id=None, **payload) -> None:
+    """Keys are unique by construction (lead, stage, step...); the database enforces it."""
+    out.add(Timer, key=key, kind=kind, due_at=due_at, lead_id=lead_id, task_id=task_id,
+            payload=payload, status="pending")
 
 
 def cancel_for_lead(session: Session, lead_id: int, kinds: tuple[str, ...] | None = None) -> None:
@@ -57,10 +54,12 @@ def fire_due(hub, limit: int = 100) -> int:
 
 def fire_batch(hub, limit: int, only: int | None = None) -> int:
     with hub.db.write() as session:
+        out = RowWriter(session)
         due = claim(session, hub.now(), limit, only)
         for timer in due:
-            handlers()[timer.kind](session, hub, timer)
+            handlers()[timer.kind](session, out, hub, timer)
             timer.status, timer.fired_at = "fired", hub.now()
+        out.flush()
         return len(due)
 
 

@@ -172,3 +172,32 @@ def test_honeypot_event_makes_no_lead(client, api, run_jobs, hub, logs):
     event = api.get(f"/api/events/{event_id}").get_json()
     assert (event["status"], event["error"]) == ("ignored", "honeypot")
     assert count(hub, Lead) == 0 and not logs["sms"].exists()
+
+
+def test_coalesced_kicks_lose_nothing(hub, client, api, redis_client):
+    """Under load a web process kicks at most every ``coalesce`` seconds; a job lingers longer
+    than that, so an event whose kick was skipped is still picked up."""
+    import threading
+    import time
+
+    from rq import Queue, SimpleWorker
+
+    hub.config["pipeline"]["linger"] = "2s"
+    hub.kicker.coalesce = 1.5
+    queue = Queue("hub", connection=redis_client)
+    first = post(client, {"phone": "+79160000001"})
+    seen = {}
+
+    def post_while_the_job_runs():
+        deadline = time.monotonic() + 20
+        while api.get(f"/api/events/{first}").get_json()["status"] == "pending" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen["second"] = post(client, {"phone": "+79160000002"})  # kick skipped: one was just made
+        seen["queued"] = [job.func_name for job in queue.get_jobs()].count("hub.jobs.process_pending")
+
+    poster = threading.Thread(target=post_while_the_job_runs)
+    poster.start()
+    SimpleWorker([queue], connection=redis_client).work(burst=True, with_scheduler=False)  # main thread: rq uses signals
+    poster.join(timeout=30)
+    assert seen["queued"] == 0
+    assert api.get(f"/api/events/{seen['second']}").get_json()["status"] == "processed"

@@ -156,10 +156,13 @@ def test_a_timer_due_while_the_scheduler_was_down_fires_once_when_it_returns(clo
 
 def test_a_broken_timer_is_isolated(clock, hub):
     from hub.rules import timers
+    from hub.writer import RowWriter
 
     with hub.db.write() as session:
-        timers.schedule(session, "broken", "no-such-kind", clock.now)
-        timers.schedule(session, "fine", "escalation", clock.now, lead_id=None)
+        out = RowWriter(session)
+        timers.schedule(out, "broken", "no-such-kind", clock.now)
+        timers.schedule(out, "fine", "escalation", clock.now, lead_id=None)
+        out.flush()
     clock.at(clock.now)
     with hub.db.read() as session:
         states = {t.key: (t.status, t.error) for t in session.scalars(select(Timer))}
