@@ -12,7 +12,7 @@ import logging
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import selectinload
 
 from connectors.base import SendError
 from hub import registry, serialize

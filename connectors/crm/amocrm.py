@@ -13,27 +13,22 @@ with a bearer token (shared/formats/amocrm.md); field codes come from ``mappings
 """
 from __future__ import annotations
 
-import functools
 import logging
-from pathlib import Path
 from typing import Callable
 
 import requests
-import yaml
 
+from connectors import crm
 from connectors.base import PermanentFailure, TemporaryFailure
 
 NAME = "amocrm"
 SECRETS = ("token_env",)
 RATE = (7.0, 7)  # amoCRM allows 7 requests a second
-MAPPING_FILE = Path(__file__).resolve().parents[2] / "mappings" / "crm" / "amocrm.yaml"
 log = logging.getLogger("hub.crm")
 
 
-@functools.lru_cache(maxsize=None)
 def load_mapping() -> dict:
-    with MAPPING_FILE.open(encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+    return crm.load_mapping(NAME)
 
 
 def push(lead: dict, settings: dict, external_id: str | None, attempt: int,

@@ -14,28 +14,23 @@ errors are raised without their cause (whose text holds the URL).
 """
 from __future__ import annotations
 
-import functools
 import html
-from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
 import requests
-import yaml
 
+from connectors import crm
 from connectors.base import PermanentFailure, TemporaryFailure
 
 NAME = "bitrix24"
 SECRETS = ("webhook_url_env",)
 RATE = (2.0, 50)  # requests a second, burst: the documented leaky bucket
-MAPPING_FILE = Path(__file__).resolve().parents[2] / "mappings" / "crm" / "bitrix24.yaml"
 TEMPORARY_CODES = {"QUERY_LIMIT_EXCEEDED", "OPERATION_TIME_LIMIT", "INTERNAL_SERVER_ERROR"}
 
 
-@functools.lru_cache(maxsize=None)
 def load_mapping() -> dict:
-    with MAPPING_FILE.open(encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+    return crm.load_mapping(NAME)
 
 
 def push(lead: dict, settings: dict, external_id: str | None, attempt: int,

@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl
 
 from connectors import twilio_signature
 from connectors.base import BadRequest, CallState, Inbound, Parsed, Reply
+from connectors.fields import integer
 
 NAME = "twilio"
 KIND = "telephony"
@@ -123,15 +124,6 @@ def sequence(fields: dict[str, str]) -> float | None:
         return parsedate_to_datetime(stamp).timestamp()
     except (TypeError, ValueError) as exc:
         raise BadRequest("Timestamp is not an RFC 2822 date", {"Timestamp": "invalid"}) from exc
-
-
-def integer(fields: dict[str, str], name: str) -> int | None:
-    text = fields.get(name, "").strip()
-    if not text:
-        return None
-    if not text.isdigit():
-        raise BadRequest(f"{name} is not a whole number", {name: "invalid"})
-    return int(text)
 
 
 def first(fields: dict[str, str], *names: str) -> str:

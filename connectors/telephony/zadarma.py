@@ -29,6 +29,7 @@ from typing import Any, Mapping
 from urllib.parse import parse_qsl
 
 from connectors.base import BadRequest, CallState, Forbidden, Inbound, Parsed, Reply, Unauthorized
+from connectors.fields import integer
 
 NAME = "zadarma"
 KIND = "telephony"
@@ -170,10 +171,3 @@ def delivery_key(fields: dict[str, str], event: str, call_id: str) -> str:
     return f"{call_id}:{event}" + (f":{fields.get(suffix, '').strip()}" if suffix else "")
 
 
-def integer(fields: dict[str, str], name: str) -> int | None:
-    text = fields.get(name, "").strip()
-    if not text:
-        return None
-    if not text.isdigit():
-        raise BadRequest(f"{name} is not a whole number", {name: "invalid"})
-    return int(text)

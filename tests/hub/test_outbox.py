@@ -5,7 +5,7 @@ import socket
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from hub import outbox, scheduler
 from hub.models import Notification

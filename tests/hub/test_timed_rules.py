@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from hub import scheduler
-from hub.models import Notification, Task, Timer
+from hub.models import Notification, Timer
 from hub.rules.business_hours import from_config
 
 MSK = ZoneInfo("Europe/Moscow")

@@ -195,7 +195,8 @@ def new_dovecot() -> Dovecot:
 @pytest.fixture(scope="session")
 def dovecot():
     if not os.path.exists(DOVECOT):
-        pytest.skip("dovecot is not installed")
+        pytest.fail("the mailbox tests need Dovecot: `make test` installs it as root, "
+                    "or run `apt-get install dovecot-imapd`")
     server = new_dovecot()
     yield server
     server.stop()
