@@ -65,6 +65,9 @@ def parse(inbound: Inbound, settings: Mapping[str, Any]) -> list[Parsed]:
         raise BadRequest("missing CallStatus", {"CallStatus": "required"})
     if status not in STATUS:
         return [Parsed(f"call.{status}", fields, ignore=f"unsupported event call.{status}")]
+    if fields.get("ParentCallSid") and fields.get("Direction") == "outbound-dial":
+        # the leg a <Dial> opened to a manager's phone: the parent call carries the client
+        return [Parsed(f"call.{status}", fields, ignore=f"forwarded leg of call {fields['ParentCallSid']}")]
     return [call_event(fields, call_sid, status)]
 
 

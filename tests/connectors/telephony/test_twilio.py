@@ -160,13 +160,11 @@ def test_outbound_api_call_has_the_dialled_client_and_no_called_number():
     assert numbers(parsed) == ("+79169876543", None)
 
 
-def test_outbound_dial_leg_is_outbound():
+def test_a_forwarded_leg_is_left_to_its_parent_call():
+    """A <Dial> leg rings a manager's phone; the client's call is the parent one."""
     [parsed] = receive("status_no_answer__outbound_dial.urlencoded")
-    call = parsed.extra["call"]
-    assert (call.direction, call.status, call.final) == ("outbound", "missed", True)
-    assert parsed.extra["touch_key"] == "call:twilio:CA00000000000000000000000000000010"
-    assert mapped(parsed).details["parent_call_id"] == SID
-    assert numbers(parsed) == ("+79160001122", None)
+    assert parsed.ignore == f"forwarded leg of call {SID}"
+    assert "call" not in parsed.extra
 
 
 def test_recording_after_the_end_only_adds_the_recording():
