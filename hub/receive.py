@@ -186,7 +186,7 @@ def store(endpoint: Endpoint, inbound: Inbound, parsed: list[Parsed]) -> tuple[s
             if values["fingerprint"] and connection.dialect.name == "postgresql":  # two clicks at once
                 connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:fp))"), {"fp": values["fingerprint"]})
             statement = insert_unless_repeated(bool(values["delivery_key"]), bool(values["fingerprint"]))
-            inserted = connection.execute(statement, {**values, "since": since}).rowcount
+            inserted = connection.execute(statement, {**values, "since": since}).first() is not None
     except IntegrityError:  # the same delivery, committed by a concurrent request
         inserted = 0
     except OperationalError as error:
@@ -218,7 +218,8 @@ def insert_unless_repeated(by_key: bool, by_fingerprint: bool):
     conditions = repeats(by_key, by_fingerprint)
     if conditions:
         row = row.where(~exists().where(or_(*conditions)))
-    return insert(table).from_select([c.name for c in columns], row)
+    # RETURNING tells whether the row went in (PostgreSQL reports no rowcount for INSERT ... SELECT)
+    return insert(table).from_select([c.name for c in columns], row).returning(table.c.id)
 
 
 def find_original(values: dict, since) -> str:
