@@ -161,6 +161,8 @@ def wait_for_mail(client: IMAPClient, seconds: float, stop: threading.Event) -> 
         stop.wait(seconds)
         client.noop()
         return
+    if reported_new_mail(client):
+        return
     deadline, quick_empty = time.monotonic() + seconds, 0
     client.idle()
     try:
@@ -177,6 +179,14 @@ def wait_for_mail(client: IMAPClient, seconds: float, stop: threading.Event) -> 
                 raise ConnectionError("connection lost during IDLE")
     finally:
         client.idle_done()
+
+
+def reported_new_mail(client: IMAPClient) -> bool:
+    """Whether the server announced new mail (an untagged EXISTS) while we were fetching.
+    It announces each arrival once: IDLE would not repeat it, and the mail would wait a whole
+    poll interval. imapclient keeps no public record of it; imaplib's buffer has it."""
+    pending = getattr(getattr(client, "_imap", None), "untagged_responses", None)
+    return bool(pending and pending.pop("EXISTS", None))
 
 
 def close(client: IMAPClient | None) -> None:
