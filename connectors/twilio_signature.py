@@ -1,4 +1,5 @@
-"""Twilio's ``X-Twilio-Signature``, shared by the voice and the messaging webhooks.
+"""Twilio's webhook requests, shared by the voice and the messaging modules: the parameters
+and the ``X-Twilio-Signature`` over them.
 
 base64(HMAC-SHA1(auth token, URL + every POST parameter name and value, sorted)). Twilio's
 own SDK accepts the signature computed with and without the default port, so we do too.
@@ -8,9 +9,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from connectors.base import Forbidden, Unauthorized
+from connectors.base import Forbidden, Inbound, Unauthorized, UnsupportedMediaType
+
+
+def request_params(inbound: Inbound) -> list[tuple[str, str]]:
+    """The parameters in order, repeated names kept (all of them are signed): the form body
+    of a POST, the query of a GET."""
+    if inbound.method.upper() != "POST":
+        return list(inbound.query)
+    media_type = inbound.content_type.split(";")[0].strip().lower()
+    if media_type not in ("application/x-www-form-urlencoded", ""):
+        raise UnsupportedMediaType(f"unsupported content type {inbound.content_type!r}",
+                                   {"content-type": "Twilio posts application/x-www-form-urlencoded"})
+    return parse_qsl(inbound.body.decode("utf-8", "replace"), keep_blank_values=True)
 
 
 def compute(url: str, params: list[tuple[str, str]], token: str) -> str:

@@ -14,13 +14,12 @@ import re
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Mapping
-from urllib.parse import parse_qsl
 
 import requests
 
 from connectors import twilio_signature
 from connectors.base import (BadRequest, DeliveryReport, Forbidden, Inbound, Outgoing, Parsed,
-                             PermanentFailure, Reply, Sent, TemporaryFailure, UnsupportedMediaType)
+                             PermanentFailure, Reply, Sent, TemporaryFailure)
 
 NAME = "twilio"
 KIND = "sms"
@@ -48,7 +47,7 @@ QUEUED = ("queued", "accepted", "scheduled")
 # --- inbound -------------------------------------------------------------------------------
 
 def verify(inbound: Inbound, settings: Mapping[str, Any]) -> None:
-    params = read_params(inbound)
+    params = twilio_signature.request_params(inbound)
     signed = params if inbound.method.upper() == "POST" else []  # GET: the URL holds them
     twilio_signature.verify(inbound.url, signed, inbound.header("x-twilio-signature"),
                             settings.get("auth_token"))
@@ -58,7 +57,7 @@ def verify(inbound: Inbound, settings: Mapping[str, Any]) -> None:
 
 
 def parse(inbound: Inbound, settings: Mapping[str, Any]) -> list[Parsed]:
-    fields = dict(read_params(inbound))
+    fields = dict(twilio_signature.request_params(inbound))
     message_sid = fields.get("MessageSid", "").strip()
     if not message_sid:
         if fields.get("CallSid"):  # a voice webhook pointed at the messaging endpoint
@@ -76,17 +75,6 @@ def parse(inbound: Inbound, settings: Mapping[str, Any]) -> list[Parsed]:
 def reply(parsed: Parsed) -> Reply:
     # Empty TwiML: any text inside <Response> would be sent to the client as an SMS.
     return Reply(200, EMPTY_TWIML, "text/xml")
-
-
-def read_params(inbound: Inbound) -> list[tuple[str, str]]:
-    """The posted parameters in order, repeated names kept (all of them are signed)."""
-    if inbound.method.upper() != "POST":
-        return list(inbound.query)
-    media_type = inbound.content_type.split(";")[0].strip().lower()
-    if media_type not in ("application/x-www-form-urlencoded", ""):
-        raise UnsupportedMediaType(f"unsupported content type {inbound.content_type!r}",
-                                   {"content-type": "Twilio posts application/x-www-form-urlencoded"})
-    return parse_qsl(inbound.body.decode("utf-8", "replace"), keep_blank_values=True)
 
 
 def is_status_callback(fields: Mapping[str, str]) -> bool:

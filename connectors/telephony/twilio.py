@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from email.utils import parsedate_to_datetime
 from typing import Any, Mapping
-from urllib.parse import parse_qsl
 
 from connectors import twilio_signature
 from connectors.base import BadRequest, CallState, Inbound, Parsed, Reply
@@ -46,13 +45,13 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
 def verify(inbound: Inbound, settings: Mapping[str, Any]) -> None:
-    params = form_pairs(inbound) if inbound.method.upper() == "POST" else []
+    params = twilio_signature.request_params(inbound) if inbound.method.upper() == "POST" else []
     twilio_signature.verify(inbound.url, params, inbound.header("X-Twilio-Signature"),
                             settings.get("auth_token"))
 
 
 def parse(inbound: Inbound, settings: Mapping[str, Any]) -> list[Parsed]:
-    fields = dict(form_pairs(inbound))
+    fields = dict(twilio_signature.request_params(inbound))
     call_sid = fields.get("CallSid", "").strip()
     if not call_sid:
         if fields.get("MessageSid"):  # an SMS webhook pointed at the voice endpoint
@@ -73,13 +72,6 @@ def parse(inbound: Inbound, settings: Mapping[str, Any]) -> list[Parsed]:
 
 def reply(parsed: Parsed | None) -> Reply:
     return Reply(200, EMPTY_TWIML, "text/xml")
-
-
-def form_pairs(inbound: Inbound) -> list[tuple[str, str]]:
-    """The parameters Twilio sent: the form body of a POST, the query of a GET."""
-    if inbound.method.upper() != "POST":
-        return list(inbound.query)
-    return parse_qsl(inbound.body.decode("utf-8", "replace"), keep_blank_values=True)
 
 
 def call_event(fields: dict[str, str], call_sid: str, status: str) -> Parsed:
