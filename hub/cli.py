@@ -106,7 +106,8 @@ def mail_poll(once: bool) -> None:
 @click.option("--failed", is_flag=True, help="Replay every failed and dead event.")
 @click.option("--notifications", is_flag=True, help="Put dead and unknown notifications back in the outbox.")
 @click.option("--sync", "syncs", is_flag=True, help="Retry dead CRM deliveries.")
-def replay(event_id: str | None, failed: bool, notifications: bool, syncs: bool) -> None:
+@click.option("--as-lead", is_flag=True, help="With EVENT_ID: make a lead even of an event the provider ignores.")
+def replay(event_id: str | None, failed: bool, notifications: bool, syncs: bool, as_lead: bool) -> None:
     """Run the pipeline again on stored raw events; never creates a duplicate lead."""
     from hub import replay as replays
 
@@ -119,7 +120,7 @@ def replay(event_id: str | None, failed: bool, notifications: bool, syncs: bool)
         click.echo(f"{replays.replay_syncs(hub)} CRM deliveries queued again")
     if event_id or failed:
         try:
-            outcomes = replays.replay_events(hub, event_id=event_id, failed=failed)
+            outcomes = replays.replay_events(hub, event_id=event_id, failed=failed, as_lead=as_lead and bool(event_id))
         except LookupError as error:
             raise click.ClickException(str(error)) from error
         for outcome in outcomes:

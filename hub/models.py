@@ -72,6 +72,7 @@ class RawEvent(Base):
     lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"), index=True)
     processed_at: Mapped[datetime | None]
     retry_at: Mapped[datetime | None]
+    override: Mapped[str | None] = mapped_column(String(16))  # "as-lead": an operator overrode an ignore
 
     lead: Mapped["Lead | None"] = relationship()
 

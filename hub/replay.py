@@ -8,9 +8,10 @@ from hub.models import RawEvent
 from hub.pipeline import process_batch
 
 
-def replay_events(hub, event_id: str | None = None, failed: bool = False) -> list[str]:
+def replay_events(hub, event_id: str | None = None, failed: bool = False, as_lead: bool = False) -> list[str]:
     """Reset the chosen events to pending and process them now. Touch keys make this safe:
-    an event already merged into a lead is linked again, never doubled."""
+    an event already merged into a lead is linked again, never doubled. ``as_lead`` overrides
+    the provider's reason to ignore the event (an auto-reply that was a real request)."""
     with hub.db.write() as session:
         query = select(RawEvent)
         if event_id:
@@ -22,6 +23,8 @@ def replay_events(hub, event_id: str | None = None, failed: bool = False) -> lis
             raise LookupError(f"no event {event_id}")
         for raw in events:
             raw.status, raw.error, raw.attempts, raw.retry_at = "pending", None, 0, None
+            if as_lead:
+                raw.override = "as-lead"
         ids = [raw.id for raw in events]
     for start in range(0, len(ids), 500):
         process_batch(hub, 500, ids[start:start + 500])

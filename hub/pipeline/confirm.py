@@ -63,13 +63,15 @@ def plan_confirmations(session: Session, out, hub, lead: Lead, call_status: str 
         name = rule["name"] or f"confirmations.{index}"
         if not contact or (name, rule["channel"]) in already or not rule_matches(rule["when"], lead, call_status):
             continue
-        row = {"lead_id": lead.id, "rule": name, "channel": rule["channel"],
+        row = {"lead_id": lead.id, "rule": name, "channel": rule["channel"], "reply_to_message_id": None,
                "sender": sender_of(config, rule["channel"]), "to": contact,
                "text": render(rule["text"], lead, manager), "next_attempt_at": hub.now(),
                "subject": render(rule["subject"], lead, manager) if rule["channel"] == "email" else None,
                "status": "pending", "last_error": None}
         if row["channel"] == "sms":
             shape_sms(hub, row, lead)
+        else:
+            reply_in_thread(row, lead)
         planned.append(row)
     for row in planned:
         out.add(Notification, **row)
@@ -77,6 +79,18 @@ def plan_confirmations(session: Session, out, hub, lead: Lead, call_status: str 
     if dead_sms and not any(row["channel"] == "email" for row in planned):
         planned += [1] if fallback_email(session, out, hub, lead, dead_sms["rule"], dead_sms["text"]) else []
     return len(planned)
+
+
+def reply_in_thread(row: dict, lead: Lead) -> None:
+    """A lead that wrote to us gets its confirmation as a reply to that message; our reply's
+    Message-ID (kept by the outbox) then threads the client's answer back to the lead."""
+    mails = [t for t in lead.touches if t.channel == "mail" and (t.details or {}).get("message_id")]
+    if not mails:
+        return
+    message_id = mails[-1].details["message_id"].strip().strip("<>")
+    subject = mails[-1].details.get("subject") or ""
+    row["reply_to_message_id"] = f"<{message_id}>"
+    row["subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}".strip()
 
 
 def sender_of(config, channel: str) -> str:
@@ -108,7 +122,7 @@ def fallback_email(session: Session, out, hub, lead: Lead, rule: str, text: str)
     emails += [row["rule"] for row in out.pending(Notification) if row["lead_id"] == lead.id and row["channel"] == "email"]
     if any(is_confirmation(name) for name in emails):
         return False
-    out.add(Notification, lead_id=lead.id, rule=f"{rule}:fallback"[:100], channel="email",
+    out.add(Notification, lead_id=lead.id, rule=f"{rule}:fallback"[:100], channel="email", reply_to_message_id=None,
             sender=sender_of(hub.config, "email"), to=lead.email, text=text,
             subject=f"Ваша заявка №{lead.number}", next_attempt_at=hub.now(), status="pending", last_error=None)
     return True

@@ -85,7 +85,8 @@ def normalise_parsed(config, module, raw, parsed: Parsed, index: int) -> Normali
     return Normalised(
         channel=module.CHANNEL, touch_key=key, at=raw.received_at, lead=mapped.lead,
         source=source, details=touch_details(raw, parsed, mapped.details),
-        ignore=parsed.ignore, invalid=mapped.invalid, extra=parsed.extra)
+        ignore=None if raw.override == "as-lead" else parsed.ignore, invalid=mapped.invalid,
+        extra=parsed.extra)
 
 
 def track_call(config, source: dict) -> None:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0003'
-down_revision = '0002'  # 0002 is timers_and_lead_history (written concurrently)
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,68 @@
+"""Mail events through the pipeline: confirmations answer in the client's thread, the client's
+reply to them comes back to the lead, and an operator can overrule a classification."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from hub.models import Notification, RawEvent
+from hub.pipeline import process_pending
+from hub.replay import replay_events
+from tests.conftest import fixture_bytes
+
+
+@pytest.fixture
+def mailbox(config_document, monkeypatch):
+    monkeypatch.setenv("SALES_IMAP_PASSWORD", "secret")
+    config_document["mailboxes"] = {"sales": {"host": "127.0.0.1", "username": "sales@example.com",
+                                              "password_env": "SALES_IMAP_PASSWORD"}}
+
+
+def store_mail(hub, eml: str) -> str:
+    with hub.db.write() as session:
+        raw = RawEvent(channel="mail", kind="mail", provider="imap", endpoint="sales", method="IMAP",
+                       url="imap://127.0.0.1/INBOX", headers={"content-type": "message/rfc822"},
+                       body=fixture_bytes(f"mail/{eml}"), received_at=hub.now(), status="pending")
+        session.add(raw)
+    return raw.event_id
+
+
+def test_confirmation_replies_in_the_thread_and_the_answer_comes_back(mailbox, hub, api, logs):
+    event_id = store_mail(hub, "encoding__base64.eml")
+    process_pending(hub)
+    lead = api.get(f"/api/events/{event_id}").get_json()["lead_number"]
+    with hub.db.read() as session:
+        [confirmation] = session.scalars(select(Notification).where(Notification.channel == "email"))
+    assert confirmation.reply_to_message_id == "<base64-text-0001@example.net>"
+    assert confirmation.subject == "Re: Счёт на оплату"
+    from hub import outbox
+    outbox.deliver_due(hub)
+    sent = json.loads(logs["mail"].read_text().splitlines()[0])
+    assert sent["in_reply_to"] == "<base64-text-0001@example.net>"
+    with hub.db.write() as session:  # the client answers our confirmation, from another address
+        row = session.scalar(select(Notification).where(Notification.channel == "email"))
+        row.provider_message_id = "<confirmation-0001@example.com>"
+    reply = fixture_bytes("mail/encoding__base64.eml").replace(
+        b"Message-ID: <base64-text-0001@example.net>",
+        b"Message-ID: <answer-0002@example.org>\r\nIn-Reply-To: <confirmation-0001@example.com>").replace(
+        b"From: Pavel Orlov <pavel@example.net>", b"From: Pavel <other@example.org>")
+    with hub.db.write() as session:
+        raw = RawEvent(channel="mail", kind="mail", provider="imap", endpoint="sales", method="IMAP", url="imap://x",
+                       headers={"content-type": "message/rfc822"}, body=reply, received_at=hub.now())
+        session.add(raw)
+    process_pending(hub)
+    assert api.get(f"/api/events/{raw.event_id}").get_json()["lead_number"] == lead
+
+
+def test_replay_as_lead_overrules_an_ignored_auto_reply(mailbox, hub, api):
+    event_id = store_mail(hub, "autoreply__auto_submitted.eml")
+    process_pending(hub)
+    ignored = api.get(f"/api/events/{event_id}").get_json()
+    assert (ignored["status"], ignored["error"], ignored["lead_number"]) == ("ignored", "auto-reply", None)
+    assert replay_events(hub, event_id=event_id) == [f"{event_id} ignored (auto-reply)"]
+    [outcome] = replay_events(hub, event_id=event_id, as_lead=True)
+    assert outcome.startswith(f"{event_id} processed lead ")
+    lead = api.get(f"/api/leads/{api.get(f'/api/events/{event_id}').get_json()['lead_number']}").get_json()
+    assert lead["email"] == "ivan.petrov@example.ru" and lead["source"]["mailbox"] == "sales"
