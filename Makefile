@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-test test-servers bench-intake bench-pipeline bench-mail clean
+.PHONY: run test install install-test test-servers bench-intake bench-pipeline bench-mail bench-telephony clean
 
 run: install
 	$(BIN)/hub run
@@ -42,6 +42,9 @@ bench-pipeline: install-test
 
 bench-mail: install-test test-servers
 	$(BIN)/python bench/mail.py
+
+bench-telephony: install-test
+	$(BIN)/python bench/telephony.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

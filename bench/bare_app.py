@@ -1,4 +1,6 @@
-"""The intake baseline: a Flask app that reads the body and answers 202, nothing else."""
+"""The intake baseline: a Flask app that reads the body and answers, nothing else: 202 with a
+small JSON body on the form route (as the hub answers forms), an empty 200 on any other POST
+(as the hub answers telephony providers such as Zadarma)."""
 from flask import Flask, jsonify, request
 
 app = Flask(__name__)
@@ -10,3 +12,10 @@ def receive(key: str):
     response = jsonify({"status": "accepted"})
     response.status_code = 202
     return response
+
+
+@app.post("/", defaults={"path": ""})
+@app.post("/<path:path>")
+def receive_any(path: str):
+    request.get_data()
+    return "", 200, {"Content-Type": "text/plain"}

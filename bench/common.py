@@ -22,9 +22,10 @@ def bench_document() -> dict:
     return document
 
 
-def write_bench_config(folder: Path) -> Path:
+def write_bench_config(folder: Path, document: dict | None = None) -> Path:
     path = folder / "bench.yaml"
-    path.write_text(yaml.safe_dump(bench_document(), allow_unicode=True), encoding="utf-8")
+    document = bench_document() if document is None else document
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
     return path
 
 

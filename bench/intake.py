@@ -5,183 +5,22 @@ served the same way and driven by the same load generator, in alternating rounds
 """
 from __future__ import annotations
 
-import argparse
-import http.client
-import multiprocessing
-import os
-import sqlite3
-import subprocess
 import sys
-import tempfile
-import time
-from collections import Counter
-from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import LANDING, form_body, free_port, median, rate, start_redis, write_bench_config  # noqa: E402
+from common import LANDING, form_body  # noqa: E402
+from http_load import Bench, Request, main  # noqa: E402
 
-BENCH_DIR = Path(__file__).resolve().parent
 PATH = "/hooks/forms/landing"
 HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "Referer": LANDING,
            "Accept": "application/json"}
-APPS = {"bare": ["--pythonpath", str(BENCH_DIR), "bare_app:app"], "hub": ["hub:create_app()"]}
-TARGET_RATIO = 0.35
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per round")
-    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--concurrency", type=int, default=8, help="client processes (connections)")
-    parser.add_argument("--rounds", type=int, default=3, help="bare+hub pairs; medians reported")
-    return parser.parse_args()
-
-
-def start_gunicorn(app: str, workers: int, env: dict, folder: Path) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    log = open(folder / f"gunicorn-{app}.log", "wb")
-    argv = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", *APPS[app]]
-    process = subprocess.Popen(argv, env=env, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    wait_ready(process, port, folder / f"gunicorn-{app}.log")
-    return process, port
-
-
-def wait_ready(process: subprocess.Popen, port: int, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"gunicorn exited:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/")
-            connection.getresponse().read()
-            connection.close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"gunicorn on port {port} not ready after {timeout}s")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def post(connection: http.client.HTTPConnection, number: int) -> int | str:
-    try:
-        connection.request("POST", PATH, body=form_body(number), headers=HEADERS)
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    except (OSError, http.client.HTTPException) as error:
-        connection.close()  # reopened by the next request
-        return type(error).__name__
-
-
-def client(port: int, first: int, start_at: float, measure_from: float, end_at: float, results) -> None:
-    """One keep-alive connection posting distinct submissions until ``end_at``."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    statuses, measured, number = Counter(), 0, first
-    time.sleep(max(0.0, start_at - time.monotonic()))
-    while time.monotonic() < end_at:
-        status = post(connection, number)
-        number += 1
-        statuses[status] += 1
-        if status == 202 and measure_from <= time.monotonic() <= end_at:
-            measured += 1
-    connection.close()
-    results.put((measured, statuses))
-
-
-def drive(port: int, run: int, args: argparse.Namespace) -> tuple[float, Counter]:
-    """Requests/s (202s in the measured window) and every status seen, warm-up included."""
-    start_at = time.monotonic() + 0.5
-    window = (start_at + args.warmup, start_at + args.warmup + args.seconds)
-    results = multiprocessing.Queue()
-    block = 10**9 // (args.rounds * args.concurrency)  # phone numbers of one client in one round
-    clients = [multiprocessing.Process(
-        target=client, args=(port, (run * args.concurrency + index) * block, start_at, *window, results))
-        for index in range(args.concurrency)]
-    for process in clients:
-        process.start()
-    try:
-        outcomes = [results.get(timeout=args.warmup + args.seconds + 90) for _ in clients]
-    finally:
-        for process in clients:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.terminate()
-    statuses = sum((outcome[1] for outcome in outcomes), Counter())
-    return rate(sum(outcome[0] for outcome in outcomes), args.seconds), statuses
-
-
-def stored_events(database: Path) -> dict[str, int]:
-    with sqlite3.connect(database) as connection:
-        rows = connection.execute("SELECT status, count(*) FROM raw_events GROUP BY status")
-        return dict(rows.fetchall())
-
-
-def prepare(folder: Path, stack: ExitStack) -> dict:
-    """The environment both servers run with: bench config, migrated SQLite, Redis."""
-    redis_url, server = start_redis(folder)
-    if server is not None:
-        stack.callback(server.shutdown)
-    env = {**os.environ, "HUB_CONFIG": str(write_bench_config(folder)), "HUB_LOG_LEVEL": "WARNING",
-           "DATABASE_URL": f"sqlite:///{folder / 'hub.db'}", "REDIS_URL": redis_url}
-    subprocess.run([sys.executable, "-m", "hub", "db", "upgrade"], env=env, cwd=folder, check=True,
-                   stdout=subprocess.DEVNULL)
-    return env
-
-
-def measure(ports: dict[str, int], args: argparse.Namespace) -> tuple[dict, Counter]:
-    figures, hub_statuses = {"bare": [], "hub": []}, Counter()
-    for run in range(args.rounds):
-        for name in ("bare", "hub"):
-            requests_per_second, statuses = drive(ports[name], run, args)
-            figures[name].append(requests_per_second)
-            if name == "hub":
-                hub_statuses += statuses
-            others = {k: v for k, v in statuses.items() if k != 202}
-            print(f"round {run + 1} {name:4}: {requests_per_second:8.1f} req/s"
-                  f"  (202: {statuses[202]}, other: {others or 'none'})", flush=True)
-    return figures, hub_statuses
-
-
-def report(figures: dict, hub_statuses: Counter, stored: dict[str, int]) -> None:
-    bare, hub = median(figures["bare"]), median(figures["hub"])
-    ratio = hub / bare if bare else 0.0
-    print(f"\nmedian bare: {bare:8.1f} req/s")
-    print(f"median hub : {hub:8.1f} req/s")
-    paired = median([h / b for b, h in zip(figures["bare"], figures["hub"]) if b])
-    print(f"ratio hub/bare: {ratio:.2f} (median of per-round ratios {paired:.2f}; target >= "
-          f"{TARGET_RATIO}) -> {'ok' if ratio >= TARGET_RATIO else 'BELOW TARGET'}")
-    total = sum(stored.values())
-    check = "ok" if total == hub_statuses[202] else "MISMATCH"
-    print(f"raw_events stored: {total} {stored}; 202s counted: {hub_statuses[202]} -> {check}")
-
-
-def main() -> None:
-    args = parse_args()
-    print(f"gunicorn -w {args.workers}, {args.concurrency} client processes, "
-          f"{args.warmup:g}s warm-up + {args.seconds:g}s measured, {args.rounds} rounds", flush=True)
-    with tempfile.TemporaryDirectory(prefix="bench-intake-") as tmp, ExitStack() as stack:
-        folder = Path(tmp)
-        env = prepare(folder, stack)
-        ports = {}
-        for name in ("bare", "hub"):
-            process, ports[name] = start_gunicorn(name, args.workers, env, folder)
-            stack.callback(stop, process)
-        figures, hub_statuses = measure(ports, args)
-        report(figures, hub_statuses, stored_events(folder / "hub.db"))
+def landing_post(number: int) -> Request:
+    """A distinct submission (its own phone) for every number below 10**9."""
+    return PATH, form_body(number), HEADERS
 
 
 if __name__ == "__main__":
-    main()
+    main(Bench("intake", landing_post, accepted=(202,), target_ratio=0.35), __doc__)
