@@ -142,14 +142,14 @@ class Dovecot:
         assert number <= USERS, "raise USERS in tests/mail/conftest.py"
         return f"user{number}"
 
-    def client(self, user: str) -> IMAPClient:
-        client = IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=10)
+    def client(self, user: str, timeout: float = 10) -> IMAPClient:
+        client = IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=timeout)
         client.login(user, PASSWORD)
         return client
 
     def deliver(self, user: str, messages: list[bytes], folder: str = "INBOX") -> None:
         """IMAP APPEND, in chunks (MULTIAPPEND)."""
-        with self.client(user) as client:
+        with self.client(user, timeout=60) as client:
             if not client.folder_exists(folder):
                 client.create_folder(folder)
             for start in range(0, len(messages), 500):
@@ -172,9 +172,14 @@ class Dovecot:
         return found
 
     def kill_sessions(self, user: str) -> int:
+        """SIGKILL the user's imap processes and wait until they are gone (a dying process
+        still holds the mailbox's locks for a moment)."""
         pids = self.sessions(user)
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while set(pids) & set(self.sessions(user)) and time.monotonic() < deadline:
+            time.sleep(0.05)
         return len(pids)
 
     def mailbox(self, user: str, **overrides) -> dict:
