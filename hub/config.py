@@ -440,8 +440,3 @@ def resolve_secrets(section: dict[str, Any], environ: dict[str, str] | None = No
             resolved[key] = value
     return resolved
 
-
-def mask(secret: str | None) -> str:
-    if not secret:
-        return "(unset)"
-    return secret[:2] + "…" + f"({len(secret)} chars)"

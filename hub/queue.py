@@ -91,8 +91,7 @@ class Kicker:
             return False
         try:
             flag = f"hub:kick:{job}"
-            if self.connection.set(flag, "1", nx=True, ex=KICK_TTL) or force:
-                self.connection.set(flag, "1", ex=KICK_TTL)
+            if self.connection.set(flag, "1", nx=not force, ex=KICK_TTL):  # force re-arms the flag
                 Queue(QUEUE_NAME, connection=self.connection).enqueue(
                     JOBS[job], job_timeout=900, result_ttl=0, failure_ttl=86400)
             return True
