@@ -33,6 +33,7 @@ from hub.migrate import upgrade  # noqa: E402
 from hub.models import Base, Lead, RawEvent, Touch, new_event_id  # noqa: E402
 from hub.pipeline import process_pending  # noqa: E402
 from hub.pipeline.normalise import endpoint_settings, fingerprint  # noqa: E402
+from hub.serve import settle_heap  # noqa: E402
 
 TARGET_LEADS_PER_SECOND = 1000
 HEADERS = {"content-type": "application/x-www-form-urlencoded", "referer": LANDING}
@@ -163,6 +164,7 @@ def pipeline_round(url: str | None, folder: Path, name: str, config, redis_url: 
     hub = context.build(config, fresh_database(url, folder, name), redis_url)
     try:
         backlog = create_backlog(hub, who)
+        settle_heap(hub)  # as the worker does before its first job
         elapsed = run_pipeline(hub, profile)
         return backlog, elapsed, counts(hub)
     finally:

@@ -43,8 +43,10 @@ def is_bounce(message: Message) -> bool:
         return True
     if message.get("X-Failed-Recipients"):
         return True
-    sender = parseaddr(str(message.get("From") or ""))[1].lower()
-    local = sender.partition("@")[0]
+    sender = str(message.get("From") or "").lower()
+    if not any(name in sender for name in DAEMON_SENDERS):
+        return False  # spares parsing the address of every ordinary message
+    local = parseaddr(sender)[1].partition("@")[0]
     null_return_path = value(message, "Return-Path") in ("<>", "")
     return local == "mailer-daemon" or (local in DAEMON_SENDERS and null_return_path)
 

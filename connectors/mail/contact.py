@@ -2,6 +2,7 @@
 sender, a phone from the body (not from quoted text, not one of ours), a plus-address tag."""
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from email.message import Message
@@ -137,7 +138,7 @@ def unquoted(text: str) -> str:
 def find_phone(text: str, settings) -> tuple[str, str]:
     """(E.164 phone, extension) of the client; a signature's phone is preferred."""
     region = settings.get("region") or "RU"
-    ours = {e164(phone, region) for phone in settings.get("company_phones") or []}
+    ours = own_numbers(tuple(settings.get("company_phones") or ()), region)
     body = unquoted(text)
     candidates = [(match.start, match.number) for match in phonenumbers.PhoneNumberMatcher(
         body, region, leniency=phonenumbers.Leniency.VALID)]
@@ -148,6 +149,11 @@ def find_phone(text: str, settings) -> tuple[str, str]:
     in_signature = [item for item in candidates if signature is not None and item[0] >= signature]
     _, number = (in_signature or candidates)[0]
     return format_e164(number), number.extension or ""
+
+
+@functools.lru_cache(maxsize=64)
+def own_numbers(phones: tuple[str, ...], region: str) -> frozenset[str]:
+    return frozenset(e164(phone, region) for phone in phones)
 
 
 def signature_start(text: str) -> int | None:
@@ -175,7 +181,10 @@ def plus_tag(message: Message, username: str | None) -> str:
     local, _, domain = (username or "").lower().partition("@")
     if not local:
         return ""
-    recipients = parse.addresses(message, "Delivered-To", "X-Original-To", "To", "Cc")
+    names = ("Delivered-To", "X-Original-To", "To", "Cc")
+    if not any("+" in str(value) for name in names for value in message.get_all(name, ())):
+        return ""  # no plus address: skip parsing the address lists
+    recipients = parse.addresses(message, *names)
     for _, address in recipients:
         box, _, host = address.lower().rpartition("@")
         base, plus, tag = box.partition("+")

@@ -11,19 +11,20 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
-from hub.models import Assignment, Lead, Notification, RawEvent, Touch
+from hub.models import Assignment, Notification, RawEvent
 from hub.pipeline.confirm import plan_confirmations
 from hub.pipeline.dedupe import ContactIndex, existing_touches
 from hub.pipeline.merge import Batch, thread_index
 from hub.pipeline.normalise import normalise
-from hub.pipeline.route import Counters, decide, facts_of, known_owners, sync_team
+from hub.pipeline.route import Counters, decide, facts_of, known_owners, sync_team, uses_geography
 from hub.rules.callbacks import start_ladder, stop_ladder
 from hub.rules.history import record
 from hub.rules.sla import sla_of, start_new_chain
 from hub.rules.tasks import business_hours, open_first_task
+from hub.pipeline.store import NewLead, write_new
 from hub.pipeline.sync import plan_syncs, queue_update
 from hub.writer import RowWriter
 
@@ -89,7 +90,9 @@ def claim(session: Session, hub, limit: int, event_ids: list[int] | None) -> lis
     query = select(RawEvent).where(RawEvent.status == "pending").order_by(RawEvent.id).limit(limit)
     if event_ids is not None:
         query = query.where(RawEvent.id.in_(event_ids))
-    return list(session.scalars(query))
+    events = list(session.scalars(query))
+    session.expunge_all()  # detached: their outcomes are written by ``settle``, in one statement
+    return events
 
 
 def pending_ids(hub, limit: int) -> list[int]:
@@ -128,9 +131,14 @@ def run_batch(session: Session, hub, events: list[RawEvent]) -> BatchResult:
                   thread_index(session, items))
     for raw, item in work:
         batch.apply(raw, item)
-    for raw in events:
-        settle(raw, hub.now())
-    finish_new_leads(session, out, hub, batch.new_leads, result)
+    decisions = route_new_leads(session, hub, batch.new_leads)
+    write_new(session, batch.new_leads, batch.new_touches)
+    for lead in batch.touched.values():
+        session.expire(lead, ["touches"])  # reloaded with the touches just written
+    for raw, lead in batch.links:
+        raw.lead_id = lead.id
+    settle(session, events, hub.now())
+    finish_new_leads(session, out, hub, batch.new_leads, decisions, result)
     if batch.touched:
         result.syncs += queue_update(session, batch.touched, hub.now())
     react_to_calls(session, out, hub, batch.call_changes, result)
@@ -140,31 +148,43 @@ def run_batch(session: Session, hub, events: list[RawEvent]) -> BatchResult:
     return result
 
 
-def settle(raw: RawEvent, now) -> None:
-    if raw.status == "pending":
-        linked = raw.lead_id or raw.lead
-        raw.status = "processed" if linked else "ignored"
-        raw.error = raw.error if linked else (raw.error or "no lead in the event")
-    raw.processed_at = now
+def settle(session: Session, events: list[RawEvent], now) -> None:
+    """Each event processed (it has its lead) or ignored (with the reason)."""
+    for raw in events:
+        if raw.status == "pending":
+            raw.status = "processed" if raw.lead_id else "ignored"
+            raw.error = raw.error if raw.lead_id else (raw.error or "no lead in the event")
+    table = RawEvent.__table__
+    statement = update(table).where(table.c.id == bindparam("raw_id")).values(
+        status=bindparam("status"), error=bindparam("error"), lead_id=bindparam("lead_id"),
+        processed_at=bindparam("processed_at"))
+    session.connection().execute(statement, [
+        {"raw_id": raw.id, "status": raw.status, "error": raw.error, "lead_id": raw.lead_id, "processed_at": now}
+        for raw in events])
 
 
-def finish_new_leads(session: Session, out, hub, leads: list[Lead], result: BatchResult) -> None:
-    """Route (before the leads are written, so the owner goes in with them), then open the
-    first task and its SLA chain, and plan confirmations and CRM syncs."""
+def route_new_leads(session: Session, hub, leads: list[NewLead]) -> list:
+    """Route before the leads are written, so the owner goes in with them."""
     counters = Counters(session)
     hours = business_hours(hub.config)
+    owners = known_owners(session, leads)
+    geography = uses_geography(hub.config)
     decisions = []
-    with session.no_autoflush:  # the new leads are written once, owner included
-        owners = known_owners(session, leads)
-        for lead in leads:
-            facts = facts_of(lead, hours.is_open(lead.created_at), id(lead) in owners)
-            decision = decide(hub.config, facts, counters, owners.get(id(lead)))
-            lead.assignee_id, lead.assignment_reason = decision.member_id, decision.reason
-            lead.routing_rule = decision.rule["name"] if decision.rule else None
-            if decision.member_id:
-                counters.assigned(decision.member_id)
-            decisions.append(decision)
-    session.flush()  # lead numbers, needed by tasks, timers and confirmation texts
+    for lead in leads:
+        facts = facts_of(lead, hours.is_open(lead.created_at), id(lead) in owners, geography)
+        decision = decide(hub.config, facts, counters, owners.get(id(lead)))
+        lead.assignee_id, lead.assignment_reason = decision.member_id, decision.reason
+        lead.routing_rule = decision.rule["name"] if decision.rule else None
+        if decision.member_id:
+            counters.assigned(decision.member_id)
+        decisions.append(decision)
+    return decisions
+
+
+def finish_new_leads(session: Session, out, hub, leads: list[NewLead], decisions: list,
+                     result: BatchResult) -> None:
+    """The written leads' first task and SLA chain, confirmations and CRM syncs."""
+    hours = business_hours(hub.config)
     for lead, decision in zip(leads, decisions):
         record_start(out, hub, lead, decision, hours)
         if lead.channel != "call":  # a call's lead is confirmed when its call has ended
@@ -173,7 +193,7 @@ def finish_new_leads(session: Session, out, hub, leads: list[Lead], result: Batc
         result.new_leads.append(lead.id)
 
 
-def record_start(out, hub, lead: Lead, decision, hours) -> None:
+def record_start(out, hub, lead: NewLead, decision, hours) -> None:
     record(out, lead.id, "created", lead.created_at, channel=lead.channel)
     if decision.member_id:
         out.add(Assignment, lead_id=lead.id, member_id=decision.member_id, reason=decision.reason, at=hub.now())
@@ -199,5 +219,5 @@ def react_to_calls(session: Session, out, hub, changes, result: BatchResult) -> 
             result.notifications += plan_confirmations(session, out, hub, lead, details["status"], already)
 
 
-def first_touch_of(lead: Lead, touch: Touch) -> bool:
+def first_touch_of(lead, touch) -> bool:
     return touch.touch_key == min((t for t in lead.touches), key=lambda t: t.at).touch_key

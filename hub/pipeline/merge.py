@@ -12,12 +12,13 @@ from hub.pipeline import calls
 from hub.pipeline.confirm import fallback_email
 from hub.pipeline.dedupe import ContactIndex, merge_contact
 from hub.pipeline.normalise import Normalised
+from hub.pipeline.store import NewLead, NewTouch
 
 
 @dataclass
 class CallChange:
-    lead: Lead
-    touch: Touch
+    lead: Lead | NewLead
+    touch: Touch | NewTouch
     outcome: str | None  # "missed" | "answered" | None
     at: object
 
@@ -27,11 +28,13 @@ class Batch:
     hub: object
     session: Session
     out: object  # hub.writer.RowWriter
-    touches: dict[str, Touch]
+    touches: dict[str, Touch | NewTouch]
     contacts: ContactIndex
     threads: dict[str, int] = field(default_factory=dict)  # Message-ID -> lead id
-    new_leads: list[Lead] = field(default_factory=list)
-    touched: set[int] = field(default_factory=set)  # existing leads that changed
+    new_leads: list[NewLead] = field(default_factory=list)
+    new_touches: list[NewTouch] = field(default_factory=list)
+    links: list[tuple[RawEvent, Lead | NewLead]] = field(default_factory=list)  # event -> its lead
+    touched: dict[int, Lead] = field(default_factory=dict)  # stored leads that changed, by id
     call_changes: list[CallChange] = field(default_factory=list)
 
     def apply(self, raw: RawEvent, item: Normalised) -> None:
@@ -48,39 +51,42 @@ class Batch:
         else:
             self.apply_touch(raw, item)
 
-    def apply_repeat(self, raw: RawEvent, item: Normalised, touch: Touch) -> None:
+    def apply_repeat(self, raw: RawEvent, item: Normalised, touch: Touch | NewTouch) -> None:
         """The same touch again: a replay changes nothing; a further call event merges."""
-        raw.lead_id = touch.lead_id
-        raw.lead = touch.lead
+        self.links.append((raw, touch.lead))
         if not item.call or raw.event_id in touch.details.get("applied", []):
             return
         before = touch.details
         touch.details = calls.merge(before, item.call, item.details.get("provider", {})) | {
             "applied": before.get("applied", []) + [raw.event_id]}
         self.note_call(touch.lead, touch, before, item)
-        self.touched.add(touch.lead_id)
+        self.changed(touch.lead)
 
     def apply_touch(self, raw: RawEvent, item: Normalised) -> None:
         lead = self.thread_lead(item) or self.contacts.find(item.lead)
         if lead is None:
-            lead = Lead(channel=item.channel, source=item.source, last_source=item.source,
-                        created_at=item.at, **item.lead)
-            self.session.add(lead)
+            lead = NewLead(channel=item.channel, source=item.source, last_source=item.source,
+                           created_at=item.at, **item.lead)
             self.contacts.add(lead)
             self.new_leads.append(lead)
         else:
             merge_contact(lead, item.lead)
             lead.last_source = item.source
-            if lead.id is not None:
-                self.touched.add(lead.id)
+            self.changed(lead)
         details = item.details | ({"applied": [raw.event_id]} if item.call else {})
-        touch = Touch(lead=lead, touch_key=item.touch_key, event_id=raw.event_id, channel=item.channel,
-                      at=item.at, source=item.source, details=details)
-        self.session.add(touch)
+        touch = NewTouch(lead=lead, touch_key=item.touch_key, event_id=raw.event_id, channel=item.channel,
+                         at=item.at, source=item.source, details=details)
+        if isinstance(lead, NewLead):
+            lead.touches.append(touch)
+        self.new_touches.append(touch)
         self.touches[item.touch_key] = touch
-        raw.lead = lead
+        self.links.append((raw, lead))
         if item.call:
             self.note_call(lead, touch, None, item)
+
+    def changed(self, lead: Lead | NewLead) -> None:
+        if isinstance(lead, Lead):
+            self.touched[lead.id] = lead
 
     def note_call(self, lead: Lead, touch: Touch, before: dict | None, item: Normalised) -> None:
         self.call_changes.append(CallChange(lead, touch, calls.outcome(before, touch.details), item.at))

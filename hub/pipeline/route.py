@@ -87,9 +87,15 @@ def phone_geography(phone: str | None) -> tuple[str | None, str | None]:
     return phonenumbers.region_code_for_number(number), geocoder.description_for_number(number, "en") or None
 
 
-def facts_of(lead: Lead, open_now: bool, known: bool) -> dict:
+def uses_geography(config) -> bool:
+    return any("country" in rule["when"] or "region" in rule["when"] for rule in config["routing"])
+
+
+def facts_of(lead: Lead, open_now: bool, known: bool, geography: bool = True) -> dict:
+    """What routing rules can ask about a lead. Looking up the phone's country and region
+    costs more than the rest together, so a config whose rules never ask skips it."""
     source = lead.source or {}
-    country, region = phone_geography(lead.phone)
+    country, region = phone_geography(lead.phone) if geography else (None, None)
     facts = {key: source.get(key) for key in (*UTM, "form", "mailbox", "called_number")}
     return facts | {"channel": lead.channel, "country": country, "region": region,
                     "message": lead.message or "", "business_hours": open_now, "known_client": known}
