@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from hub.models import Assignment, LeadHistory, Notification, SyncDelivery, Task, Timer
@@ -48,8 +48,27 @@ class RowWriter:
             table = model.__table__  # Core executemany: no ORM bookkeeping for write-only rows
             connection = self.session.connection()
             if model is Task:  # other rows refer to tasks: learn their ids
-                statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-                for (ref, _), task_id in zip(items, connection.execute(statement, rows).scalars()):
+                for (ref, _), task_id in zip(items, insert_with_ids(connection, table, rows)):
                     ref.id = task_id
             else:
                 connection.execute(insert(table), rows)
+
+
+def insert_with_ids(connection: Connection, table: Table, rows: list[dict]) -> list[int]:
+    """Insert ``rows`` in one statement and return their new ids, in order.
+
+    PostgreSQL numbers the rows of an ordered ``INSERT ... RETURNING``. SQLite cannot, so
+    SQLAlchemy would fall back to one INSERT per row; but SQLite documents that a row
+    inserted without an id gets one more than the largest id in the table, and a write
+    transaction there has the database to itself, so the rows get the next ids in order.
+    """
+    if connection.dialect.name != "sqlite":
+        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return list(connection.execute(statement, rows).scalars())
+    largest = select(func.coalesce(func.max(table.c.id), 0))
+    before = connection.execute(largest).scalar_one()
+    connection.execute(insert(table), rows)
+    after = connection.execute(largest).scalar_one()
+    if after != before + len(rows):  # only at the largest possible id, where SQLite picks at random
+        raise RuntimeError(f"{table.name}: ids of the inserted rows are not {before + 1}..{before + len(rows)}")
+    return list(range(before + 1, after + 1))

@@ -15,6 +15,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from hub.models import Lead, Touch, utcnow
+from hub.writer import insert_with_ids
 
 LEAD_COLUMNS = ("status", "name", "phone", "email", "message", "channel", "source", "last_source",
                 "assignee_id", "assignment_reason", "created_at", "updated_at", "routing_rule")
@@ -68,9 +69,8 @@ def write_new(session: Session, leads: list[NewLead], touches: list[NewTouch]) -
     """Insert the batch's new leads (learning their numbers), then its new touches."""
     connection = session.connection()
     if leads:
-        statement = insert(Lead.__table__).returning(Lead.__table__.c.id, sort_by_parameter_order=True)
         rows = [{column: getattr(lead, column) for column in LEAD_COLUMNS} for lead in leads]
-        for lead, lead_id in zip(leads, connection.execute(statement, rows).scalars()):
+        for lead, lead_id in zip(leads, insert_with_ids(connection, Lead.__table__, rows)):
             lead.id = lead_id
     if touches:
         rows = [{"lead_id": touch.lead.id} | {column: getattr(touch, column) for column in TOUCH_COLUMNS}
