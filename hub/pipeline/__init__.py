@@ -14,18 +14,18 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
-from hub.models import Assignment, Notification, RawEvent
+from hub.models import Assignment, Lead, Notification, RawEvent, Touch
 from hub.pipeline.confirm import plan_confirmations
 from hub.pipeline.dedupe import ContactIndex, existing_touches
 from hub.pipeline.merge import Batch, thread_index
 from hub.pipeline.normalise import normalise
 from hub.pipeline.route import Counters, decide, facts_of, known_owners, sync_team, uses_geography
+from hub.pipeline.store import NewLead, NewTouch, write_new
+from hub.pipeline.sync import plan_syncs, queue_update
 from hub.rules.callbacks import start_ladder, stop_ladder
 from hub.rules.history import record
 from hub.rules.sla import sla_of, start_new_chain
 from hub.rules.tasks import business_hours, open_first_task
-from hub.pipeline.store import NewLead, write_new
-from hub.pipeline.sync import plan_syncs, queue_update
 from hub.writer import RowWriter
 
 log = logging.getLogger("hub.pipeline")
@@ -219,5 +219,5 @@ def react_to_calls(session: Session, out, hub, changes, result: BatchResult) -> 
             result.notifications += plan_confirmations(session, out, hub, lead, details["status"], already)
 
 
-def first_touch_of(lead, touch) -> bool:
+def first_touch_of(lead: Lead | NewLead, touch: Touch | NewTouch) -> bool:
     return touch.touch_key == min((t for t in lead.touches), key=lambda t: t.at).touch_key
