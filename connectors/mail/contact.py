@@ -136,19 +136,21 @@ def unquoted(text: str) -> str:
 
 
 def find_phone(text: str, settings) -> tuple[str, str]:
-    """(E.164 phone, extension) of the client; a signature's phone is preferred."""
+    """(E.164 phone, extension) of the client: the first number in the signature, else the
+    first in the text, never one of the company's own. The matcher is lazy and costs time in
+    proportion to the text it reads, so the (short) signature is read first and reading
+    stops at the first number found."""
     region = settings.get("region") or "RU"
     ours = own_numbers(tuple(settings.get("company_phones") or ()), region)
     body = unquoted(text)
-    candidates = [(match.start, match.number) for match in phonenumbers.PhoneNumberMatcher(
-        body, region, leniency=phonenumbers.Leniency.VALID)]
-    candidates = [(at, number) for at, number in candidates if format_e164(number) not in ours]
-    if not candidates:
-        return "", ""
     signature = signature_start(body)
-    in_signature = [item for item in candidates if signature is not None and item[0] >= signature]
-    _, number = (in_signature or candidates)[0]
-    return format_e164(number), number.extension or ""
+    parts = [body] if signature is None else [body[signature:], body[:signature]]
+    for part in parts:
+        for match in phonenumbers.PhoneNumberMatcher(part, region, leniency=phonenumbers.Leniency.VALID):
+            number = format_e164(match.number)
+            if number not in ours:
+                return number, match.number.extension or ""
+    return "", ""
 
 
 @functools.lru_cache(maxsize=64)

@@ -148,7 +148,7 @@ class Content:
     """What a reader sees: the text, the files, and forwarded messages (message/rfc822)."""
 
     plain: list[str] = field(default_factory=list)
-    html: list[str] = field(default_factory=list)
+    html: list[Message] = field(default_factory=list)  # decoded only when there is no plain text
     attachments: list[str] = field(default_factory=list)  # "name (type, N bytes)"
     forwarded: list[Message] = field(default_factory=list)
 
@@ -156,7 +156,7 @@ class Content:
     def text(self) -> str:
         if self.plain:
             return clean_text("\n\n".join(self.plain))
-        return clean_text("\n\n".join(html_to_text(html) for html in self.html))
+        return clean_text("\n\n".join(html_to_text(part_text(part)) for part in self.html))
 
 
 def read_content(part: Message, found: Content | None = None) -> Content:
@@ -172,7 +172,10 @@ def read_content(part: Message, found: Content | None = None) -> Content:
     elif is_attachment(part, kind):
         found.attachments.append(describe_attachment(part, kind))
     elif kind in ("text/plain", "text/html"):
-        (found.plain if kind == "text/plain" else found.html).append(part_text(part))
+        if kind == "text/plain":
+            found.plain.append(part_text(part))
+        else:
+            found.html.append(part)
     return found
 
 
