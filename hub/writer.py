@@ -62,6 +62,8 @@ def insert_with_ids(connection: Connection, table: Table, rows: list[dict]) -> l
     inserted without an id gets one more than the largest id in the table, and a write
     transaction there has the database to itself, so the rows get the next ids in order.
     """
+    if not rows:
+        return []
     if connection.dialect.name != "sqlite":
         statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         return list(connection.execute(statement, rows).scalars())

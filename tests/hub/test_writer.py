@@ -39,6 +39,8 @@ def test_ids_follow_the_rows_after_gaps_and_a_deleted_last_row(database_url):
         assert len(set(ids)) == 300 and [stored[i] for i in ids] == names
         assert [stored_tasks[i] for i in task_ids] == [f"task {n}" for n in range(50)]
         assert min(ids) > first[0]
+        with database.write() as session:
+            assert insert_with_ids(session.connection(), Task.__table__, []) == []
     finally:
         database.dispose()
 
