@@ -7,7 +7,9 @@ from sqlalchemy import func, select, update
 
 from hub import scheduler
 from hub.models import Lead, Notification, RawEvent, Touch
+from hub.pipeline import process_pending
 from hub.replay import replay_events
+from tests.conftest import insert_pending_forms
 
 FORM = {"name": "Ivan Petrov", "phone": "8 (916) 123-45-67", "email": "Ivan@Example.com",
         "utm_source": "yandex", "utm_medium": "cpc", "utm_campaign": "brand", "utm_term": "crm",
@@ -201,3 +203,24 @@ def test_coalesced_kicks_lose_nothing(hub, client, api, redis_client):
     poster.join(timeout=30)
     assert seen["queued"] == 0
     assert api.get(f"/api/events/{seen['second']}").get_json()["status"] == "processed"
+
+
+def test_one_batch_makes_each_person_one_lead_and_links_every_event(hub):
+    """New leads are written together at the end of a batch: a person met twice in the same
+    batch is one lead with two touches, and every event points at its lead."""
+    phones = ["+79160000001", "+79160000002", "+79160000001", "+79160000003", "+79160000002"]
+    insert_pending_forms(hub, phones)
+    result = process_pending(hub)
+    assert result.events == 5 and len(result.new_leads) == 3
+    with hub.db.read() as session:
+        leads = {lead.phone: lead for lead in session.scalars(select(Lead).order_by(Lead.id))}
+        events = list(session.scalars(select(RawEvent).order_by(RawEvent.id)))
+        touches = dict(session.execute(select(Touch.event_id, Touch.lead_id)).all())
+        confirmations = session.execute(select(Notification.lead_id, func.count()).where(
+            Notification.channel == "sms").group_by(Notification.lead_id)).all()
+    assert [lead.id for lead in leads.values()] == result.new_leads
+    assert list(leads) == ["+79160000001", "+79160000002", "+79160000003"]  # numbered in order of arrival
+    assert [event.status for event in events] == ["processed"] * 5
+    assert [event.lead_id for event in events] == [leads[phone].id for phone in phones]
+    assert {event.event_id: event.lead_id for event in events} == touches
+    assert sorted(confirmations) == [(lead.id, 1) for lead in leads.values()]
