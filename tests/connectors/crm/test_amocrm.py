@@ -37,21 +37,6 @@ def answer(name: str):
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
 
-class Throttle:
-    def __init__(self, mock: responses.RequestsMock):
-        self.mock = mock
-        self.seen: list[int] = []
-
-    def __call__(self):
-        self.seen.append(len(self.mock.calls))
-
-
-@pytest.fixture
-def api():
-    with responses.RequestsMock() as mock:
-        yield mock
-
-
 def requests_made(api) -> list[str]:
     return [f"{call.request.method} {call.request.path_url}" for call in api.calls]
 
@@ -61,10 +46,9 @@ def test_module_declares_the_protocol():
     assert amocrm.load_mapping()["lead_fields"]["gclid"] == "GCLID"
 
 
-def test_create_posts_one_complex_lead_then_the_message_as_a_note(api):
+def test_create_posts_one_complex_lead_then_the_message_as_a_note(api, throttle):
     api.add(responses.POST, COMPLEX, json=answer("leads_complex__created.json"))
     api.add(responses.POST, NOTES, json=answer("leads_notes__created.json"))
-    throttle = Throttle(api)
 
     assert amocrm.push(LEAD, SETTINGS, None, 1, throttle) == "1234567"
 
@@ -149,9 +133,8 @@ def test_a_timeout_is_temporary(api):
     assert caught.value.message == "amoCRM POST /api/v4/leads/complex: connect timed out"
 
 
-def test_a_retry_finds_the_lead_by_its_exact_name_marker(api):
+def test_a_retry_finds_the_lead_by_its_exact_name_marker(api, throttle):
     api.add(responses.GET, f"{BASE}/api/v4/leads", match=[SEARCH], json=answer("leads_list__marker_found.json"))
-    throttle = Throttle(api)
 
     assert amocrm.push(LEAD, SETTINGS, None, 2, throttle) == "1234567"  # not 1239999 (lead-hub-1234)
 
@@ -203,9 +186,8 @@ def test_an_answer_without_a_lead_id_is_temporary(api):
     ("in_progress", {**SETTINGS, "status_ids": {"in_progress": 5550001}},
      {"status_id": 5550001, "responsible_user_id": 17}),
 ])
-def test_update_patches_mapped_status_and_responsible_user(api, status, settings, expected):
+def test_update_patches_mapped_status_and_responsible_user(api, status, settings, expected, throttle):
     api.add(responses.PATCH, f"{BASE}/api/v4/leads/1234567", json=answer("lead_patch__updated.json"))
-    throttle = Throttle(api)
 
     assert amocrm.push({**LEAD, "status": status}, settings, "1234567", 1, throttle) == "1234567"
 

@@ -38,23 +38,6 @@ def answer(name: str):
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
 
-class Throttle:
-    """Counts calls and records how many requests had been made at each one."""
-
-    def __init__(self, mock: responses.RequestsMock):
-        self.mock = mock
-        self.seen: list[int] = []
-
-    def __call__(self):
-        self.seen.append(len(self.mock.calls))
-
-
-@pytest.fixture
-def api():
-    with responses.RequestsMock() as mock:
-        yield mock
-
-
 def sent(call) -> dict:
     return json.loads(call.request.body)
 
@@ -70,9 +53,8 @@ def test_module_declares_the_protocol():
     assert mapping["source_fields"]["utm_term"] == "UTM_TERM"
 
 
-def test_create_sends_the_documented_fields_and_returns_the_id(api):
+def test_create_sends_the_documented_fields_and_returns_the_id(api, throttle):
     api.add(responses.POST, f"{API}/crm.lead.add", json=answer("lead_add__ok.json"))
-    throttle = Throttle(api)
 
     assert bitrix24.push(LEAD, SETTINGS, None, 1, throttle) == "42"
 
@@ -180,12 +162,11 @@ def test_a_timeout_is_temporary(api):
                                     "port=443): Read timed out. (read timeout=10)")
 
 
-def test_a_retry_after_a_timeout_finds_the_lead_bitrix24_did_create(api):
+def test_a_retry_after_a_timeout_finds_the_lead_bitrix24_did_create(api, throttle):
     api.add(responses.POST, f"{API}/crm.lead.add", body=requests.exceptions.ReadTimeout("timed out"))
     api.add(responses.POST, f"{API}/crm.lead.list", json=answer("lead_list__found.json"))
     with pytest.raises(TemporaryFailure):
         bitrix24.push(LEAD, SETTINGS, None, 1, lambda: None)
-    throttle = Throttle(api)
 
     assert bitrix24.push(LEAD, SETTINGS, None, 2, throttle) == "42"
 
@@ -195,10 +176,9 @@ def test_a_retry_after_a_timeout_finds_the_lead_bitrix24_did_create(api):
                                   "select": ["ID"], "order": {"ID": "ASC"}}
 
 
-def test_a_retry_creates_when_the_first_try_left_nothing(api):
+def test_a_retry_creates_when_the_first_try_left_nothing(api, throttle):
     api.add(responses.POST, f"{API}/crm.lead.list", json=answer("lead_list__empty.json"))
     api.add(responses.POST, f"{API}/crm.lead.add", json=answer("lead_add__ok.json"))
-    throttle = Throttle(api)
 
     assert bitrix24.push(LEAD, SETTINGS, None, 3, throttle) == "42"
 
@@ -207,7 +187,7 @@ def test_a_retry_creates_when_the_first_try_left_nothing(api):
     assert sent(api.calls[1])["fields"]["ORIGIN_ID"] == "123"
 
 
-def test_update_sets_status_and_comments_each_later_touch_once(api):
+def test_update_sets_status_and_comments_each_later_touch_once(api, throttle):
     touches = LEAD["touches"] + [
         {"at": "2026-11-23T11:00:00+03:00", "channel": "call", "event_id": "ev-2", "source": {}},
         {"at": "2026-11-24T09:30:00+03:00", "channel": "sms", "event_id": "ev-3",
@@ -218,7 +198,6 @@ def test_update_sets_status_and_comments_each_later_touch_once(api):
     api.add(responses.POST, f"{API}/crm.timeline.comment.list",
             json=answer("timeline_comment_list__one_touch_commented.json"))
     api.add(responses.POST, f"{API}/crm.timeline.comment.add", json=answer("timeline_comment_add__ok.json"))
-    throttle = Throttle(api)
 
     assert bitrix24.push(lead, SETTINGS, "42", 1, throttle) == "42"
 
@@ -234,9 +213,8 @@ def test_update_sets_status_and_comments_each_later_touch_once(api):
                    "[lead-hub touch ev-3]"}}
 
 
-def test_update_with_nothing_mapped_and_one_touch_makes_no_request(api):
+def test_update_with_nothing_mapped_and_one_touch_makes_no_request(api, throttle):
     lead = {**LEAD, "status": "archived", "assignee": {"id": "boris", "name": "Boris"}}
-    throttle = Throttle(api)
     assert bitrix24.push(lead, SETTINGS, "42", 1, throttle) == "42"
     assert (len(api.calls), throttle.seen) == (0, [])
 
