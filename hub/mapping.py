@@ -65,6 +65,19 @@ def normalise_phone(value: str, region: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+@functools.lru_cache(maxsize=4096)
+def stored_phone(phone: str | None) -> phonenumbers.PhoneNumber | None:
+    """A stored E.164 phone parsed for the metadata lookups (line type, region, time zone);
+    ``None`` when there is none. Cached: routing, confirmations and quiet hours all look at the
+    same lead's phone. Callers must not change the number they get."""
+    if not phone:
+        return None
+    try:
+        return phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException:
+        return None
+
+
 EMAIL_RE = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+\.[^@\s<>(),;:\"\[\]]+$")
 
 

@@ -6,22 +6,18 @@ import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.mapping import stored_phone
+from hub.models import Lead, Notification
 from hub.rules.quiet_hours import client_zone, release_time
 from hub.segments import count_segments
-
-from hub.models import Lead, Notification
 
 CONTACT_OF = {"sms": "phone", "email": "email"}
 
 
 def is_mobile(phone: str | None) -> bool:
-    if not phone:
-        return False
-    try:
-        kind = phonenumbers.number_type(phonenumbers.parse(phone, None))
-    except phonenumbers.NumberParseException:
-        return False
-    return kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+    number = stored_phone(phone)
+    return number is not None and phonenumbers.number_type(number) in (
+        phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
 
 
 def rule_matches(when: dict, lead: Lead, call_status: str | None = None) -> bool:

@@ -15,6 +15,7 @@ from phonenumbers import geocoder
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from hub.mapping import stored_phone
 from hub.models import Lead, RouteCounter, TeamMember
 
 OPEN_STATUSES = ("new", "in_progress")
@@ -78,11 +79,8 @@ class Counters:
 
 @functools.lru_cache(maxsize=4096)
 def phone_geography(phone: str | None) -> tuple[str | None, str | None]:
-    if not phone:
-        return None, None
-    try:
-        number = phonenumbers.parse(phone, None)
-    except phonenumbers.NumberParseException:
+    number = stored_phone(phone)
+    if number is None:
         return None, None
     return phonenumbers.region_code_for_number(number), geocoder.description_for_number(number, "en") or None
 

@@ -7,18 +7,17 @@ import functools
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
 from phonenumbers import timezone as number_zones
+
+from hub.mapping import stored_phone
 
 
 @functools.lru_cache(maxsize=4096)
 def zone_name(phone: str | None, team_zone: str) -> str:
-    if not phone:
+    number = stored_phone(phone)
+    if number is None:
         return team_zone
-    try:
-        zones = number_zones.time_zones_for_number(phonenumbers.parse(phone, None))
-    except phonenumbers.NumberParseException:
-        return team_zone
+    zones = number_zones.time_zones_for_number(number)
     if len(zones) != 1 or zones[0] == number_zones.UNKNOWN_TIMEZONE:
         return team_zone
     try:
