@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 import logging
-from urllib.parse import quote
 from dataclasses import dataclass
 from types import ModuleType
+from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, request
 from sqlalchemy import bindparam, exists, insert, or_, select, text

@@ -131,14 +131,15 @@ def run_batch(session: Session, hub, events: list[RawEvent]) -> BatchResult:
                   thread_index(session, items))
     for raw, item in work:
         batch.apply(raw, item)
-    decisions = route_new_leads(session, hub, batch.new_leads)
+    hours = business_hours(config)
+    decisions = route_new_leads(session, hub, batch.new_leads, hours)
     write_new(session, batch.new_leads, batch.new_touches)
     for lead in batch.touched.values():
         session.expire(lead, ["touches"])  # reloaded with the touches just written
     for raw, lead in batch.links:
         raw.lead_id = lead.id
     settle(session, events, hub.now())
-    finish_new_leads(session, out, hub, batch.new_leads, decisions, result)
+    finish_new_leads(session, out, hub, batch.new_leads, decisions, hours, result)
     if batch.touched:
         result.syncs += queue_update(session, batch.touched, hub.now())
     react_to_calls(session, out, hub, batch.call_changes, result)
@@ -163,10 +164,9 @@ def settle(session: Session, events: list[RawEvent], now) -> None:
         for raw in events])
 
 
-def route_new_leads(session: Session, hub, leads: list[NewLead]) -> list:
+def route_new_leads(session: Session, hub, leads: list[NewLead], hours) -> list:
     """Route before the leads are written, so the owner goes in with them."""
     counters = Counters(session)
-    hours = business_hours(hub.config)
     owners = known_owners(session, leads)
     geography = uses_geography(hub.config)
     decisions = []
@@ -181,10 +181,9 @@ def route_new_leads(session: Session, hub, leads: list[NewLead]) -> list:
     return decisions
 
 
-def finish_new_leads(session: Session, out, hub, leads: list[NewLead], decisions: list,
+def finish_new_leads(session: Session, out, hub, leads: list[NewLead], decisions: list, hours,
                      result: BatchResult) -> None:
     """The written leads' first task and SLA chain, confirmations and CRM syncs."""
-    hours = business_hours(hub.config)
     for lead, decision in zip(leads, decisions):
         record_start(out, hub, lead, decision, hours)
         if lead.channel != "call":  # a call's lead is confirmed when its call has ended
