@@ -5,17 +5,14 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Callable
 
+from hub import clock as hub_clock
 from hub.config import Config, load_config
 from hub.db import Database, make_engine
 from hub.queue import Kicker, connect
 from hub.ratelimit import LocalCounts
-
-
-def system_clock() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass
@@ -23,7 +20,7 @@ class Hub:
     config: Config
     db: Database
     kicker: Kicker
-    clock: Callable[[], datetime] = field(default=system_clock)
+    clock: Callable[[], datetime] = field(default=hub_clock.now)
     environ: dict = field(default_factory=lambda: os.environ)
     rate_counts: LocalCounts = field(default_factory=LocalCounts)
 

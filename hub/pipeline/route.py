@@ -181,14 +181,15 @@ def known_owners(session: Session, leads: list[Lead]) -> dict[int, tuple[str, in
 
 def simulate(config, samples: list[dict], counters: Counters, hours) -> list[tuple[dict, Decision]]:
     """Route sample leads without storing anything: who would get each, and why."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
+    from hub import clock
     from hub.mapping import normalise_phone
 
     results = []
     for sample in samples:
         phone = normalise_phone(str(sample["phone"]), config["region"]) if sample.get("phone") else None
-        created = sample.get("at") or datetime.now(timezone.utc)
+        created = sample.get("at") or clock.now()
         created = datetime.fromisoformat(created) if isinstance(created, str) else created
         lead = Lead(channel=sample.get("channel", "form"), phone=phone, email=sample.get("email"),
                     message=sample.get("message"), source=sample.get("source") or {})

@@ -73,6 +73,7 @@ def wait_for(predicate, timeout=60.0):
 def test_worker_killed_mid_backlog_then_restarted(hub, config_document, database_url, redis_server,
                                                    tmp_path, logs):
     config_document["pipeline"] = {"batch_size": 100}
+    config_document["sms"]["quiet_hours"] = None  # every SMS goes now, whatever the hour
     config_path = tmp_path / "hub.yaml"
     config_path.write_text(yaml.safe_dump(config_document, allow_unicode=True), encoding="utf-8")
     phones = [f"+7926{i:07d}" for i in range(4000)] + [f"+7926{i:07d}" for i in range(0, 4000, 40)]

@@ -107,6 +107,7 @@ def test_permanent_refusal_is_dead_at_once_and_replayable(smtp_hub, client, run_
 
 
 def test_a_row_left_sending_becomes_unknown_not_resent(hub, client, run_jobs, logs):
+    hub.config["sms"]["quiet_hours"] = None  # both rows are due now, whatever the hour
     kick = hub.kicker.kick
     hub.kicker.kick = lambda job, force=False: job != "outbox" and kick(job, force)  # no sending
     submit(client, run_jobs)
@@ -118,3 +119,34 @@ def test_a_row_left_sending_becomes_unknown_not_resent(hub, client, run_jobs, lo
         rows = list(session.scalars(select(Notification)))
     assert {row.status for row in rows} == {"unknown"}
     assert outbox.deliver_due(hub) == 0 and not logs["sms"].exists()
+
+
+def test_a_sender_missing_from_the_registry_ends_the_row_dead_not_sending(hub, client, run_jobs):
+    """A row planned under an older config whose sender no longer exists never stays ``sending``."""
+    hub.config["sms"]["quiet_hours"] = None
+    kick = hub.kicker.kick
+    hub.kicker.kick = lambda job, force=False: job != "outbox" and kick(job, force)  # plan, don't send
+    submit(client, run_jobs)
+    with hub.db.write() as session:
+        session.execute(Notification.__table__.update().where(Notification.channel == "sms")
+                        .values(sender="carrier-pigeon"))
+    outbox.deliver_due(hub)
+    with hub.db.read() as session:
+        sms = session.scalar(select(Notification).where(Notification.channel == "sms"))
+    assert (sms.status, sms.last_error) == ("dead", "no sms sender called 'carrier-pigeon'")
+
+
+@pytest.mark.parametrize("local_time, held", [("02:30", True), ("11:00", False)])
+def test_an_sms_held_by_quiet_hours_says_until_when_and_why(hub, client, run_jobs, api, local_time, held):
+    from datetime import datetime
+
+    moment = datetime.fromisoformat(f"2026-12-01T{local_time}:00+03:00")  # a Tuesday in Moscow
+    hub.clock = lambda: moment
+    hub.config["sms"]["quiet_hours"] = "21:00-09:00"
+    submit(client, run_jobs)
+    [sms] = [n for n in api.get("/api/leads/1").get_json()["notifications"] if n["channel"] == "sms"]
+    if held:
+        assert (sms["status"], sms["held_until"]) == ("pending", "2026-12-01T06:00:00+00:00")
+        assert sms["reason"] == "quiet hours 21:00-09:00 in the client's time zone (Europe/Moscow)"
+    else:
+        assert (sms["status"], sms["held_until"], sms["reason"]) == ("sent", None, None)

@@ -35,7 +35,8 @@ def count(hub, model, *where):
         return session.scalar(select(func.count()).select_from(model).where(*where))
 
 
-def test_form_becomes_a_lead_with_attribution_assignee_and_confirmation(client, api, run_jobs, logs):
+def test_form_becomes_a_lead_with_attribution_assignee_and_confirmation(client, api, run_jobs, logs, hub):
+    hub.config["sms"]["quiet_hours"] = None  # the SMS goes now, whatever the hour
     event_id = post(client, FORM, Referer=REFERER)
     run_jobs()
     lead = lead_of(api, event_id)
@@ -59,6 +60,7 @@ def test_form_becomes_a_lead_with_attribution_assignee_and_confirmation(client, 
 
 
 def test_same_phone_again_is_a_touch_on_the_same_lead(client, api, run_jobs, hub, logs):
+    hub.config["sms"]["quiet_hours"] = None  # the SMS goes now, whatever the hour
     first = post(client, FORM)
     run_jobs()
     second = post(client, {"name": "Ivan", "phone": "+79161234567", "utm_source": "google",
