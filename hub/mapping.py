@@ -18,13 +18,14 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any, Callable
 
 import phonenumbers
 import yaml
 
-MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
+import mappings
+
+MAPPINGS_DIR = mappings.FOLDER
 SECTIONS = ("lead", "source", "details")
 SOURCE_KEYS = (
     "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",

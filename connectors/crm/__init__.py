@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import yaml
 
-MAPPINGS = Path(__file__).resolve().parents[2] / "mappings" / "crm"
+import mappings
+
+MAPPINGS = mappings.FOLDER / "crm"
 
 
 @functools.lru_cache(maxsize=None)
