@@ -15,6 +15,7 @@ from connectors.base import Outgoing, Sent, TemporaryFailure
 
 NAME = "log"
 SECRETS = ()
+SENDER_SETTINGS = ()  # no config section: the file comes from the environment
 log = logging.getLogger("hub.outbox")
 
 

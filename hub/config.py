@@ -5,6 +5,7 @@ holds the secret. ``resolve_secrets`` swaps those for their values at the moment
 """
 from __future__ import annotations
 
+import difflib
 import os
 import zoneinfo
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ import yaml
 from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from hub.durations import parse_duration
+from hub.mapping import SOURCE_KEYS
 from hub.rules.business_hours import DAYS, parse_window
 
 SAMPLE_CONFIG = Path(__file__).resolve().parent / "sample.yaml"
@@ -26,6 +28,46 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]):
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+def did_you_mean(value: str, choices) -> str:
+    close = difflib.get_close_matches(str(value), sorted(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else f" (one of {', '.join(sorted(choices))})"
+
+
+def unknown_keys(original, known) -> dict[str, list[str]]:
+    if not isinstance(original, dict):
+        return {}
+    return {key: [f"unknown key{did_you_mean(key, known)}"] for key in original if key not in known}
+
+
+class Section(Schema):
+    """A config section: every key it may hold is declared, and a key that is not (a typo) is
+    reported with the nearest known key."""
+
+    class Meta:
+        unknown = INCLUDE  # only keys that known_keys admits get this far
+
+    def known_keys(self, original: dict) -> set[str] | None:
+        """None: nothing to check here (the section's own problem is reported elsewhere)."""
+        return {field.data_key or name for name, field in self.load_fields.items()}
+
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def refuse_unknown_keys(self, data, original, **kwargs):
+        known = self.known_keys(original) if isinstance(original, dict) else None
+        problems = unknown_keys(original, known) if known is not None else {}
+        if problems:
+            raise ValidationError(problems)
+
+
+class Values(fields.Field):
+    """One accepted value or a list of them, as a list."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, (str, int, float, bool)) for v in values):
+            raise ValidationError("a value or a list of values")
+        return values
 
 
 class Duration(fields.String):
@@ -48,14 +90,7 @@ class TimeZone(fields.String):
         return name
 
 
-class Open(Schema):
-    """A section whose inner keys belong to a provider module; checked there."""
-
-    class Meta:
-        unknown = INCLUDE
-
-
-class BusinessHoursSchema(Schema):
+class BusinessHoursSchema(Section):
     timezone = TimeZone(load_default=None, allow_none=True)
     weekly = fields.Dict(keys=fields.String(validate=validate.OneOf(DAYS)),
                          values=fields.List(fields.String()), load_default=dict)
@@ -71,12 +106,12 @@ class BusinessHoursSchema(Schema):
                     raise ValidationError(f"{window!r}: {exc}", f"weekly.{day}.{index}") from exc
 
 
-class EscalationStepSchema(Schema):
+class EscalationStepSchema(Section):
     to = fields.String(required=True)  # a role (head, director) or a team member id
     after = Duration(required=True)
 
 
-class SlaSchema(Schema):
+class SlaSchema(Section):
     first_response = Duration(load_default="1h")
     remind_every = Duration(load_default="1h", allow_none=True)
     escalation = fields.List(fields.Nested(EscalationStepSchema), load_default=lambda: [
@@ -85,14 +120,14 @@ class SlaSchema(Schema):
                                values=Duration(), load_default=dict)
 
 
-class AssignSchema(Schema):
+class AssignSchema(Section):
     to = fields.List(fields.String(), load_default=list)
     group = fields.String(load_default=None, allow_none=True)
     strategy = fields.String(load_default="round_robin",
                              validate=validate.OneOf(("round_robin", "least_busy", "weighted")))
 
 
-class RoutingConditionSchema(Schema):
+class RoutingConditionSchema(Section):
     channel = fields.List(fields.String(validate=validate.OneOf(CHANNELS)))
     form = fields.List(fields.String())
     mailbox = fields.List(fields.String())
@@ -109,19 +144,19 @@ class RoutingConditionSchema(Schema):
     known_client = fields.Boolean()
 
 
-class RoutingRuleSchema(Schema):
+class RoutingRuleSchema(Section):
     name = fields.String(required=True)
     when = fields.Nested(RoutingConditionSchema, load_default=dict)
     assign = fields.Nested(AssignSchema, load_default=dict)
     sla = fields.Nested(SlaSchema, load_default=None, allow_none=True)
 
 
-class CallbacksSchema(Schema):
+class CallbacksSchema(Section):
     ladder = fields.List(Duration(), load_default=lambda: ["5m", "30m", "3h", "1d"])
     then = fields.String(load_default="archive", validate=validate.OneOf(("archive", "keep")))
 
 
-class MemberSchema(Schema):
+class MemberSchema(Section):
     id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$"))
     name = fields.String(required=True)
     role = fields.String(load_default="manager", validate=validate.OneOf(ROLES))
@@ -132,7 +167,7 @@ class MemberSchema(Schema):
     groups = fields.List(fields.String(), load_default=list)
 
 
-class FormSchema(Schema):
+class FormSchema(Section):
     mapping = fields.String(load_default="generic")
     required = fields.List(fields.String(), load_default=list)
     secret_env = fields.String(load_default=None, allow_none=True)
@@ -141,7 +176,7 @@ class FormSchema(Schema):
     cors_origins = fields.List(fields.String(), load_default=list)
 
 
-class MailboxSchema(Schema):
+class MailboxSchema(Section):
     """One IMAP mailbox polled by ``hub mail poll``."""
 
     host = fields.String(required=True)
@@ -171,7 +206,7 @@ class MailboxSchema(Schema):
             raise ValidationError("use either ssl (implicit TLS) or starttls, not both", "starttls")
 
 
-class SmtpSchema(Schema):
+class SmtpSchema(Section):
     host = fields.String(load_default="127.0.0.1")
     port = fields.Integer(load_default=25)
     from_ = fields.String(data_key="from", load_default="Lead Hub <hub@localhost>")
@@ -187,14 +222,14 @@ class SmtpSchema(Schema):
         return data
 
 
-class EmailSchema(Schema):
-    sender = fields.String(load_default="log", validate=validate.OneOf(("log", "smtp")))
+class EmailSchema(Section):
+    sender = fields.String(load_default="log")
     smtp = fields.Nested(SmtpSchema, load_default=lambda: SmtpSchema().load({}))
 
 
-class SmsSchema(Schema):
-    class Meta:
-        unknown = INCLUDE
+class SmsSchema(Section):
+    """Beside its own keys, one section per SMS sender (``twilio: {...}``), checked against the
+    sender module's declared settings."""
 
     inbound = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
     sender = fields.String(load_default="log")
@@ -202,17 +237,20 @@ class SmsSchema(Schema):
                                 validate=validate.Regexp(r"^\d{2}:\d{2}-\d{2}:\d{2}$"))
     max_segments = fields.Integer(load_default=3, validate=validate.Range(min=1, max=10))
 
+    def known_keys(self, original: dict) -> set[str] | None:
+        from hub import registry
 
-class ConditionSchema(Schema):
-    class Meta:
-        unknown = INCLUDE  # utm_* and other lead attributes
+        return super().known_keys(original) | set(registry.senders("sms"))
 
+
+class ConditionSchema(Section):
     channel = fields.List(fields.String(validate=validate.OneOf(CHANNELS)))
     call_status = fields.List(fields.String(validate=validate.OneOf(("answered", "missed"))))
     mobile = fields.Boolean()
+    locals().update({key: Values() for key in SOURCE_KEYS})  # utm_*, form, mailbox, ...
 
 
-class ConfirmationSchema(Schema):
+class ConfirmationSchema(Section):
     name = fields.String(load_default=None, allow_none=True)
     channel = fields.String(required=True, validate=validate.OneOf(("sms", "email")))
     when = fields.Nested(ConditionSchema, load_default=dict)
@@ -220,42 +258,53 @@ class ConfirmationSchema(Schema):
     subject = fields.String(load_default="Ваша заявка №{number}")
 
 
-class LimitsSchema(Schema):
+class LimitsSchema(Section):
     body_bytes = fields.Integer(load_default=1024 * 1024, validate=validate.Range(min=1024))
     requests_per_minute = fields.Integer(load_default=120, validate=validate.Range(min=1))
     duplicate_window = Duration(load_default="5m")
     trusted_proxies = fields.Integer(load_default=0, validate=validate.Range(min=0, max=5))
 
 
-class PipelineSchema(Schema):
+class PipelineSchema(Section):
     batch_size = fields.Integer(load_default=500, validate=validate.Range(min=1, max=10000))
     max_attempts = fields.Integer(load_default=5, validate=validate.Range(min=1))
     sweep_after = Duration(load_default="10s")
     linger = Duration(load_default="500ms")  # must exceed hub.queue.KICK_EVERY
 
 
-class OutboxSchema(Schema):
+class OutboxSchema(Section):
     max_attempts = fields.Integer(load_default=8, validate=validate.Range(min=1))
     backoff = Duration(load_default="30s")
     backoff_max = Duration(load_default="1h")
     sending_timeout = Duration(load_default="10m")
 
 
-class SyncSchema(Schema):
+class SyncSchema(Section):
     max_attempts = fields.Integer(load_default=12, validate=validate.Range(min=1))
     backoff = Duration(load_default="30s")
     backoff_max = Duration(load_default="1h")
 
 
-class CrmTargetSchema(Schema):
-    class Meta:
-        unknown = INCLUDE  # each target's own keys (webhook_url_env, base_url, team, ...)
+class CrmTargetSchema(Section):
+    """The keys every target has, and the target module's own (``registry.crm_settings``)."""
 
     target = fields.String(required=True)
     name = fields.String(load_default=None, allow_none=True)
+    timeout = fields.Float(load_default=10.0, validate=validate.Range(min=0.1, max=300))
+    rate = fields.Dict(keys=fields.String(validate=validate.OneOf(("per_second", "burst"))),
+                       values=fields.Float(validate=validate.Range(min=0.01)), load_default=None,
+                       allow_none=True)
+
+    def known_keys(self, original: dict) -> set[str] | None:
+        from hub import registry
+
+        target = original.get("target")
+        if not isinstance(target, str) or not registry.has_crm(target):
+            return None  # the unknown target is the problem, reported by the checks
+        return super().known_keys(original) | registry.crm_settings(target)
 
 
-class ConfigSchema(Schema):
+class ConfigSchema(Section):
     region = fields.String(load_default="RU", validate=validate.Regexp(r"^[A-Z]{2}$"))
     timezone = TimeZone(load_default="Europe/Moscow")
     public_url = fields.Url(load_default=None, allow_none=True, require_tld=False)
@@ -279,13 +328,6 @@ class ConfigSchema(Schema):
     pipeline = fields.Nested(PipelineSchema, load_default=lambda: PipelineSchema().load({}))
     outbox = fields.Nested(OutboxSchema, load_default=lambda: OutboxSchema().load({}))
 
-    @validates_schema
-    def check_team(self, data, **kwargs):
-        ids = [member["id"] for member in data.get("team", [])]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValidationError(f"duplicate team ids {duplicates}", "team")
-
 
 @dataclass
 class Config:
@@ -307,11 +349,15 @@ class Config:
 
 
 def flatten_errors(messages: Any, prefix: str = "") -> list[str]:
-    """marshmallow's nested error dict as ``path.to.key: message`` lines."""
+    """marshmallow's nested error dict as ``path.to.key: message`` lines. A mapping's entries
+    are reported under their own key (marshmallow adds ``key``/``value`` levels)."""
     if isinstance(messages, dict):
         lines = []
         for key, value in messages.items():
-            path = prefix if key == "_schema" else (f"{prefix}.{key}" if prefix else str(key))
+            if key in ("_schema", "key", "value"):
+                path = prefix
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
             lines.extend(flatten_errors(value, path))
         return lines
     if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
@@ -343,18 +389,23 @@ def read_document(path: Path) -> Any:
 
 def load_config(path: str | os.PathLike | None = None, document: Any = None,
                 environ: dict[str, str] | None = None) -> Config:
-    """Load and validate; raise ``ConfigError`` listing every problem."""
+    """Load and validate; raise ``ConfigError`` listing every problem, found in one pass."""
     source = None if document is not None else config_path(path)
     if document is None:
         document = read_document(source)
     if not isinstance(document, dict):
         raise ConfigError(["config: the top level must be a mapping of keys"])
+    data, problems = None, []
     try:
         data = ConfigSchema().load(document)
     except ValidationError as exc:
-        raise ConfigError(flatten_errors(exc.messages)) from exc
-    problems = missing_secrets(data, os.environ if environ is None else environ)
-    problems += semantic_problems(data)
+        problems = flatten_errors(exc.messages)
+    reported = {line.partition(": ")[0] for line in problems}  # a typo'd *_env key: once
+    problems += [line for line in missing_secrets(document, os.environ if environ is None else environ)
+                 if line.partition(": ")[0] not in reported]
+    from hub import config_checks  # late: the checks read the provider registry
+
+    problems += [p for p in config_checks.problems(document) if p not in problems]
     if problems:
         raise ConfigError(problems)
     return Config(data=data, path=str(source) if source else None)
@@ -372,61 +423,6 @@ def missing_secrets(data: Any, environ: dict[str, str], prefix: str = "") -> lis
         elif isinstance(value, (dict, list)):
             problems.extend(missing_secrets(value, environ, path))
     return problems
-
-
-def semantic_problems(data: dict[str, Any]) -> list[str]:
-    from hub import registry  # late: the registry imports provider modules
-
-    problems = []
-    for key, form in data["forms"].items():
-        if not registry.has("forms", form["mapping"]):
-            names = ", ".join(registry.providers("forms"))
-            problems.append(f"forms.{key}.mapping: unknown mapping {form['mapping']!r} (one of {names})")
-    problems += routing_problems(data)
-    names = [entry.get("name") or entry["target"] for entry in data["crm"]]
-    for index, entry in enumerate(data["crm"]):
-        if not registry.has_crm(entry["target"]):
-            problems.append(f"crm.{index}.target: unknown target {entry['target']!r} "
-                            f"(one of {', '.join(sorted(registry.CRM))})")
-        elif names.count(names[index]) > 1:
-            problems.append(f"crm.{index}.name: two targets are called {names[index]!r}; give each a name")
-    for index, rule in enumerate(data["confirmations"]):
-        try:
-            rule["text"].format_map(TemplateCheck())
-        except (KeyError, ValueError, IndexError) as exc:
-            problems.append(f"confirmations.{index}.text: bad placeholder {exc}")
-    return problems
-
-
-def routing_problems(data: dict[str, Any]) -> list[str]:
-    """Rules may only name people and groups that exist."""
-    ids = {m["id"] for m in data["team"]}
-    groups = {g for m in data["team"] for g in m["groups"]}
-    problems = []
-    for index, rule in enumerate(data["routing"]):
-        for person in rule["assign"]["to"]:
-            if person not in ids:
-                problems.append(f"routing.{index}.assign.to: unknown team member {person!r}")
-        group = rule["assign"]["group"]
-        if group and group not in groups:
-            problems.append(f"routing.{index}.assign.group: no team member is in group {group!r}")
-    chains = [("sla", data["sla"])] + [(f"routing.{i}.sla", r["sla"]) for i, r in enumerate(data["routing"]) if r["sla"]]
-    for where, sla in chains:
-        for step, escalation in enumerate(sla["escalation"]):
-            if escalation["to"] not in ids and escalation["to"] not in ("head", "director"):
-                problems.append(f"{where}.escalation.{step}.to: not a role (head, director) or team member id")
-    return problems
-
-
-class TemplateCheck(dict):
-    """Accepts exactly the placeholders a confirmation template may use."""
-
-    ALLOWED = ("number", "name", "manager", "manager_phone", "phone", "email")
-
-    def __missing__(self, key):
-        if key in self.ALLOWED:
-            return ""
-        raise KeyError(key)
 
 
 def resolve_secrets(section: dict[str, Any], environ: dict[str, str] | None = None) -> dict[str, Any]:

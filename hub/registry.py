@@ -63,3 +63,11 @@ def intake(kind: str, provider: str) -> ModuleType:
 
 def sender(channel: str, provider: str) -> ModuleType:
     return SENDERS[(channel, provider)]
+
+
+def senders(channel: str) -> list[str]:
+    return sorted(provider for (c, provider) in SENDERS if c == channel)
+
+
+def crm_settings(target: str) -> set[str]:
+    return set(CRM[target].SETTINGS)

@@ -23,6 +23,7 @@ from connectors.base import PermanentFailure, TemporaryFailure
 
 NAME = "amocrm"
 SECRETS = ("token_env",)
+SETTINGS = SECRETS + ("base_url", "team", "lead_fields", "status_ids")  # its own keys in crm:
 RATE = (7.0, 7)  # amoCRM allows 7 requests a second
 log = logging.getLogger("hub.crm")
 

@@ -25,6 +25,7 @@ from connectors.base import PermanentFailure, TemporaryFailure
 
 NAME = "bitrix24"
 SECRETS = ("webhook_url_env",)
+SETTINGS = SECRETS + ("base_url", "team", "source_ids", "source_fields", "originator_id")  # its own keys in crm:
 RATE = (2.0, 50)  # requests a second, burst: the documented leaky bucket
 TEMPORARY_CODES = {"QUERY_LIMIT_EXCEEDED", "OPERATION_TIME_LIMIT", "INTERNAL_SERVER_ERROR"}
 

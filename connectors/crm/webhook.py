@@ -31,6 +31,8 @@ from connectors.base import PermanentFailure, TemporaryFailure
 
 NAME = "webhook"
 SECRETS = ("secret_env",)
+OPTIONAL_SECRETS = SECRETS  # without one, deliveries go unsigned
+SETTINGS = SECRETS + ("url",)  # its own keys in crm:
 RATE = (10.0, 20)  # a polite default for a receiver we know nothing about
 SECRET_PREFIX = "whsec_"
 

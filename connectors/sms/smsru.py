@@ -30,6 +30,8 @@ KIND = "sms"
 CHANNEL = "sms"
 MAPPING = "sms/smsru"
 SECRETS = ("api_id_env",)
+SETTINGS = SECRETS  # its sms.inbound section
+SENDER_SETTINGS = SECRETS + ("from", "base_url", "timeout")  # its sms.smsru section
 HANDLES = ("message.status",)
 IGNORES = ("callcheck_status",)
 

@@ -26,6 +26,9 @@ KIND = "sms"
 CHANNEL = "sms"
 MAPPING = "sms/twilio"
 SECRETS = ("auth_token_env",)
+SETTINGS = SECRETS + ("account_sid", "account_sid_env")  # its sms.inbound section
+SENDER_SETTINGS = ("account_sid_env", "auth_token_env", "from", "messaging_service_sid", "status_callback",
+                   "base_url", "timeout")  # its sms.twilio section
 # Sends carry I-Twilio-Idempotency-Token, but Twilio documents that header only for its own
 # webhook retries, so a send whose answer was lost is not retried blindly (see hub.outbox).
 IDEMPOTENT = False

@@ -32,6 +32,7 @@ KIND = "telephony"
 CHANNEL = "call"
 MAPPING = "telephony/mango"
 SECRETS = ("api_key_env", "api_salt_env")
+SETTINGS = SECRETS  # the keys of its config section
 HANDLES = ("events/call", "events/summary")
 IGNORES = ("ping", "events/recording", "events/record/added", "events/record/tagged",
            "events/dtmf", "events/sms", "result/callback", "result/sms", "result/stat")

@@ -29,6 +29,7 @@ KIND = "telephony"
 CHANNEL = "call"
 MAPPING = "telephony/twilio"
 SECRETS = ("auth_token_env",)
+SETTINGS = SECRETS  # the keys of its config section
 
 # CallStatus → CallState.status; None means "decided by the duration".
 STATUS = {

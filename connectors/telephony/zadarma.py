@@ -36,6 +36,7 @@ KIND = "telephony"
 CHANNEL = "call"
 MAPPING = "telephony/zadarma"
 SECRETS = ("secret_env",)
+SETTINGS = SECRETS + ("allowed_ips",)  # the keys of its config section
 
 _INBOUND_SIGNED = ("caller_id", "called_did", "call_start")
 SIGNED = {

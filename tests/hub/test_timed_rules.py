@@ -47,7 +47,7 @@ def test_bad_business_hours_are_config_problems():
     with pytest.raises(ConfigError) as error:
         load_config(document={"business_hours": {"weekly": {"funday": []}}})
     assert error.value.problems == [
-        "business_hours.weekly.funday.key: Must be one of: mon, tue, wed, thu, fri, sat, sun."]
+        "business_hours.weekly.funday: Must be one of: mon, tue, wed, thu, fri, sat, sun."]
     with pytest.raises(ConfigError) as error:
         load_config(document={"business_hours": {"weekly": {"mon": ["18:00-09:00"]}}})
     assert error.value.problems == [

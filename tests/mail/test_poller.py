@@ -227,10 +227,10 @@ def test_no_mailboxes_polls_nothing(hub):
 
 
 @pytest.mark.parametrize("mailbox, problem", [
-    ({"after_commit": "move"}, "mailboxes.sales.value.move_to: after_commit: move needs a move_to folder"),
-    ({"after_commit": "archive"}, "mailboxes.sales.value.after_commit: Must be one of: keep, seen, move."),
-    ({"ssl": True, "starttls": True}, "mailboxes.sales.value.starttls: use either ssl"),
-    ({"poll_interval": "soon"}, "mailboxes.sales.value.poll_interval: not a duration"),
+    ({"after_commit": "move"}, "mailboxes.sales.move_to: after_commit: move needs a move_to folder"),
+    ({"after_commit": "archive"}, "mailboxes.sales.after_commit: Must be one of: keep, seen, move."),
+    ({"ssl": True, "starttls": True}, "mailboxes.sales.starttls: use either ssl"),
+    ({"poll_interval": "soon"}, "mailboxes.sales.poll_interval: not a duration"),
     ({"password_env": "HUB_TEST_UNSET_VARIABLE"}, "mailboxes.sales.password_env: environment variable"),
 ])
 def test_mailbox_config_is_validated(mailbox, problem, config_document, monkeypatch):
