@@ -60,6 +60,14 @@ def paginate(session, query, column, limit: int, cursor: int | None, render) -> 
             "next_cursor": str(rows[-1].id) if more and rows else None}
 
 
+def only_filters(*names: str) -> None:
+    """A filter this list does not know is refused, not silently ignored."""
+    unknown = sorted(set(request.args) - {"limit", "cursor", *names})
+    if unknown:
+        raise HubError(400, f"unknown filter {unknown[0]!r}; filters: {', '.join(names)}",
+                       {name: "unknown filter" for name in unknown})
+
+
 def one_of(name: str, allowed: tuple[str, ...]) -> str | None:
     value = request.args.get(name)
     if value and value not in allowed:
@@ -78,6 +86,7 @@ def get_event(event_id: str):
 
 @bp.get("/api/events")
 def list_events():
+    only_filters("kind", "provider", "status")
     limit, cursor = page_args()
     query = select(RawEvent)
     kind = request.args.get("kind")
@@ -93,7 +102,7 @@ def list_events():
 
 
 def render_lead(lead: Lead) -> dict:
-    return serialize.lead(lead, hub().config["timezone"], hub().now())
+    return serialize.lead(lead, hub().config["timezone"], hub().now(), hub().config["sms"]["quiet_hours"])
 
 
 def lead_query():
@@ -104,6 +113,7 @@ def lead_query():
 
 @bp.get("/api/leads")
 def list_leads():
+    only_filters("phone", "email", "channel", "status", "utm_source", "assignee")
     limit, cursor = page_args()
     query = lead_query()
     if request.args.get("phone"):
@@ -121,6 +131,8 @@ def list_leads():
         query = query.where(Lead.status == status)
     if request.args.get("utm_source"):
         query = query.where(Lead.source["utm_source"].as_string() == request.args["utm_source"])
+    if request.args.get("assignee"):
+        query = query.where(Lead.assignee_id == request.args["assignee"])
     with hub().db.read() as session:
         return jsonify(paginate(session, query, Lead.id, limit, cursor, render_lead))
 

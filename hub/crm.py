@@ -53,7 +53,7 @@ def lead_json(hub, lead_id: int) -> dict:
         lead = session.scalar(select(Lead).where(Lead.id == lead_id).options(
             selectinload(Lead.touches), selectinload(Lead.tasks), selectinload(Lead.notifications),
             selectinload(Lead.syncs), selectinload(Lead.history)))
-        return serialize.lead(lead, hub.config["timezone"], hub.now())
+        return serialize.lead(lead, hub.config["timezone"], hub.now(), hub.config["sms"]["quiet_hours"])
 
 
 def make_throttle(hub, name: str, entry: dict, module, clock=None, sleep=None) -> Throttle:

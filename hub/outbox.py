@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
-from connectors.base import Ambiguous, Outgoing, SendError
+from connectors.base import Ambiguous, Outgoing, PermanentFailure, SendError
 from hub import registry
 from hub.config import resolve_secrets
 from hub.durations import parse_duration
@@ -60,14 +60,11 @@ def claim_due(hub, limit: int = 50) -> list[Notification]:
 
 
 def send_one(hub, row: Notification) -> None:
-    if row.channel == "sms" and hold_for_quiet_hours(hub, row):
-        return
-    message = Outgoing(channel=row.channel, to=row.to, text=row.text, subject=row.subject,
-                       idempotency_key=f"lead-{row.lead_id}-notification-{row.id}",
-                       reply_to_message_id=row.reply_to_message_id)
-    module = registry.sender(row.channel, row.sender)
+    """Whatever goes wrong, the row leaves ``sending``: sent, held, failed or dead."""
     try:
-        sent = module.send(message, sender_settings(hub, row.channel, row.sender))
+        if row.channel == "sms" and hold_for_quiet_hours(hub, row):
+            return
+        sent = hand_to_sender(hub, row)
     except SendError as exc:
         record_failure(hub, row, exc)
         return
@@ -79,6 +76,16 @@ def send_one(hub, row: Notification) -> None:
         session.execute(update(Notification).where(Notification.id == row.id).values(
             status="sent", sent_at=hub.now(), provider_message_id=sent.provider_message_id,
             last_error=None))
+
+
+def hand_to_sender(hub, row: Notification):
+    module = registry.SENDERS.get((row.channel, row.sender))
+    if module is None:
+        raise PermanentFailure(f"no {row.channel} sender called {row.sender!r}")
+    message = Outgoing(channel=row.channel, to=row.to, text=row.text, subject=row.subject,
+                       idempotency_key=f"lead-{row.lead_id}-notification-{row.id}",
+                       reply_to_message_id=row.reply_to_message_id)
+    return module.send(message, sender_settings(hub, row.channel, row.sender))
 
 
 def hold_for_quiet_hours(hub, row: Notification) -> bool:

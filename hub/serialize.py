@@ -1,10 +1,9 @@
 """Rows as the contract's JSON shapes."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
+from hub import clock
 from hub.mapping import SOURCE_KEYS
-from hub.rules.quiet_hours import client_zone
+from hub.rules.quiet_hours import client_zone, quiet_hours_reason
 from hub.models import Lead, LeadHistory, Notification, RawEvent, SyncDelivery, Task, Touch
 
 
@@ -38,10 +37,16 @@ def task(item: Task) -> dict:
             "step": item.step, "closed_at": iso(item.closed_at)}
 
 
-def notification(item: Notification) -> dict:
+def notification(item: Notification, now, why_held: str | None) -> dict:
+    """``held_until`` and ``reason`` say when a row that waits will go out, and why."""
+    waiting = item.status in ("pending", "failed") and item.next_attempt_at and item.next_attempt_at > now
+    reason = None
+    if waiting:
+        reason = (why_held or "waiting to be sent") if item.status == "pending" else "retrying after a failed attempt"
     return {"id": item.id, "rule": item.rule, "channel": item.channel, "to": item.to,
             "text": item.text, "status": item.status, "attempts": item.attempts,
-            "error": item.last_error, "sent_at": iso(item.sent_at)}
+            "error": item.last_error, "sent_at": iso(item.sent_at),
+            "held_until": iso(item.next_attempt_at) if waiting else None, "reason": reason}
 
 
 def sync(item: SyncDelivery) -> dict:
@@ -53,8 +58,9 @@ def history(item: LeadHistory) -> dict:
     return {"at": iso(item.at), "actor": item.actor, "action": item.action, "details": item.details}
 
 
-def lead(item: Lead, zone: str = "Europe/Moscow", now=None) -> dict:
-    now = now or datetime.now(timezone.utc)
+def lead(item: Lead, zone: str = "Europe/Moscow", now=None, quiet_hours: str | None = None) -> dict:
+    now = now or clock.now()
+    why_held = quiet_hours_reason(quiet_hours, client_zone(item.phone, zone).key)
     assignee = {"id": item.assignee.id, "name": item.assignee.name} if item.assignee else None
     return {
         "number": item.number, "status": item.status, "name": item.name, "phone": item.phone,
@@ -63,7 +69,8 @@ def lead(item: Lead, zone: str = "Europe/Moscow", now=None) -> dict:
         "touches": [touch(t) for t in item.touches],
         "assignee": assignee, "assignment_reason": item.assignment_reason,
         "tasks": [task(t) for t in item.tasks],
-        "notifications": [notification(n) for n in item.notifications],
+        "notifications": [notification(n, now, why_held if n.channel == "sms" else None)
+                          for n in item.notifications],
         "sync": [sync(s) for s in item.syncs],
         "created_at": iso(item.created_at), "updated_at": iso(item.updated_at),
         "handled_at": iso(item.handled_at), "history": [history(h) for h in item.history],

@@ -48,3 +48,7 @@ def release_time(moment: datetime, zone: ZoneInfo, window: str | None) -> dateti
         return moment
     day = local.date() if now < end else local.date() + timedelta(days=1)
     return datetime.combine(day, end, zone).astimezone(moment.tzinfo)
+
+
+def quiet_hours_reason(window: str | None, zone: str) -> str | None:
+    return f"quiet hours {window} in the client's time zone ({zone})" if window else None

@@ -49,6 +49,8 @@ def test_leads_list_filters_and_pages_newest_first(client, api, run_jobs):
     by_email = api.get("/api/leads?email=C2@example.com").get_json()["items"]
     assert [lead["number"] for lead in by_email] == [3]
     assert api.get("/api/leads?status=new&channel=form").get_json()["items"][0]["number"] == 5
+    by_assignee = api.get("/api/leads?assignee=boris").get_json()["items"]  # round-robin: 2nd, 4th
+    assert [(lead["number"], lead["assignee"]["id"]) for lead in by_assignee] == [(4, "boris"), (2, "boris")]
 
 
 def test_bad_query_parameters_name_the_field(api):
@@ -56,6 +58,12 @@ def test_bad_query_parameters_name_the_field(api):
     assert api.get("/api/leads?status=lost").get_json()["fields"] == {"status": "invalid"}
     assert api.get("/api/leads?phone=abc").get_json()["fields"].keys() == {"phone"}
     assert api.get("/api/leads/999").status_code == 404
+
+
+def test_an_unknown_filter_is_refused_naming_it(api):
+    answer = api.get("/api/leads?asignee=boris")
+    assert answer.status_code == 400 and answer.get_json()["fields"] == {"asignee": "unknown filter"}
+    assert api.get("/api/events?channel=form").get_json()["fields"] == {"channel": "unknown filter"}
 
 
 def test_events_list_filters_by_kind_provider_status(client, api, run_jobs):
