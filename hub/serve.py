@@ -19,6 +19,10 @@ def bind_address() -> str:
     return f"{os.environ.get('HUB_HOST', '127.0.0.1')}:{os.environ.get('HUB_PORT', '8000')}"
 
 
+def log_level() -> str:
+    return os.environ.get("HUB_LOG_LEVEL", "INFO").upper()
+
+
 def serve_web() -> None:
     from gunicorn.app.base import BaseApplication
 
@@ -28,6 +32,7 @@ def serve_web() -> None:
             self.cfg.set("workers", int(os.environ.get("HUB_WEB_WORKERS", "2")))
             self.cfg.set("accesslog", os.environ.get("HUB_ACCESS_LOG") or None)
             self.cfg.set("timeout", 30)
+            self.cfg.set("loglevel", "debug" if log_level() == "DEBUG" else "warning")
             if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24 would write to $HOME
                 self.cfg.set("control_socket_disable", True)
 
@@ -72,7 +77,7 @@ def run_worker(hub, burst: bool = False) -> None:
     # SimpleWorker runs jobs in-process: no fork per job, and each job drains a whole backlog
     # in batches, so the job overhead is paid once per wake-up, not once per event.
     SimpleWorker([Queue(QUEUE_NAME, connection=connection)], connection=connection).work(
-        burst=burst, with_scheduler=False)
+        burst=burst, with_scheduler=False, logging_level="DEBUG" if log_level() == "DEBUG" else "WARNING")
 
 
 def poll_mail(hub, once: bool = False) -> int:
@@ -118,7 +123,9 @@ class Supervisor:
 
     def start(self, name: str) -> None:
         argv = [sys.executable, "-m", "hub", *self.commands[name]]
-        self.children[name] = subprocess.Popen(argv, env=self.env)
+        # Its own process group: a terminal's Ctrl-C reaches only the supervisor, which stops
+        # the children in order instead of each dying of its own KeyboardInterrupt.
+        self.children[name] = subprocess.Popen(argv, env=self.env, process_group=0)
         log.info("started %s (pid %d)", name, self.children[name].pid)
 
     def stop(self, *_args) -> None:

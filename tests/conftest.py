@@ -150,7 +150,7 @@ def run_jobs(hub, redis_client):
         queue = Queue(QUEUE_NAME, connection=redis_client)
         worker = SimpleWorker([queue], connection=redis_client)
         before = queue.count
-        worker.work(burst=True, with_scheduler=False)
+        worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
         return before
 
     return run
