@@ -38,14 +38,15 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from common import bench_document, median, rate, start_redis  # noqa: E402
 
-from hub import context, mailpoll  # noqa: E402
+from hub import context  # noqa: E402
+from hub.runtime import mailpoll
 from hub.config import load_config  # noqa: E402
-from hub.migrate import upgrade  # noqa: E402
-from hub.models import Lead, RawEvent  # noqa: E402
+from hub.store.migrate import upgrade  # noqa: E402
+from hub.store.models import Lead, RawEvent  # noqa: E402
 from hub.pipeline import process_pending  # noqa: E402
 from hub.pipeline.normalise import normalise  # noqa: E402
 from connectors.mail.parse import html_to_text  # noqa: E402
-from hub.serve import settle_heap  # noqa: E402
+from hub.runtime.serve import settle_heap  # noqa: E402
 from tests.mail.conftest import PASSWORD, PASSWORD_ENV, lead_message, new_dovecot  # noqa: E402
 
 TARGET_RAW_RATIO = 0.3  # raw events/s over bare fetch/s

@@ -28,12 +28,12 @@ from common import (LANDING, bench_document, form_body, form_fields, median, pho
 from connectors.base import Inbound  # noqa: E402
 from hub import context, registry  # noqa: E402
 from hub.config import load_config  # noqa: E402
-from hub.db import make_engine  # noqa: E402
-from hub.migrate import upgrade  # noqa: E402
-from hub.models import Base, Lead, RawEvent, Touch, new_event_id  # noqa: E402
+from hub.store.db import make_engine  # noqa: E402
+from hub.store.migrate import upgrade  # noqa: E402
+from hub.store.models import Base, Lead, RawEvent, Touch, new_event_id  # noqa: E402
 from hub.pipeline import process_pending  # noqa: E402
 from hub.pipeline.normalise import endpoint_settings, fingerprint  # noqa: E402
-from hub.serve import settle_heap  # noqa: E402
+from hub.runtime.serve import settle_heap  # noqa: E402
 
 TARGET_LEADS_PER_SECOND = 1000
 HEADERS = {"content-type": "application/x-www-form-urlencoded", "referer": LANDING}

@@ -13,7 +13,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     ``config`` (a document), ``database_url``, ``redis_url``."""
     from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from hub import api, context, errors, receive
+    from hub.web import api, errors, receive
+    from hub import context
     from hub.config import load_config
 
     test_config = test_config or {}

@@ -10,9 +10,9 @@ from typing import Callable
 
 from hub import clock as hub_clock
 from hub.config import Config, load_config
-from hub.db import Database, make_engine
-from hub.queue import Kicker, connect
-from hub.ratelimit import LocalCounts
+from hub.store.db import Database, make_engine
+from hub.store.queue import Kicker, connect
+from hub.store.ratelimit import LocalCounts
 
 
 @dataclass

@@ -16,10 +16,10 @@ from sqlalchemy import text
 
 from hub import context, create_app
 from hub.config import SAMPLE_CONFIG, load_config
-from hub.db import Database, make_engine
-from hub.migrate import upgrade
-from hub.models import Base
-from hub.queue import QUEUE_NAME, Kicker
+from hub.store.db import Database, make_engine
+from hub.store.migrate import upgrade
+from hub.store.models import Base
+from hub.store.queue import QUEUE_NAME, Kicker
 
 FIXTURES = Path(__file__).parent / "fixtures"
 API_TOKEN = "test-token-0123456789"
@@ -160,7 +160,7 @@ def insert_pending_forms(hub, phones: list[str], form: str = "landing") -> None:
     """A backlog of pending form events, as intake would have stored them."""
     from urllib.parse import urlencode
 
-    from hub.models import RawEvent
+    from hub.store.models import RawEvent
 
     now = hub.now()
     with hub.db.write() as session:

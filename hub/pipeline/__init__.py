@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
-from hub.models import Assignment, Lead, Notification, RawEvent, Touch
+from hub.store.models import Assignment, Lead, Notification, RawEvent, Touch
 from hub.pipeline.confirm import plan_confirmations
 from hub.pipeline.dedupe import ContactIndex, existing_touches
 from hub.pipeline.merge import Batch, thread_index
@@ -26,7 +26,7 @@ from hub.rules.callbacks import start_ladder, stop_ladder
 from hub.rules.history import record
 from hub.rules.sla import sla_of, start_new_chain
 from hub.rules.tasks import business_hours, open_first_task
-from hub.writer import RowWriter
+from hub.store.writer import RowWriter
 
 log = logging.getLogger("hub.pipeline")
 PIPELINE_LOCK = 0x4C656164  # "Lead": one pipeline writer at a time on PostgreSQL
@@ -103,7 +103,7 @@ def pending_ids(hub, limit: int) -> list[int]:
 
 def record_failure(hub, event_id: int) -> None:
     """A single event that cannot be processed: failed (retried later) or, at the limit, dead."""
-    from hub.scheduler import backoff
+    from hub.runtime.scheduler import backoff
 
     error = traceback.format_exc(limit=3)
     max_attempts = hub.config["pipeline"]["max_attempts"]

@@ -7,9 +7,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.mapping import stored_phone
-from hub.models import Lead, Notification
+from hub.store.models import Lead, Notification
 from hub.rules.quiet_hours import client_zone, release_time
-from hub.segments import count_segments
+from hub.pipeline.segments import count_segments
 
 CONTACT_OF = {"sms": "phone", "email": "email"}
 

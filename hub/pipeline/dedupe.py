@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from hub.models import Lead, Touch
+from hub.store.models import Lead, Touch
 
 OPEN_STATUSES = ("new", "in_progress")
 

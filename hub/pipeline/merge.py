@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.models import Lead, Notification, RawEvent, Touch
+from hub.store.models import Lead, Notification, RawEvent, Touch
 from hub.pipeline import calls
 from hub.pipeline.confirm import fallback_email
 from hub.pipeline.dedupe import ContactIndex, merge_contact

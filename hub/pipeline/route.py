@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub.mapping import stored_phone
-from hub.models import Lead, RouteCounter, TeamMember
+from hub.store.models import Lead, RouteCounter, TeamMember
 
 OPEN_STATUSES = ("new", "in_progress")
 UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")

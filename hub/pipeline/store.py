@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from hub.models import Lead, Touch, utcnow
-from hub.writer import insert_with_ids
+from hub.store.models import Lead, Touch, utcnow
+from hub.store.writer import insert_with_ids
 
 LEAD_COLUMNS = ("status", "name", "phone", "email", "message", "channel", "source", "last_source",
                 "assignee_id", "assignment_reason", "created_at", "updated_at", "routing_rule")

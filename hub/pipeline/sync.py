@@ -6,7 +6,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from hub import registry
-from hub.models import Lead, SyncDelivery
+from hub.store.models import Lead, SyncDelivery
 
 
 def plan_syncs(out, config, lead: Lead) -> int:

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub.durations import parse_duration
-from hub.models import Lead, Task, Timer
+from hub.store.models import Lead, Task, Timer
 from hub.rules import history, timers
 from hub.rules.tasks import business_hours
 

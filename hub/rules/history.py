@@ -1,7 +1,7 @@
 """The lead's history: one row per thing that happened, with who and why."""
 from __future__ import annotations
 
-from hub.models import LeadHistory
+from hub.store.models import LeadHistory
 
 
 def record(out, lead_id: int, action: str, at, actor: str = "hub", **details) -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from hub.models import Assignment, Lead, Task
+from hub.store.models import Assignment, Lead, Task
 from hub.pipeline.sync import queue_update
-from hub.writer import RowWriter
+from hub.store.writer import RowWriter
 from hub.rules import callbacks, history, sla, timers
 
 CLOSED = ("converted", "junk", "archived")

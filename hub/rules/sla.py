@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from hub.durations import parse_duration
-from hub.models import Lead, Notification, Task, Timer
+from hub.store.models import Lead, Notification, Task, Timer
 from hub.rules import history, people, timers
 from hub.rules.tasks import business_hours
 

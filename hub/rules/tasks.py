@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from hub.durations import parse_duration
-from hub.models import Lead, Notification, Task, Timer
+from hub.store.models import Lead, Notification, Task, Timer
 from hub.rules import history, people, timers
 from hub.rules.business_hours import from_config
 

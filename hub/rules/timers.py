@@ -12,8 +12,8 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from hub.models import Timer
-from hub.writer import RowWriter
+from hub.store.models import Timer
+from hub.store.writer import RowWriter
 
 log = logging.getLogger("hub.timers")
 

@@ -80,7 +80,7 @@ def test_healthz_names_what_is_down(client, hub):
     assert client.get("/healthz").get_json() == {"db": "ok", "redis": "ok"}
     import redis
 
-    from hub.queue import Kicker
+    from hub.store.queue import Kicker
     hub.kicker = Kicker(lambda: redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2))
     down = client.get("/healthz")
     assert down.status_code == 503
@@ -112,7 +112,7 @@ def test_patch_lead_changes_status_and_assignee(client, api, run_jobs):
 
 
 def test_task_done_closes_it_once(client, api, run_jobs, hub):
-    from hub.models import Task
+    from hub.store.models import Task
 
     post(client, "+79161234567")
     run_jobs()

@@ -15,7 +15,7 @@ import requests
 import yaml
 from click.testing import CliRunner
 
-from hub.cli import main
+from hub.runtime.cli import main
 from tests.conftest import insert_pending_forms
 
 
@@ -54,7 +54,7 @@ def test_replay_command(hub, monkeypatch, tmp_path, config_document, database_ur
     insert_pending_forms(hub, ["+79161234567"])
     from hub.pipeline import process_pending
     process_pending(hub)
-    from hub.models import RawEvent
+    from hub.store.models import RawEvent
     with hub.db.read() as session:
         event_id = session.query(RawEvent.event_id).scalar()
     result = CliRunner().invoke(main, ["replay", event_id])

@@ -11,7 +11,7 @@ from collections import Counter
 import yaml
 from sqlalchemy import func, select, update
 
-from hub.models import Assignment, Lead, LeadHistory, Notification, Timer
+from hub.store.models import Assignment, Lead, LeadHistory, Notification, Timer
 from hub.pipeline import process_pending
 from tests.conftest import insert_pending_forms
 

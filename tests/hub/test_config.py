@@ -6,7 +6,7 @@ import copy
 import pytest
 from click.testing import CliRunner
 
-from hub.cli import main
+from hub.runtime.cli import main
 from hub.config import ConfigError, load_config
 from tests.conftest import sample_document
 

@@ -11,11 +11,12 @@ import requests
 import responses
 from sqlalchemy import select
 
-from hub import crm, scheduler
-from hub.models import SyncDelivery
+from hub.delivery import crm
+from hub.runtime import scheduler
+from hub.store.models import SyncDelivery
 from hub.pipeline import process_pending
-from hub.replay import replay_syncs
-from hub.throttle import Throttle
+from hub.delivery.replay import replay_syncs
+from hub.delivery.throttle import Throttle
 from tests.conftest import insert_pending_forms
 
 WEBHOOK = "https://portal.example.bitrix24.ru/rest/1/s3cretcode/"

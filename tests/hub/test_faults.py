@@ -15,9 +15,9 @@ import yaml
 from rq import Queue, SimpleWorker
 from sqlalchemy import func, select
 
-from hub import scheduler
-from hub.models import Lead, Notification, RawEvent, Touch
-from hub.queue import QUEUE_NAME, Kicker
+from hub.runtime import scheduler
+from hub.store.models import Lead, Notification, RawEvent, Touch
+from hub.store.queue import QUEUE_NAME, Kicker
 from tests.conftest import insert_pending_forms
 
 

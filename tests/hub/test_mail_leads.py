@@ -7,9 +7,9 @@ import json
 import pytest
 from sqlalchemy import select
 
-from hub.models import Notification, RawEvent
+from hub.store.models import Notification, RawEvent
 from hub.pipeline import process_pending
-from hub.replay import replay_events
+from hub.delivery.replay import replay_events
 from tests.conftest import fixture_bytes
 
 
@@ -37,7 +37,7 @@ def test_confirmation_replies_in_the_thread_and_the_answer_comes_back(mailbox, h
         [confirmation] = session.scalars(select(Notification).where(Notification.channel == "email"))
     assert confirmation.reply_to_message_id == "<base64-text-0001@example.net>"
     assert confirmation.subject == "Re: Счёт на оплату"
-    from hub import outbox
+    from hub.delivery import outbox
     outbox.deliver_due(hub)
     sent = json.loads(logs["mail"].read_text().splitlines()[0])
     assert sent["in_reply_to"] == "<base64-text-0001@example.net>"

@@ -1,8 +1,8 @@
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from hub.db import make_engine
-from hub.models import Base
+from hub.store.db import make_engine
+from hub.store.models import Base
 
 
 def test_migrations_build_exactly_the_models(database_url):

@@ -7,9 +7,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from hub import outbox, scheduler
-from hub.models import Notification
-from hub.replay import replay_notifications
+from hub.delivery import outbox
+from hub.runtime import scheduler
+from hub.store.models import Notification
+from hub.delivery.replay import replay_notifications
 from tests.smtp_server import SmtpServer
 
 FORM = {"name": "Ivan", "phone": "+79161234567", "email": "ivan@example.com"}

@@ -5,10 +5,10 @@ import json
 
 from sqlalchemy import func, select, update
 
-from hub import scheduler
-from hub.models import Lead, Notification, RawEvent, Touch
+from hub.runtime import scheduler
+from hub.store.models import Lead, Notification, RawEvent, Touch
 from hub.pipeline import process_pending
-from hub.replay import replay_events
+from hub.delivery.replay import replay_events
 from tests.conftest import insert_pending_forms
 
 FORM = {"name": "Ivan Petrov", "phone": "8 (916) 123-45-67", "email": "Ivan@Example.com",
@@ -197,7 +197,7 @@ def test_coalesced_kicks_lose_nothing(hub, client, api, redis_client):
         while api.get(f"/api/events/{first}").get_json()["status"] == "pending" and time.monotonic() < deadline:
             time.sleep(0.01)
         seen["second"] = post(client, {"phone": "+79160000002"})  # kick skipped: one was just made
-        seen["queued"] = [job.func_name for job in queue.get_jobs()].count("hub.jobs.process_pending")
+        seen["queued"] = [job.func_name for job in queue.get_jobs()].count("hub.runtime.jobs.process_pending")
 
     poster = threading.Thread(target=post_while_the_job_runs)
     poster.start()

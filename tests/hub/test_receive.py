@@ -6,7 +6,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from hub.models import RawEvent
+from hub.store.models import RawEvent
 from tests.conftest import fixture_bytes
 
 FORM = {"name": "Ivan Petrov", "phone": "+7 916 123-45-67", "utm_source": "yandex",
@@ -192,7 +192,7 @@ def test_database_down_is_503_and_nothing_is_claimed(client, hub):
     hub.db.engine.dispose()
     from sqlalchemy import create_engine
 
-    from hub.db import Database
+    from hub.store.db import Database
     hub.db = Database(create_engine("postgresql+psycopg://nobody:x@127.0.0.1:1/none",
                                     connect_args={"connect_timeout": 1}))
     response = client.post("/hooks/forms/landing", data=FORM)

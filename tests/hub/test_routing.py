@@ -6,7 +6,7 @@ import yaml
 from click.testing import CliRunner
 
 from hub.config import load_config
-from hub.models import Lead
+from hub.store.models import Lead
 from hub.pipeline.route import Counters, decide, facts_of, matches
 
 TEAM = [
@@ -140,7 +140,7 @@ def test_config_names_unknown_people_and_groups():
 
 def test_route_simulate_prints_assignee_and_reason(tmp_path, monkeypatch, database_url):
     from hub import context
-    from hub.cli import main
+    from hub.runtime.cli import main
 
     config_path = tmp_path / "hub.yaml"
     config_path.write_text(yaml.safe_dump({"team": TEAM, "routing": [

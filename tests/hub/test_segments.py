@@ -1,6 +1,6 @@
 import pytest
 
-from hub.segments import count_segments
+from hub.pipeline.segments import count_segments
 
 
 @pytest.mark.parametrize("text, expected", [

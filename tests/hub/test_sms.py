@@ -14,9 +14,10 @@ import requests
 import responses
 from sqlalchemy import select
 
-from hub import outbox, scheduler
-from hub.models import Notification
-from hub.replay import replay_notifications
+from hub.delivery import outbox
+from hub.runtime import scheduler
+from hub.store.models import Notification
+from hub.delivery.replay import replay_notifications
 
 TOKEN, SID = "twilio-test-token", "AC3f2b5e8a9c1d4e6f7a8b9c0d1e2f3a4b"
 API = f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Messages.json"

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from hub import scheduler
-from hub.models import Lead, RawEvent, Touch
+from hub.runtime import scheduler
+from hub.store.models import Lead, RawEvent, Touch
 
 SECRET = "zadarma-secret-for-tests"
 CLIENT, TRACKING = "79161234567", "74951234567"

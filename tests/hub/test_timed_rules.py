@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from hub import scheduler
-from hub.models import Notification, Timer
+from hub.runtime import scheduler
+from hub.store.models import Notification, Timer
 from hub.rules.business_hours import from_config
 
 MSK = ZoneInfo("Europe/Moscow")
@@ -156,7 +156,7 @@ def test_a_timer_due_while_the_scheduler_was_down_fires_once_when_it_returns(clo
 
 def test_a_broken_timer_is_isolated(clock, hub):
     from hub.rules import timers
-    from hub.writer import RowWriter
+    from hub.store.writer import RowWriter
 
     with hub.db.write() as session:
         out = RowWriter(session)

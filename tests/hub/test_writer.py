@@ -6,10 +6,10 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import delete, func, insert, select
 
-from hub.db import Database, make_engine
-from hub.migrate import upgrade
-from hub.models import Lead, Task
-from hub.writer import insert_with_ids
+from hub.store.db import Database, make_engine
+from hub.store.migrate import upgrade
+from hub.store.models import Lead, Task
+from hub.store.writer import insert_with_ids
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 

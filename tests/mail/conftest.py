@@ -20,8 +20,8 @@ from imapclient import IMAPClient
 from rq import Queue, SimpleWorker
 from sqlalchemy import func, select
 
-from hub.models import Lead, RawEvent, Touch
-from hub.queue import QUEUE_NAME
+from hub.store.models import Lead, RawEvent, Touch
+from hub.store.queue import QUEUE_NAME
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 PASSWORD = "lead-hub-test-password"

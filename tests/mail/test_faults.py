@@ -14,8 +14,9 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from hub import create_app, mailpoll, registry
-from hub.models import Checkpoint, RawEvent
+from hub import create_app, registry
+from hub.runtime import mailpoll
+from hub.store.models import Checkpoint, RawEvent
 from hub.pipeline import process_pending
 
 from .conftest import PASSWORD, PASSWORD_ENV, counts, free_port, lead_message, wait_for

@@ -10,11 +10,12 @@ import pytest
 from rq import Queue
 from sqlalchemy import select
 
-from hub import create_app, mailpoll
+from hub import create_app
+from hub.runtime import mailpoll
 from hub.config import ConfigError, load_config
-from hub.models import Checkpoint, Lead, RawEvent, Touch
+from hub.store.models import Checkpoint, Lead, RawEvent, Touch
 from hub.pipeline import process_pending
-from hub.queue import QUEUE_NAME
+from hub.store.queue import QUEUE_NAME
 
 from .conftest import PASSWORD, PASSWORD_ENV, fixture_message, lead_message, wait_for
 

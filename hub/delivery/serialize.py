@@ -4,7 +4,7 @@ from __future__ import annotations
 from hub import clock
 from hub.mapping import SOURCE_KEYS
 from hub.rules.quiet_hours import client_zone, quiet_hours_reason
-from hub.models import Lead, LeadHistory, Notification, RawEvent, SyncDelivery, Task, Touch
+from hub.store.models import Lead, LeadHistory, Notification, RawEvent, SyncDelivery, Task, Touch
 
 
 def iso(moment) -> str | None:

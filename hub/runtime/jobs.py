@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import time
 
-from hub import context, crm, metrics, outbox
+from hub import context
+from hub.delivery import crm, outbox
+from hub.web import metrics
 from hub.pipeline import process_pending as run_pipeline
 
 

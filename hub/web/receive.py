@@ -13,10 +13,12 @@ from sqlalchemy import bindparam, exists, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from connectors.base import ConnectorError, Inbound, Parsed
-from hub import metrics, ratelimit, registry
-from hub.errors import HubError
+from hub.web import metrics
+from hub.store import ratelimit
+from hub import registry
+from hub.web.errors import HubError
 from hub.mapping import load_mapping
-from hub.models import RawEvent, new_event_id
+from hub.store.models import RawEvent, new_event_id
 from hub.pipeline.normalise import endpoint_settings, fingerprint
 
 log = logging.getLogger("hub.receive")

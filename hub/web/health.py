@@ -4,8 +4,8 @@ from __future__ import annotations
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.models import RawEvent
-from hub.outbox import due_count
+from hub.store.models import RawEvent
+from hub.delivery.outbox import due_count
 
 
 def check_db(hub) -> str:

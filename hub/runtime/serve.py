@@ -68,7 +68,7 @@ def settle_heap(hub) -> None:
 def run_worker(hub, burst: bool = False) -> None:
     from rq import Queue, SimpleWorker
 
-    from hub.queue import QUEUE_NAME
+    from hub.store.queue import QUEUE_NAME
 
     settle_heap(hub)
     connection = hub.kicker.connection
@@ -81,14 +81,14 @@ def run_worker(hub, burst: bool = False) -> None:
 
 
 def poll_mail(hub, once: bool = False) -> int:
-    from hub import mailpoll
+    from hub.runtime import mailpoll
 
     return mailpoll.run(hub, once=once)
 
 
 def child_environment() -> dict[str, str]:
     """One Redis and one metrics folder for every child of ``hub run``."""
-    from hub.queue import embedded_server
+    from hub.store.queue import embedded_server
 
     env = dict(os.environ)
     if not env.get("REDIS_URL"):
@@ -102,7 +102,7 @@ def child_environment() -> dict[str, str]:
 
 def run_all() -> None:
     from hub.config import load_config
-    from hub.migrate import upgrade
+    from hub.store.migrate import upgrade
 
     upgrade()
     env = child_environment()

@@ -15,11 +15,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import selectinload
 
 from connectors.base import SendError
-from hub import registry, serialize
+from hub import registry
+from hub.delivery import serialize
 from hub.config import resolve_secrets
-from hub.models import Lead, SyncDelivery
-from hub.outbox import backoff
-from hub.throttle import Throttle
+from hub.store.models import Lead, SyncDelivery
+from hub.delivery.outbox import backoff
+from hub.delivery.throttle import Throttle
 
 log = logging.getLogger("hub.crm")
 RETRYABLE = ("pending", "failed")

@@ -9,9 +9,9 @@ from datetime import timedelta
 from sqlalchemy import exists, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub import crm, outbox
+from hub.delivery import crm, outbox
 from hub.rules import timers
-from hub.models import RawEvent
+from hub.store.models import RawEvent
 
 log = logging.getLogger("hub.scheduler")
 

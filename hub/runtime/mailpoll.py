@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from hub import registry
 from hub.config import resolve_secrets
 from hub.durations import parse_duration
-from hub.models import Checkpoint, RawEvent, new_event_id
+from hub.store.models import Checkpoint, RawEvent, new_event_id
 
 log = logging.getLogger("hub.mailpoll")
 BACKOFF_BASE, BACKOFF_CAP = 1.0, 60.0  # seconds; doubled per consecutive failure

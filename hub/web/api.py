@@ -7,10 +7,12 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
-from hub import health, mailpoll, metrics, serialize
-from hub.errors import HubError
+from hub.web import health, metrics
+from hub.runtime import mailpoll
+from hub.delivery import serialize
+from hub.web.errors import HubError
 from hub.mapping import InvalidValue, normalise_phone
-from hub.models import Lead, RawEvent, Task
+from hub.store.models import Lead, RawEvent, Task
 from hub.rules import manager_actions
 
 bp = Blueprint("api", __name__)

@@ -13,7 +13,7 @@ from collections import defaultdict
 from sqlalchemy import Connection, Table, func, insert, select
 from sqlalchemy.orm import Session
 
-from hub.models import Assignment, LeadHistory, Notification, SyncDelivery, Task, Timer
+from hub.store.models import Assignment, LeadHistory, Notification, SyncDelivery, Task, Timer
 
 ORDER = (Task, Assignment, LeadHistory, Timer, Notification, SyncDelivery)  # referenced rows first
 

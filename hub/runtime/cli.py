@@ -73,7 +73,7 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to the latest revision."""
-    from hub.migrate import upgrade
+    from hub.store.migrate import upgrade
 
     upgrade()
     click.echo("database is up to date")
@@ -82,7 +82,7 @@ def db_upgrade() -> None:
 @main.command()
 def web() -> None:
     """Serve the intake and the API with gunicorn on HUB_HOST:HUB_PORT."""
-    from hub.serve import serve_web
+    from hub.runtime.serve import serve_web
 
     load_hub()
     serve_web()
@@ -92,7 +92,7 @@ def web() -> None:
 @click.option("--burst", is_flag=True, help="Work off the queue, then exit.")
 def worker(burst: bool) -> None:
     """Run an rq worker: pipeline batches and outbox deliveries."""
-    from hub.serve import run_worker
+    from hub.runtime.serve import run_worker
 
     run_worker(load_hub(), burst=burst)
 
@@ -100,7 +100,7 @@ def worker(burst: bool) -> None:
 @main.command()
 def scheduler() -> None:
     """Sweep for due work: stale pending events, due notifications, timers."""
-    from hub import scheduler as sweeper
+    from hub.runtime import scheduler as sweeper
 
     sweeper.run(load_hub())
 
@@ -114,7 +114,7 @@ def mail() -> None:
 @click.option("--once", is_flag=True, help="Poll every mailbox once and exit.")
 def mail_poll(once: bool) -> None:
     """Poll the configured IMAP mailboxes."""
-    from hub.serve import poll_mail
+    from hub.runtime.serve import poll_mail
 
     sys.exit(poll_mail(load_hub(), once=once))
 
@@ -127,7 +127,7 @@ def mail_poll(once: bool) -> None:
 @click.option("--as-lead", is_flag=True, help="With EVENT_ID: make a lead even of an event the provider ignores.")
 def replay(event_id: str | None, failed: bool, notifications: bool, syncs: bool, as_lead: bool) -> None:
     """Run the pipeline again on stored raw events; never creates a duplicate lead."""
-    from hub import replay as replays
+    from hub.delivery import replay as replays
 
     hub = load_hub()
     if not (event_id or failed or notifications or syncs):
@@ -173,7 +173,7 @@ def route_simulate(path: str) -> None:
 @main.command()
 def run() -> None:
     """Everything in one process tree: migrate, then web, worker, scheduler and mail poller."""
-    from hub.serve import run_all
+    from hub.runtime.serve import run_all
 
     load_config()  # fail fast, naming every problem, before starting anything
     run_all()

@@ -35,7 +35,7 @@ class StateCollector:
         self.hub = hub
 
     def collect(self):
-        from hub import health
+        from hub.web import health
 
         backlog = GaugeMetricFamily("hub_events_backlog", "Raw events by status", labels=["status"])
         for status, count in health.event_counts(self.hub).items():
@@ -52,7 +52,7 @@ class StateCollector:
 
 
 def mailbox_gauges(hub):
-    from hub import mailpoll
+    from hub.runtime import mailpoll
 
     labels = ["mailbox"]
     behind = GaugeMetricFamily("hub_mailbox_behind", "Messages on the server above the checkpoint", labels=labels)

@@ -17,10 +17,10 @@ from connectors.base import Ambiguous, Outgoing, PermanentFailure, SendError
 from hub import registry
 from hub.config import resolve_secrets
 from hub.durations import parse_duration
-from hub.models import Lead, Notification
+from hub.store.models import Lead, Notification
 from hub.pipeline.confirm import fallback_email
 from hub.rules.quiet_hours import client_zone, release_time
-from hub.writer import RowWriter
+from hub.store.writer import RowWriter
 
 log = logging.getLogger("hub.outbox")
 RETRYABLE = ("pending", "failed")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from hub import crm, outbox, serialize
-from hub.models import RawEvent
+from hub.delivery import crm, outbox, serialize
+from hub.store.models import RawEvent
 from hub.pipeline import process_batch
 
 

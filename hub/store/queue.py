@@ -20,9 +20,9 @@ QUEUE_NAME = "hub"
 KICK_TTL = 30  # seconds a pending kick keeps others from enqueueing the same job
 KICK_EVERY = 0.2  # a web process re-kicks the pipeline at most this often (see hub.jobs)
 JOBS = {
-    "pipeline": "hub.jobs.process_pending",
-    "outbox": "hub.jobs.deliver_notifications",
-    "sync": "hub.jobs.deliver_syncs",
+    "pipeline": "hub.runtime.jobs.process_pending",
+    "outbox": "hub.runtime.jobs.deliver_notifications",
+    "sync": "hub.runtime.jobs.deliver_syncs",
 }
 _embedded = None
 _lock = threading.Lock()

@@ -6,7 +6,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from hub.db import database_url
+from hub.store.db import database_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -19,7 +19,7 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def upgrade(url: str | None = None, revision: str = "head") -> None:
-    from hub.db import make_engine
+    from hub.store.db import make_engine
 
     engine = make_engine(url)  # creates the SQLite folder; applies the same connect settings
     config = alembic_config(url)
