@@ -16,3 +16,13 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"not a duration: {text!r} (write it as 90s, 5m, 1h or 2d)")
     amount, unit = match.groups()
     return timedelta(**{UNITS[unit]: float(amount)})
+
+
+
+def format_duration(value: timedelta) -> str:
+    """The config's own spelling of a duration, for rows and messages: ``"3d"``, ``"90s"``."""
+    ms = round(value.total_seconds() * 1000)
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"

@@ -8,7 +8,6 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from hub.durations import parse_duration
 from hub.store.models import Lead, Task, Timer
 from hub.rules import history, timers
 from hub.rules.tasks import business_hours
@@ -26,7 +25,7 @@ def start_ladder(session: Session, out, hub, lead: Lead, missed_at: datetime, ca
 
 
 def open_step(out, hub, lead: Lead, step: int, missed_at: datetime, call_key: str) -> None:
-    offset = parse_duration(hub.config["callbacks"]["ladder"][step - 1])
+    offset = hub.config["callbacks"]["ladder"][step - 1]
     due = business_hours(hub.config).add(missed_at, offset)
     task = out.add(Task, lead_id=lead.id, kind="callback", title=f"Call back {lead.phone}", due_at=due,
                    assignee_id=lead.assignee_id, step=step, status=OPEN, created_at=hub.now())

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from hub.durations import parse_duration
+from hub.durations import format_duration, parse_duration
 from hub.store.models import Lead, Notification, Task, Timer
 from hub.rules import history, people, timers
 from hub.rules.tasks import business_hours
@@ -23,21 +23,30 @@ def sla_of(config, lead: Lead) -> dict:
 
 
 def start_new_chain(out, hub, lead: Lead, sla: dict, hours=None) -> None:
-    schedule_step(out, hub, lead, sla, 0, lead.created_at, stage="new", since=lead.created_at, hours=hours)
+    schedule_step(out, hub, lead, stored_chain(sla), 0, lead.created_at, stage="new", since=lead.created_at,
+                  hours=hours)
 
 
 def start_stage_limit(out, hub, lead: Lead, sla: dict) -> None:
     """On a status change: bound the time the lead may stay in its new status."""
     limit = sla["stage_limits"].get(lead.status)
     if limit and lead.status_changed_at:
-        due = business_hours(hub.config).add(lead.status_changed_at, parse_duration(limit))
+        due = business_hours(hub.config).add(lead.status_changed_at, limit)
         key = f"lead:{lead.id}:stage:{lead.status}:{lead.status_changed_at.isoformat()}:0"
-        timers.schedule(out, key, "escalation", due, lead_id=lead.id, step=0, sla=sla,
-                        stage=lead.status, since=lead.status_changed_at.isoformat(), limit=limit)
+        timers.schedule(out, key, "escalation", due, lead_id=lead.id, step=0, sla=stored_chain(sla),
+                        stage=lead.status, since=lead.status_changed_at.isoformat(), limit=format_duration(limit))
+
+
+def stored_chain(sla: dict) -> dict:
+    """The escalation chain as a timer keeps it (JSON), durations spelt as in the config."""
+    return {"escalation": [{"to": step["to"], "after": format_duration(step["after"])}
+                           for step in sla["escalation"]]}
 
 
 def schedule_step(out, hub, lead: Lead, sla: dict, step: int, start: datetime,
                   stage: str, since: datetime, hours=None) -> None:
+    """``sla`` as ``stored_chain`` gives it (timers written by earlier versions hold the whole
+    section, with the same spelling)."""
     if step >= len(sla["escalation"]):
         return
     hours = hours or business_hours(hub.config)

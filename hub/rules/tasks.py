@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from hub.durations import parse_duration
+from hub.durations import format_duration, parse_duration
 from hub.store.models import Lead, Notification, Task, Timer
 from hub.rules import history, people, timers
 from hub.rules.business_hours import from_config
@@ -15,13 +15,13 @@ def business_hours(config):
 
 def open_first_task(out, hub, lead: Lead, sla: dict, hours=None) -> None:
     hours = hours or business_hours(hub.config)
-    due = hours.add(lead.created_at, parse_duration(sla["first_response"]))
+    due = hours.add(lead.created_at, sla["first_response"])
     who = " ".join(part for part in (lead.name, lead.phone or lead.email) if part)
     task = out.add(Task, lead_id=lead.id, kind="call", title=f"Call {who}", due_at=due,
                    assignee_id=lead.assignee_id, status="open", created_at=hub.now())
     if sla["remind_every"]:
         timers.schedule(out, f"lead:{lead.id}:call:reminder:1", "reminder", due, lead_id=lead.id,
-                        task_id=task, n=1, every=sla["remind_every"])
+                        task_id=task, n=1, every=format_duration(sla["remind_every"]))
 
 
 def remind(session: Session, out, hub, timer: Timer) -> None:

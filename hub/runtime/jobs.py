@@ -15,7 +15,7 @@ def process_pending() -> int:
     committed right after a skipped kick is still found by a running job."""
     hub = context.current()
     hub.kicker.clear("pipeline")
-    linger = hub.config.duration("pipeline", "linger").total_seconds()
+    linger = hub.config["pipeline"]["linger"].total_seconds()
     processed, idle_since = 0, time.monotonic()
     while True:
         result = run_pipeline(hub)

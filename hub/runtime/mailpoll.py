@@ -15,8 +15,6 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
-from datetime import datetime
 from urllib.parse import quote
 
 from sqlalchemy import insert, select, text
@@ -25,7 +23,6 @@ from sqlalchemy.orm import Session
 
 from hub import registry
 from hub.config import resolve_secrets
-from hub.durations import parse_duration
 from hub.store.models import Checkpoint, RawEvent, new_event_id
 
 log = logging.getLogger("hub.mailpoll")
@@ -95,7 +92,7 @@ class MailboxPoller:
 
     def run(self, stop: threading.Event) -> None:
         failures = 0
-        interval = parse_duration(self.settings["poll_interval"]).total_seconds()
+        interval = self.settings["poll_interval"].total_seconds()
         while not stop.is_set():
             try:
                 if self.client is None:
@@ -111,7 +108,7 @@ class MailboxPoller:
         self.disconnect()
 
     def connect(self) -> None:
-        timeout = parse_duration(self.settings["timeout"]).total_seconds()
+        timeout = self.settings["timeout"].total_seconds()
         self.client = self.imap.connect(self.settings, timeout=timeout)
 
     def disconnect(self) -> None:
@@ -243,54 +240,3 @@ def record_error(hub, key: str, folder: str, error: str) -> None:
         row = checkpoint_row(session, key, folder)
         row.consecutive_errors = (row.consecutive_errors or 0) + 1
         row.last_error, row.updated_at = error, hub.now()
-
-
-@dataclass(frozen=True)
-class MailboxHealth:
-    key: str
-    last_success_at: datetime | None
-    consecutive_errors: int
-    last_error: str | None
-    behind: int
-    since: datetime | None  # the poller's start (or last write) when never successful
-
-
-def mailbox_health(hub) -> list[MailboxHealth]:
-    """One row per configured mailbox, from its checkpoint (empty when the DB is down)."""
-    mailboxes = hub.config["mailboxes"]
-    try:
-        with hub.db.read() as session:
-            rows = {(row.source, row.folder): row for row in session.scalars(
-                select(Checkpoint).where(Checkpoint.source.in_(list(mailboxes))))}
-    except SQLAlchemyError:
-        return []
-    health = []
-    for key, settings in mailboxes.items():
-        row = rows.get((key, settings["folder"]))
-        health.append(MailboxHealth(key, None, 0, None, 0, None) if row is None else MailboxHealth(
-            key, row.last_success_at, row.consecutive_errors or 0, row.last_error, row.behind or 0,
-            row.updated_at))
-    return health
-
-
-def mailbox_states(hub) -> dict[str, str]:
-    """``{key: "ok" | "stale: ..." | "error: ..."}`` for /healthz."""
-    health = mailbox_health(hub)
-    if not health:
-        return {key: "error: database unavailable" for key in hub.config["mailboxes"]}
-    now = hub.now()
-    return {row.key: mailbox_state(row, now, parse_duration(
-        hub.config["mailboxes"][row.key]["stale_after"])) for row in health}
-
-
-def mailbox_state(row: MailboxHealth, now: datetime, stale_after) -> str:
-    if row.consecutive_errors:
-        return f"error: {row.consecutive_errors} failed polls in a row, last: {row.last_error}"
-    if row.since is None:
-        return "stale: never polled (the mail poller has not started)"
-    if row.last_success_at is None:
-        waited = now - row.since
-        return f"stale: never polled, {waited.total_seconds():.0f}s since the poller started" \
-            if waited > stale_after else "ok"
-    silent = now - row.last_success_at
-    return f"stale: no successful poll for {silent.total_seconds():.0f}s" if silent > stale_after else "ok"

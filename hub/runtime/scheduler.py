@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,7 +24,7 @@ def retry_failed_events(hub) -> int:
 
 
 def stale_pending(hub) -> bool:
-    cutoff = hub.now() - hub.config.duration("pipeline", "sweep_after")
+    cutoff = hub.now() - hub.config["pipeline"]["sweep_after"]
     with hub.db.read() as session:
         return bool(session.scalar(select(exists().where(
             RawEvent.status == "pending", RawEvent.received_at <= cutoff))))
@@ -51,7 +50,3 @@ def run(hub, interval: float = 2.0, stop: threading.Event | None = None) -> None
         except SQLAlchemyError as exc:
             log.warning("database unavailable, sweeping again later: %s", exc)
         stop.wait(interval)
-
-
-def backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(3600, 30 * 2 ** max(0, attempts - 1)))

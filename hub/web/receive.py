@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from urllib.parse import quote
 
-from flask import Blueprint, Response, current_app, jsonify, redirect, request
+from flask import Blueprint, Response, jsonify, redirect, request
 from sqlalchemy import bindparam, exists, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -16,6 +16,7 @@ from connectors.base import ConnectorError, Inbound, Parsed
 from hub.web import metrics
 from hub.store import ratelimit
 from hub import registry
+from hub.web import current_hub
 from hub.web.errors import HubError
 from hub.mapping import load_mapping
 from hub.store.models import RawEvent, new_event_id
@@ -37,12 +38,8 @@ class Endpoint:
     settings: dict
 
 
-def hub():
-    return current_app.extensions["hub"]
-
-
 def resolve(kind: str, name: str) -> Endpoint:
-    config = hub().config
+    config = current_hub().config
     if kind == "forms":
         form = config["forms"].get(name)
         if form is None:
@@ -84,22 +81,22 @@ def intake(endpoint: Endpoint, subpath: str) -> Response:
     event_id, duplicate = store(endpoint, inbound, parsed)
     metrics.observe_intake(endpoint.kind, endpoint.provider, "duplicate" if duplicate else "accepted")
     if not duplicate:
-        hub().kicker.kick_soon("pipeline")
+        current_hub().kicker.kick_soon("pipeline")
     response = answer(endpoint, parsed, event_id, duplicate)
     response.headers["X-Hub-Event-Id"] = event_id
     return response
 
 
 def limit_body(endpoint: Endpoint) -> None:
-    limit = hub().config["limits"]["body_bytes"]
+    limit = current_hub().config["limits"]["body_bytes"]
     if request.content_length is not None and request.content_length > limit:
         raise HubError(413, f"request body over the size limit of {limit} bytes", {"body": "too large"})
 
 
 def limit_rate(endpoint: Endpoint) -> None:
-    per_minute = hub().config["limits"]["requests_per_minute"]
+    per_minute = current_hub().config["limits"]["requests_per_minute"]
     scope = f"{endpoint.kind}/{endpoint.key or endpoint.provider}"
-    allowed, retry_after = ratelimit.allow(hub(), request.remote_addr or "-", scope, per_minute)
+    allowed, retry_after = ratelimit.allow(current_hub(), request.remote_addr or "-", scope, per_minute)
     if not allowed:
         raise HubError(429, f"too many requests: at most {per_minute} a minute",
                        {"rate": "limit reached"}, headers={"Retry-After": str(retry_after)})
@@ -114,7 +111,7 @@ def public_url() -> str:
         query = environ.get("QUERY_STRING", "")
         target = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe="/;=,~!$&'()*+:@") \
             + (f"?{query}" if query else "")
-    base = hub().config.get("public_url") or f"{environ['wsgi.url_scheme']}://{request.host}"
+    base = current_hub().config.get("public_url") or f"{environ['wsgi.url_scheme']}://{request.host}"
     return base.rstrip("/") + target
 
 
@@ -132,7 +129,7 @@ def validate(endpoint: Endpoint, parsed: list[Parsed]) -> None:
         return
     required = endpoint.settings.get("required") or []
     mapping = load_mapping(endpoint.module.MAPPING)
-    region = hub().config["region"]
+    region = current_hub().config["region"]
     for item in parsed:
         if item.ignore:
             continue
@@ -170,7 +167,7 @@ def raw_event_values(endpoint: Endpoint, inbound: Inbound, parsed: list[Parsed])
         "method": inbound.method, "url": inbound.url, "subpath": inbound.subpath,
         "query": [list(pair) for pair in inbound.query], "body": inbound.body,
         "headers": {k: v for k, v in inbound.headers.items() if k not in DROPPED_HEADERS},
-        "remote_addr": inbound.remote_addr, "received_at": hub().now(), "attempts": 0,
+        "remote_addr": inbound.remote_addr, "received_at": current_hub().now(), "attempts": 0,
         "status": "ignored" if all_ignored else "pending", "error": ignored[0] if all_ignored else None,
     }
 
@@ -182,9 +179,9 @@ def store(endpoint: Endpoint, inbound: Inbound, parsed: list[Parsed]) -> tuple[s
     form, its fingerprint within the duplicate window), so SQLite's write lock is held for that
     statement alone."""
     values = raw_event_values(endpoint, inbound, parsed)
-    since = values["received_at"] - hub().config.duration("limits", "duplicate_window")
+    since = values["received_at"] - current_hub().config["limits"]["duplicate_window"]
     try:
-        with hub().db.write_connection() as connection:
+        with current_hub().db.write_connection() as connection:
             if values["fingerprint"] and connection.dialect.name == "postgresql":  # two clicks at once
                 connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:fp))"), {"fp": values["fingerprint"]})
             statement = insert_unless_repeated(bool(values["delivery_key"]), bool(values["fingerprint"]))
@@ -228,7 +225,7 @@ def find_original(values: dict, since) -> str:
     table = RawEvent.__table__
     query = (select(table.c.event_id).where(or_(*repeats(bool(values["delivery_key"]), bool(values["fingerprint"]))))
              .order_by(table.c.id).limit(1))
-    with hub().db.read() as session:
+    with current_hub().db.read() as session:
         found = session.scalar(query, {**values, "since": since})
     if found is None:
         raise HubError(503, "could not store the delivery: retry later", headers={"Retry-After": "5"})

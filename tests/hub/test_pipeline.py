@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
+from hub import retry
 from hub.runtime import scheduler
 from hub.store.models import Lead, Notification, RawEvent, Touch
 from hub.pipeline import process_pending
@@ -157,7 +159,7 @@ def test_failed_events_are_retried_with_backoff_then_dead(client, api, run_jobs,
         hub.clock = lambda moment=retry_at: moment  # jump to the retry time
         scheduler.tick(hub)
     assert api.get(f"/api/events/{bad}").get_json()["status"] == "dead"
-    assert retry_at - start > scheduler.backoff(1)
+    assert retry_at - start > retry.for_events(hub.config["pipeline"]).delay(1)
 
 
 def test_event_without_any_contact_is_ignored_with_a_reason(client, api, run_jobs, hub):
@@ -186,7 +188,7 @@ def test_coalesced_kicks_lose_nothing(hub, client, api, redis_client):
 
     from rq import Queue, SimpleWorker
 
-    hub.config["pipeline"]["linger"] = "2s"
+    hub.config["pipeline"]["linger"] = timedelta(seconds=2)
     hub.kicker.coalesce = 1.5
     queue = Queue("hub", connection=redis_client)
     first = post(client, {"phone": "+79160000001"})

@@ -125,7 +125,7 @@ def test_a_status_change_stops_the_chain(clock, client, run_jobs, api, hub):
 
 
 def test_stage_limit_escalates_a_lead_stuck_in_progress(clock, client, run_jobs, api, hub):
-    hub.config["sla"]["stage_limits"] = {"in_progress": "3d"}
+    hub.config["sla"]["stage_limits"] = {"in_progress": timedelta(days=3)}
     lead = new_lead(client, run_jobs, api)
     api.patch(f"/api/leads/{lead['number']}", json={"status": "in_progress"})
     clock.at(clock.now + timedelta(days=2, hours=23))

@@ -110,7 +110,7 @@ def test_poller_killed_between_fetch_and_commit(dovecot, mail_hub, database_url,
 
 def poller_env(hub, database_url: str, redis_url: str, tmp_path) -> dict:
     config_path = tmp_path / "hub.yaml"
-    config_path.write_text(yaml.safe_dump(hub.config.data, allow_unicode=True), encoding="utf-8")
+    config_path.write_text(yaml.safe_dump(hub.config.document, allow_unicode=True), encoding="utf-8")
     return {**os.environ, "HUB_CONFIG": str(config_path), "DATABASE_URL": database_url,
             "REDIS_URL": redis_url, PASSWORD_ENV: PASSWORD}
 

@@ -250,5 +250,5 @@ def test_mailbox_defaults(config_document, monkeypatch):
     sales = load_config(document=config_document)["mailboxes"]["sales"]
     assert {key: sales[key] for key in ("ssl", "starttls", "folder", "after_commit", "poll_interval",
                                         "stale_after", "batch_size", "own_addresses", "company_phones")} == {
-        "ssl": True, "starttls": False, "folder": "INBOX", "after_commit": "keep", "poll_interval": "60s",
-        "stale_after": "15m", "batch_size": 200, "own_addresses": [], "company_phones": []}
+        "ssl": True, "starttls": False, "folder": "INBOX", "after_commit": "keep", "poll_interval": timedelta(seconds=60),
+        "stale_after": timedelta(minutes=15), "batch_size": 200, "own_addresses": [], "company_phones": []}

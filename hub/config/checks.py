@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from hub import registry
-from hub.config import did_you_mean, unknown_keys
+from hub.config.schema import did_you_mean, unknown_keys
 from hub.mapping import SOURCE_KEYS
 
 ROLES_ESCALATED_TO = ("head", "director")
