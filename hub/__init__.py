@@ -1,37 +1,15 @@
 """Lead Hub: catches leads from web forms, mailboxes, telephony and SMS, numbers them,
-assigns them and confirms them to the client."""
+assigns them and confirms them to the client.
+
+The folders follow the data: ``web`` (intake, API) → ``pipeline`` → ``rules`` → ``store``, with
+``delivery`` (outbox, CRM pushes) and ``runtime`` (processes) around them."""
 from __future__ import annotations
-
-
-from flask import Flask
 
 __version__ = "0.1.0"
 
 
-def create_app(test_config: dict | None = None) -> Flask:
-    """The web app. ``test_config`` may carry a ready ``hub`` (``hub.context.Hub``) or any of
-    ``config`` (a document), ``database_url``, ``redis_url``."""
-    from werkzeug.middleware.proxy_fix import ProxyFix
+def create_app(test_config: dict | None = None):
+    """``hub:create_app()`` for WSGI servers; the factory lives in ``hub.web``."""
+    from hub.web import create_app as build
 
-    from hub.web import api, errors, receive
-    from hub import context
-    from hub.config import load_config
-
-    test_config = test_config or {}
-    hub = test_config.get("hub")
-    if hub is None:
-        config = load_config(document=test_config["config"]) if "config" in test_config else None
-        hub = context.build(config, test_config.get("database_url"), test_config.get("redis_url"))
-        context.install(hub)
-    app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = hub.config["limits"]["body_bytes"]
-    app.json.ensure_ascii = False
-    app.json.sort_keys = False
-    app.extensions["hub"] = hub
-    hops = hub.config["limits"]["trusted_proxies"]
-    if hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
-    errors.init_app(app)
-    app.register_blueprint(receive.bp)
-    app.register_blueprint(api.bp)
-    return app
+    return build(test_config)

@@ -19,7 +19,7 @@ from hub import registry
 from hub.delivery import serialize
 from hub.config import resolve_secrets
 from hub.store.models import Lead, SyncDelivery
-from hub.delivery.outbox import backoff
+from hub.retry import RetryPolicy
 from hub.delivery.throttle import Throttle
 
 log = logging.getLogger("hub.crm")
@@ -83,10 +83,11 @@ def push_one(hub, row: SyncDelivery, throttles: dict) -> None:
         if not isinstance(error, SendError):
             log.exception("target %s crashed", row.target)
             error = SendError(f"{type(error).__name__}: {error}")
-        dead = error.permanent or row.attempts >= hub.config["sync"]["max_attempts"]
+        policy = RetryPolicy.of(hub.config["sync"])
+        dead = error.permanent or policy.exhausted(row.attempts)
         values = {"status": "dead" if dead else "failed", "last_error": error.message[:2000]}
         if not dead:
-            values["next_attempt_at"] = hub.now() + backoff(hub, row.attempts, error.retry_after, "sync")
+            values["next_attempt_at"] = hub.now() + policy.delay(row.attempts, error.retry_after)
         record(hub, row, **values)
         log.warning("sync of lead %s to %s: %s (%s)", row.lead_id, row.target, values["status"], error.message)
         return

@@ -8,15 +8,13 @@ worker is not sent again blindly: it becomes ``unknown`` for an operator to look
 from __future__ import annotations
 
 import logging
-import random
-from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
 from connectors.base import Ambiguous, Outgoing, PermanentFailure, SendError
 from hub import registry
 from hub.config import resolve_secrets
-from hub.durations import parse_duration
+from hub.retry import RetryPolicy
 from hub.store.models import Lead, Notification
 from hub.pipeline.confirm import fallback_email
 from hub.rules.quiet_hours import client_zone, release_time
@@ -32,16 +30,6 @@ def sender_settings(hub, channel: str, sender: str) -> dict:
         return {"path": hub.environ.get(variable)}
     section = hub.config["sms"] if channel == "sms" else hub.config["email"]
     return resolve_secrets(section.get(sender) or {}, hub.environ)
-
-
-def backoff(hub, attempts: int, retry_after: float | None, section: str = "outbox") -> timedelta:
-    policy = hub.config[section]
-    base, cap = parse_duration(policy["backoff"]), parse_duration(policy["backoff_max"])
-    delay = min(cap, base * (2 ** max(0, attempts - 1)))
-    delay = delay * random.uniform(0.5, 1.0)  # jitter: retries of many rows spread out
-    if retry_after:
-        delay = max(delay, timedelta(seconds=retry_after))
-    return delay
 
 
 def claim_due(hub, limit: int = 50) -> list[Notification]:
@@ -102,12 +90,12 @@ def hold_for_quiet_hours(hub, row: Notification) -> bool:
 
 
 def record_failure(hub, row: Notification, error: SendError) -> None:
-    max_attempts = hub.config["outbox"]["max_attempts"]
-    dead = error.permanent or row.attempts >= max_attempts
+    policy = RetryPolicy.of(hub.config["outbox"])
+    dead = error.permanent or policy.exhausted(row.attempts)
     status = "unknown" if isinstance(error, Ambiguous) else "dead" if dead else "failed"
     values = {"status": status, "last_error": error.message[:2000]}
     if not dead:
-        values["next_attempt_at"] = hub.now() + backoff(hub, row.attempts, error.retry_after)
+        values["next_attempt_at"] = hub.now() + policy.delay(row.attempts, error.retry_after)
     with hub.db.write() as session:
         session.execute(update(Notification).where(Notification.id == row.id).values(**values))
         lead = session.get(Lead, row.lead_id)
@@ -134,7 +122,7 @@ def mark_stuck(hub) -> int:
     """Rows left ``sending`` past the timeout: the worker died mid-send. A sender whose provider
     takes an idempotency key is simply retried; for the others whether the provider got the
     message is unknown, so the row is not resent automatically."""
-    timeout = parse_duration(hub.config["outbox"]["sending_timeout"])
+    timeout = hub.config["outbox"]["sending_timeout"]
     safe = sorted({name for (_, name), module in registry.SENDERS.items() if getattr(module, "IDEMPOTENT", False)})
     stuck = (Notification.status == "sending", Notification.next_attempt_at < hub.now() - timeout)
     with hub.db.write() as session:

@@ -26,6 +26,7 @@ from hub.rules.callbacks import start_ladder, stop_ladder
 from hub.rules.history import record
 from hub.rules.sla import sla_of, start_new_chain
 from hub.rules.tasks import business_hours, open_first_task
+from hub import retry
 from hub.store.writer import RowWriter
 
 log = logging.getLogger("hub.pipeline")
@@ -103,17 +104,15 @@ def pending_ids(hub, limit: int) -> list[int]:
 
 def record_failure(hub, event_id: int) -> None:
     """A single event that cannot be processed: failed (retried later) or, at the limit, dead."""
-    from hub.runtime.scheduler import backoff
-
     error = traceback.format_exc(limit=3)
-    max_attempts = hub.config["pipeline"]["max_attempts"]
+    policy = retry.for_events(hub.config["pipeline"])
     with hub.db.write() as session:
         raw = session.get(RawEvent, event_id)
         raw.attempts += 1
-        raw.status = "dead" if raw.attempts >= max_attempts else "failed"
+        raw.status = "dead" if policy.exhausted(raw.attempts) else "failed"
         raw.error = error[-4000:]
         raw.processed_at = hub.now()
-        raw.retry_at = hub.now() + backoff(raw.attempts)
+        raw.retry_at = hub.now() + policy.delay(raw.attempts)
     log.error("event %s %s after %d attempts", raw.event_id, raw.status, raw.attempts)
 
 

@@ -1,19 +1,18 @@
-"""The JSON API (bearer token), health and metrics."""
+"""The JSON API under ``/api`` (bearer token)."""
 from __future__ import annotations
 
 import hmac
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
-from hub.web import health, metrics
-from hub.runtime import mailpoll
 from hub.delivery import serialize
-from hub.web.errors import HubError
 from hub.mapping import InvalidValue, normalise_phone
-from hub.store.models import Lead, RawEvent, Task
 from hub.rules import manager_actions
+from hub.store.models import Lead, RawEvent, Task
+from hub.web import current_hub
+from hub.web.errors import HubError
 
 bp = Blueprint("api", __name__)
 LEAD_STATUSES = ("new", "in_progress", "converted", "junk", "archived")
@@ -21,15 +20,9 @@ EVENT_STATUSES = ("pending", "processed", "ignored", "failed", "dead")
 MAX_PAGE = 200
 
 
-def hub():
-    return current_app.extensions["hub"]
-
-
 @bp.before_request
 def require_token():
-    if not request.path.startswith("/api/"):
-        return None
-    expected = hub().environ.get("HUB_API_TOKEN")
+    expected = current_hub().environ.get("HUB_API_TOKEN")
     given = request.headers.get("Authorization", "")
     if not expected:
         raise HubError(401, "the API is disabled: HUB_API_TOKEN is not set", {"Authorization": "disabled"})
@@ -77,16 +70,16 @@ def one_of(name: str, allowed: tuple[str, ...]) -> str | None:
     return value or None
 
 
-@bp.get("/api/events/<event_id>")
+@bp.get("/events/<event_id>")
 def get_event(event_id: str):
-    with hub().db.read() as session:
+    with current_hub().db.read() as session:
         raw = session.scalar(select(RawEvent).where(RawEvent.event_id == event_id))
         if raw is None:
             raise HubError(404, "no such event", {"event_id": "unknown"})
         return jsonify(serialize.event(raw))
 
 
-@bp.get("/api/events")
+@bp.get("/events")
 def list_events():
     only_filters("kind", "provider", "status")
     limit, cursor = page_args()
@@ -99,12 +92,12 @@ def list_events():
     status = one_of("status", EVENT_STATUSES)
     if status:
         query = query.where(RawEvent.status == status)
-    with hub().db.read() as session:
+    with current_hub().db.read() as session:
         return jsonify(paginate(session, query, RawEvent.id, limit, cursor, serialize.event))
 
 
 def render_lead(lead: Lead) -> dict:
-    return serialize.lead(lead, hub().config["timezone"], hub().now(), hub().config["sms"]["quiet_hours"])
+    return serialize.lead(lead, current_hub().config["timezone"], current_hub().now(), current_hub().config["sms"]["quiet_hours"])
 
 
 def lead_query():
@@ -113,14 +106,14 @@ def lead_query():
                                 selectinload(Lead.history))
 
 
-@bp.get("/api/leads")
+@bp.get("/leads")
 def list_leads():
     only_filters("phone", "email", "channel", "status", "utm_source", "assignee")
     limit, cursor = page_args()
     query = lead_query()
     if request.args.get("phone"):
         try:
-            phone = normalise_phone(request.args["phone"], hub().config["region"])
+            phone = normalise_phone(request.args["phone"], current_hub().config["region"])
         except InvalidValue as exc:
             raise HubError(400, "phone is not a phone number", {"phone": str(exc)}) from exc
         query = query.where(Lead.phone == phone)
@@ -135,47 +128,29 @@ def list_leads():
         query = query.where(Lead.source["utm_source"].as_string() == request.args["utm_source"])
     if request.args.get("assignee"):
         query = query.where(Lead.assignee_id == request.args["assignee"])
-    with hub().db.read() as session:
+    with current_hub().db.read() as session:
         return jsonify(paginate(session, query, Lead.id, limit, cursor, render_lead))
 
 
-@bp.get("/api/leads/<int:number>")
+@bp.get("/leads/<int:number>")
 def get_lead(number: int):
-    with hub().db.read() as session:
+    with current_hub().db.read() as session:
         lead = session.scalar(lead_query().where(Lead.id == number))
         if lead is None:
             raise HubError(404, "no such lead", {"number": "unknown"})
         return jsonify(render_lead(lead))
 
 
-@bp.get("/healthz")
-def healthz():
-    state = {"db": health.check_db(hub()), "redis": health.check_redis(hub())}
-    healthy = all(v == "ok" for v in state.values())
-    if hub().config["mailboxes"]:
-        state["mailboxes"] = mailpoll.mailbox_states(hub())
-        healthy = healthy and all(v == "ok" for v in state["mailboxes"].values())
-    response = jsonify(state)
-    response.status_code = 200 if healthy else 503
-    return response
-
-
-@bp.get("/metrics")
-def prometheus():
-    body, content_type = metrics.render(hub())
-    return Response(body, content_type=content_type)
-
-
-@bp.patch("/api/leads/<int:number>")
+@bp.patch("/leads/<int:number>")
 def update_lead(number: int):
     """What a manager does in the CRM: change the status, hand the lead to someone else."""
     status, assignee = lead_changes(request.get_json(silent=True))
-    with hub().db.write() as session:
+    with current_hub().db.write() as session:
         lead = session.get(Lead, number)
         if lead is None:
             raise HubError(404, "no such lead", {"number": "unknown"})
-        manager_actions.update_lead(session, hub(), lead, status, assignee)
-    hub().kicker.kick("sync")
+        manager_actions.update_lead(session, current_hub(), lead, status, assignee)
+    current_hub().kicker.kick("sync")
     return get_lead(number)
 
 
@@ -185,20 +160,20 @@ def lead_changes(changes) -> tuple[str | None, str | None]:
     status, assignee = changes.get("status"), changes.get("assignee")
     if status is not None and status not in LEAD_STATUSES:
         raise HubError(422, f"status must be one of {', '.join(LEAD_STATUSES)}", {"status": "invalid"})
-    if assignee is not None and assignee not in {m["id"] for m in hub().config["team"]}:
+    if assignee is not None and assignee not in {m["id"] for m in current_hub().config["team"]}:
         raise HubError(422, "assignee is not a team member id", {"assignee": "unknown"})
     return status, assignee
 
 
-@bp.post("/api/tasks/<int:task_id>/done")
+@bp.post("/tasks/<int:task_id>/done")
 def close_task(task_id: int):
     body = request.get_json(silent=True) or {}
     outcome = body.get("outcome")
     if outcome is not None and not isinstance(outcome, str):
         raise HubError(400, "outcome is a string", {"outcome": "invalid"})
-    with hub().db.write() as session:
+    with current_hub().db.write() as session:
         task = session.get(Task, task_id)
         if task is None:
             raise HubError(404, "no such task", {"task_id": "unknown"})
-        manager_actions.close_task(session, hub(), task, outcome)
+        manager_actions.close_task(session, current_hub(), task, outcome)
         return jsonify(serialize.task(task))

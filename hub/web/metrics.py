@@ -52,14 +52,14 @@ class StateCollector:
 
 
 def mailbox_gauges(hub):
-    from hub.runtime import mailpoll
+    from hub.web.health import mailbox_health
 
     labels = ["mailbox"]
     behind = GaugeMetricFamily("hub_mailbox_behind", "Messages on the server above the checkpoint", labels=labels)
     errors = GaugeMetricFamily("hub_mailbox_consecutive_errors", "Failed polls in a row", labels=labels)
     success = GaugeMetricFamily("hub_mailbox_last_success_timestamp",
                                 "Unix time of the last successful poll (0: never)", labels=labels)
-    for row in mailpoll.mailbox_health(hub):
+    for row in mailbox_health(hub):
         behind.add_metric([row.key], row.behind)
         errors.add_metric([row.key], row.consecutive_errors)
         success.add_metric([row.key], row.last_success_at.timestamp() if row.last_success_at else 0)
