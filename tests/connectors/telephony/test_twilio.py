@@ -64,7 +64,7 @@ def mapped(parsed):
 def test_module_declares_the_protocol():
     assert (twilio.NAME, twilio.KIND, twilio.CHANNEL, twilio.MAPPING) == (
         "twilio", "telephony", "call", "telephony/twilio")
-    assert twilio.SECRETS == ("auth_token_env",)
+    assert twilio.SECRETS == ("auth_token_env", "shared_key_env")
     assert "call.completed" in twilio.HANDLES and "recording" in twilio.HANDLES
     assert twilio.IGNORES == ("message",)
 
