@@ -23,7 +23,9 @@ Neutral conventions by kind (the hub reads these; the mapping maps ``fields`` to
   called, for call tracking) into ``fields`` for the mapping.
 * SMS: an inbound message is an ordinary lead event (``extra["touch_key"]`` =
   ``sms:<provider>:<message id>``); a delivery report of a message we sent is
-  ``Parsed(event_type="message.status", extra={"delivery": DeliveryReport(...)})``.
+  ``Parsed(event_type="message.status", extra={"delivery": DeliveryReport(...)})``. A module
+  of another kind that reports an SMS (a PBX's SMS event) sets ``extra["channel"] = "sms"``:
+  any event may name its lead channel there when it is not the module's ``CHANNEL``.
 * mail: ``extra["touch_key"]`` = ``mail:<Message-ID>``; ``extra["thread"]`` lists the
   Message-IDs of ``In-Reply-To``/``References``; ``ignore`` names why auto-replies, bounces,
   bulk mail and spam make no lead.

@@ -1,14 +1,15 @@
 """Generic webhook target (``crm: [{target: webhook, url: ..., secret_env: ...}]``): POSTs the
 lead JSON, signed per Standard Webhooks (https://www.standardwebhooks.com/):
 
-* ``webhook-id``: ``lead-<number>-<delivery>``, the same on every retry of one delivery, so the
-  receiver can drop repeats. ``<delivery>`` is ``settings["delivery_id"]`` when the hub passes
-  one; otherwise ``created`` for a create and, for an update, 16 hex digits of the SHA-256 of
-  the lead without its ``sync`` list (which changes between attempts, the lead itself does not).
+* ``webhook-id``: ``lead-<number>-<delivery>``, where ``<delivery>`` is
+  ``settings["delivery_id"]``: the hub's random id of this delivery (a create, or one update),
+  kept through its retries. So a receiver that drops repeated ids drops only repeats, even
+  across several targets or a fresh database.
 * ``webhook-timestamp``: integer Unix seconds of this attempt (receivers refuse stale ones).
-* ``webhook-signature``: ``v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>``; the key
-  is the base64-decoded rest of a ``whsec_`` secret, else the secret's UTF-8 bytes. Without a
-  secret the delivery goes unsigned.
+* ``webhook-signature``: ``v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>``. The key
+  is read as the official Standard Webhooks libraries read it: the secret without its
+  ``whsec_`` prefix (if any), base64-decoded, padding optional. Without a secret the delivery
+  goes unsigned.
 
 Answers: 2xx returns the receiver's ``id`` from a JSON body, else the webhook-id (an update
 returns the external id it was given); 410 (the receiver is gone) and every other 4xx or a
@@ -40,7 +41,7 @@ SECRET_PREFIX = "whsec_"
 def push(lead: dict, settings: dict, external_id: str | None, attempt: int,
          throttle: Callable[[], None]) -> str:
     body = json.dumps(lead, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    webhook_id = delivery_webhook_id(lead, settings, created=external_id is None)
+    webhook_id = f"lead-{lead['number']}-{settings['delivery_id']}"
     throttle()  # first: it may sleep, and the timestamp must be fresh when sent
     headers = {"Content-Type": "application/json", **signature_headers(
         webhook_id, int(time.time()), body, settings.get("secret"))}
@@ -48,17 +49,6 @@ def push(lead: dict, settings: dict, external_id: str | None, attempt: int,
     if response.status_code >= 300:
         raise failure(response)
     return external_id or _receiver_id(response) or webhook_id
-
-
-def delivery_webhook_id(lead: dict, settings: dict, created: bool) -> str:
-    delivery = settings.get("delivery_id")
-    if not delivery and created:
-        delivery = "created"
-    elif not delivery:
-        content = {key: value for key, value in lead.items() if key != "sync"}
-        canonical = json.dumps(content, sort_keys=True, ensure_ascii=False).encode("utf-8")
-        delivery = hashlib.sha256(canonical).hexdigest()[:16]
-    return f"lead-{lead['number']}-{delivery}"
 
 
 def signature_headers(webhook_id: str, timestamp: int, body: bytes, secret: str | None) -> dict:
@@ -71,13 +61,17 @@ def signature_headers(webhook_id: str, timestamp: int, body: bytes, secret: str 
 
 
 def signing_key(secret: str) -> bytes:
-    if not secret.startswith(SECRET_PREFIX):
-        return secret.encode("utf-8")
+    """Like the official libraries: prefix dropped, base64 decoded leniently (characters outside
+    the alphabet skipped, padding added), so both ends derive the same key from any secret."""
+    key = None
     try:
-        return base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
+        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX) + "==")
     except binascii.Error:
-        pass
-    raise PermanentFailure("webhook: the whsec_ secret is not valid base64")
+        pass  # refused below with our own words: the decoder's would describe the secret
+    if not key:
+        raise PermanentFailure("webhook: the secret is not base64 (Standard Webhooks receivers "
+                               "base64-decode it, with or without whsec_)")
+    return key
 
 
 def send(settings: dict, body: bytes, headers: dict) -> requests.Response:

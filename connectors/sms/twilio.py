@@ -1,8 +1,9 @@
 """Twilio Programmable Messaging: inbound SMS/MMS, message status callbacks, and sending.
 
-Both webhooks arrive at ``/hooks/sms/twilio`` as form-encoded POSTs signed with
-``X-Twilio-Signature`` over the public URL plus every posted parameter (Twilio adds parameters
-without notice, so all of them are signed and kept). A body with ``MessageStatus`` (or an
+Both webhooks arrive at ``/hooks/sms/twilio`` as form-encoded (or JSON) POSTs signed with
+``X-Twilio-Signature`` over the public URL plus every posted parameter, or the body's hash
+(see ``connectors.twilio_signature``; Twilio adds parameters without notice, so all of them
+are signed and kept). A body with ``MessageStatus`` (or an
 ``SmsStatus`` other than ``received``) reports on a message we sent; anything else is a
 message from a client. ``inbound.url`` is already rebuilt from the hub's ``public_url``.
 
@@ -25,7 +26,8 @@ NAME = "twilio"
 KIND = "sms"
 CHANNEL = "sms"
 MAPPING = "sms/twilio"
-SECRETS = ("auth_token_env",)
+SECRETS = ("auth_token_env", "shared_key_env")
+OPTIONAL_SECRETS = ("shared_key_env",)  # only for Webhook Settings' shared-key signatures
 SETTINGS = SECRETS + ("account_sid", "account_sid_env")  # its sms.inbound section
 SENDER_SETTINGS = ("account_sid_env", "auth_token_env", "from", "messaging_service_sid", "status_callback",
                    "base_url", "timeout")  # its sms.twilio section
@@ -50,12 +52,9 @@ QUEUED = ("queued", "accepted", "scheduled")
 # --- inbound -------------------------------------------------------------------------------
 
 def verify(inbound: Inbound, settings: Mapping[str, Any]) -> None:
-    params = twilio_signature.request_params(inbound)
-    signed = params if inbound.method.upper() == "POST" else []  # GET: the URL holds them
-    twilio_signature.verify(inbound.url, signed, inbound.header("x-twilio-signature"),
-                            settings.get("auth_token"))
+    twilio_signature.verify_request(inbound, settings)
     account = settings.get("account_sid")
-    if account and dict(params).get("AccountSid") != account:
+    if account and dict(twilio_signature.request_params(inbound)).get("AccountSid") != account:
         raise Forbidden("AccountSid is not the configured account", {"AccountSid": "unexpected"})
 
 

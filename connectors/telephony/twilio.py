@@ -1,7 +1,7 @@
 """Twilio Programmable Voice: call status callbacks (and the incoming-call webhook).
 
-Every callback is a form-encoded POST (GET if so configured) signed with ``X-Twilio-Signature``
-over the public URL and every parameter. ``CallSid`` names the call; ``SequenceNumber`` orders
+Every callback is a form-encoded POST (a JSON one, or a GET, if so configured) signed with
+``X-Twilio-Signature`` (see ``connectors.twilio_signature``). ``CallSid`` names the call; ``SequenceNumber`` orders
 its callbacks, which may arrive out of order (without it, the ``Timestamp``).
 
 Missed-call rule (shared/formats/twilio.md): a terminal ``no-answer``, ``busy``, ``canceled``
@@ -28,7 +28,8 @@ NAME = "twilio"
 KIND = "telephony"
 CHANNEL = "call"
 MAPPING = "telephony/twilio"
-SECRETS = ("auth_token_env",)
+SECRETS = ("auth_token_env", "shared_key_env")
+OPTIONAL_SECRETS = ("shared_key_env",)  # only for Webhook Settings' shared-key signatures
 SETTINGS = SECRETS  # the keys of its config section
 
 # CallStatus → CallState.status; None means "decided by the duration".
@@ -46,9 +47,7 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
 def verify(inbound: Inbound, settings: Mapping[str, Any]) -> None:
-    params = twilio_signature.request_params(inbound) if inbound.method.upper() == "POST" else []
-    twilio_signature.verify(inbound.url, params, inbound.header("X-Twilio-Signature"),
-                            settings.get("auth_token"))
+    twilio_signature.verify_request(inbound, settings)
 
 
 def parse(inbound: Inbound, settings: Mapping[str, Any]) -> list[Parsed]:

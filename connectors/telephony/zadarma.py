@@ -17,6 +17,12 @@ through Zadarma's API): a non-final ``in_progress`` CallState the hub merges int
 touch without changing its status. Events carry no order, so ``seq`` is the event's rank.
 The delivery key is ``pbx_call_id:event``, plus the extension for INTERNAL/ANSWER (a call offered
 to several extensions repeats them) and the recording id for RECORD.
+
+``SMS`` (an SMS to one of our Zadarma numbers) is a lead on the SMS channel. Its ``result``
+holds ``caller_id`` (the sender), ``caller_did`` (our number) and ``text``; Zadarma calls it an
+array but signs it as a string, so it is read leniently (see ``sms_content``) and mapped from
+``result.<name>``. It carries no message id: each delivery is stored (a second copy of one SMS
+becomes a second touch on the same open lead, never a lost or a second lead).
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ import base64
 import hashlib
 import hmac
 import ipaddress
+import json
 import re
 from typing import Any, Mapping
 from urllib.parse import parse_qsl
@@ -50,9 +57,9 @@ SIGNED = {
 RESULT_SIGNED = ("result",)  # SMS, NUMBER_LOOKUP, CALL_TRACKING, DOCUMENT and anything newer
 RANK = {"NOTIFY_START": 1, "NOTIFY_OUT_START": 1, "NOTIFY_INTERNAL": 2, "NOTIFY_ANSWER": 3,
         "NOTIFY_END": 4, "NOTIFY_OUT_END": 4, "NOTIFY_RECORD": 5}
-HANDLES = tuple(RANK)
-IGNORES = ("echo", "NOTIFY_IVR", "SMS", "NUMBER_LOOKUP", "CALL_TRACKING", "SPEECH_RECOGNITION",
-           "DOCUMENT")
+HANDLES = tuple(RANK) + ("SMS",)
+IGNORES = ("echo", "NOTIFY_IVR", "NUMBER_LOOKUP", "CALL_TRACKING", "SPEECH_RECOGNITION", "DOCUMENT")
+SMS_FIELDS = ("caller_id", "caller_did", "text")
 WITHHELD = {"", "0", "anonymous", "unknown", "private", "hidden", "restricted"}
 ECHO_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -100,6 +107,8 @@ def parse(inbound: Inbound, settings: Mapping[str, Any]) -> list[Parsed]:
     event = fields.get("event", "").strip()
     if not event:
         raise BadRequest("missing event", {"event": "required"})
+    if event == "SMS":
+        return [sms_event(fields)]
     if event not in RANK:
         return [Parsed(event, fields, ignore=f"unsupported event {event}")]
     call_id = fields.get("pbx_call_id", "").strip()
@@ -146,6 +155,37 @@ def call_event(fields: dict[str, str], event: str, call_id: str) -> Parsed:
     return Parsed(event, {**fields, **{k: v for k, v in numbers.items() if v}},
                   delivery_key=delivery_key(fields, event, call_id),
                   extra={"touch_key": f"call:{NAME}:{call_id}", "call": state})
+
+
+def sms_event(fields: dict[str, str]) -> Parsed:
+    message = {f"result.{name}": value for name, value in sms_content(fields).items()}
+    return Parsed("SMS", {**fields, **message}, extra={"channel": "sms"})
+
+
+def sms_content(fields: dict[str, str]) -> dict[str, str]:
+    """``caller_id``, ``caller_did`` and ``text`` of an SMS event, wherever they are: in
+    ``result`` as a JSON object (what the signed string suggests) or a query string, in PHP's
+    ``result[<name>]`` form keys, or beside ``result``."""
+    found = result_object(fields.get("result", ""))
+    content = {name: first_text(found.get(name), fields.get(f"result[{name}]"), fields.get(name))
+               for name in SMS_FIELDS}
+    return {name: value for name, value in content.items() if value}
+
+
+def first_text(*candidates: Any) -> str:
+    """The first candidate that is a non-blank string or number, as text."""
+    texts = (str(c).strip() for c in candidates if isinstance(c, str) or type(c) in (int, float))
+    return next((text for text in texts if text), "")
+
+
+def result_object(result: str) -> dict:
+    try:
+        document = json.loads(result)
+    except (ValueError, RecursionError):
+        return dict(parse_qsl(result))
+    if isinstance(document, list):  # one message in a list
+        document = next((item for item in document if isinstance(item, dict)), {})
+    return document if isinstance(document, dict) else {}
 
 
 def call_status(fields: dict[str, str], event: str) -> str:

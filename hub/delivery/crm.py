@@ -3,12 +3,15 @@
 Every configured target gets one row per lead. A row is claimed (``syncing``), pushed through
 the target's module with a throttle shared by all workers, and recorded: ``synced`` with the
 CRM's id, ``failed`` with a backoff, or ``dead`` with the CRM's own message. A retry passes the
-attempt number, so the target looks for a lead an earlier, timed-out try may have created. A
-lead that changes later (new touch, status, owner) is queued again as an update of the stored id.
+attempt number, so the target looks for a lead an earlier, timed-out try may have created, and
+the row's ``delivery_id`` (random, minted by the first attempt), so a target can name the push
+the same way every time. A lead that changes later (new touch, status, owner) is queued again
+as an update of the stored id, with a new delivery id.
 """
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
@@ -46,6 +49,7 @@ def claim_due(hub, limit: int = 20) -> list[SyncDelivery]:
         rows = list(session.scalars(query))
         for row in rows:
             row.status, row.attempts, row.next_attempt_at = "syncing", row.attempts + 1, now
+            row.delivery_id = row.delivery_id or uuid.uuid4().hex  # kept by the retries
         return rows
 
 
@@ -75,7 +79,8 @@ def push_one(hub, row: SyncDelivery, throttles: dict) -> None:
         record(hub, row, status="dead", last_error=f"target {row.target!r} is no longer configured")
         return
     module = registry.crm(entry["target"])
-    settings = {**resolve_secrets(entry, hub.environ), "team": entry.get("team") or {}}
+    settings = {**resolve_secrets(entry, hub.environ), "team": entry.get("team") or {},
+                "delivery_id": row.delivery_id}
     try:
         external_id = module.push(lead_json(hub, row.lead_id), settings, row.external_id,
                                   row.attempts, throttles[row.target])

@@ -83,8 +83,8 @@ def normalise_parsed(config, module, raw, parsed: Parsed, index: int) -> Normali
         track_call(config, source)
     key = parsed.extra.get("touch_key") or f"event:{raw.event_id}:{index}"
     return Normalised(
-        channel=module.CHANNEL, touch_key=key, at=raw.received_at, lead=mapped.lead,
-        source=source, details=touch_details(raw, parsed, mapped.details),
+        channel=parsed.extra.get("channel") or module.CHANNEL, touch_key=key, at=raw.received_at,
+        lead=mapped.lead, source=source, details=touch_details(raw, parsed, mapped.details),
         ignore=None if raw.override == "as-lead" else parsed.ignore, invalid=mapped.invalid,
         extra=parsed.extra)
 

@@ -18,7 +18,8 @@ def plan_syncs(out, config, lead: Lead) -> int:
 
 
 def queue_update(session: Session, lead_ids, now) -> int:
-    """Leads that changed are pushed again, as updates of the id the CRM gave us."""
+    """Leads that changed are pushed again, as updates of the id the CRM gave us: a new
+    delivery, so its first attempt mints a new delivery id."""
     return session.execute(update(SyncDelivery).where(
         SyncDelivery.lead_id.in_(list(lead_ids)), SyncDelivery.status == "synced").values(
-        status="pending", next_attempt_at=now)).rowcount
+        status="pending", next_attempt_at=now, delivery_id=None)).rowcount

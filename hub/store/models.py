@@ -257,6 +257,9 @@ class SyncDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None] = mapped_column(default=utcnow)
     synced_at: Mapped[datetime | None]
+    # random, minted by the first attempt of a push and kept by its retries; a new push of the
+    # changed lead gets a new one (targets name their requests by it: webhook-id)
+    delivery_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class Checkpoint(Base):

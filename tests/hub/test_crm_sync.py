@@ -1,8 +1,10 @@
 """CRM sync through the hub: exactly one lead in the CRM, throttled, retried, dead-lettered."""
 from __future__ import annotations
 
+import base64
 import json
 import re
+import shutil
 from datetime import timedelta
 
 import pytest
@@ -11,8 +13,10 @@ import requests
 import responses
 from sqlalchemy import select
 
+from hub import context
 from hub.delivery import crm
 from hub.runtime import scheduler
+from hub.store.db import Database, make_engine
 from hub.store.models import SyncDelivery
 from hub.pipeline import process_pending
 from hub.delivery.replay import replay_syncs
@@ -22,6 +26,16 @@ from tests.conftest import insert_pending_forms
 WEBHOOK = "https://portal.example.bitrix24.ru/rest/1/s3cretcode/"
 ADD = re.compile(re.escape(WEBHOOK) + "crm.lead.add")
 LIST = re.compile(re.escape(WEBHOOK) + "crm.lead.list")
+
+
+RECEIVERS = {"a": "https://a.example.com/leads", "b": "https://b.example.com/leads"}
+
+
+@pytest.fixture
+def two_webhooks(config_document, monkeypatch):
+    monkeypatch.setenv("LEADS_WEBHOOK_SECRET", "whsec_" + base64.b64encode(b"k" * 32).decode())
+    config_document["crm"] = [{"target": "webhook", "name": name, "url": url, "secret_env": "LEADS_WEBHOOK_SECRET"}
+                              for name, url in RECEIVERS.items()]
 
 
 @pytest.fixture
@@ -230,3 +244,38 @@ def test_scheduler_retries_stuck_rows(bitrix, hub):
     hub.clock = lambda: moment
     assert scheduler.tick(hub)["sync_stuck"] == 1
     assert sync_rows(hub)[0].status == "failed"
+
+
+def pushed_ids(hub, answers: dict[str, list[int]]) -> dict[str, list[str]]:
+    """Runs the due pushes, every receiver answering in turn; the webhook-ids each one got."""
+    with responses.RequestsMock() as receivers:
+        for name, statuses in answers.items():
+            for status in statuses:
+                receivers.add(responses.POST, RECEIVERS[name], status=status)
+        for _ in range(max(len(statuses) for statuses in answers.values())):
+            moment = hub.now() + timedelta(minutes=5)  # past the backoff of a failed try
+            hub.clock = lambda moment=moment: moment
+            crm.deliver_due(hub)
+        return {name: [c.request.headers["webhook-id"] for c in receivers.calls if c.request.url == url]
+                for name, url in RECEIVERS.items()}
+
+
+def test_webhook_ids_name_one_push_to_one_target_in_one_database(two_webhooks, hub, api, migrated_sqlite, tmp_path):
+    insert_pending_forms(hub, ["+79161234567"])
+    process_pending(hub)
+    created = pushed_ids(hub, {"a": [503, 204], "b": [204]})
+    assert created["a"][0] == created["a"][1]  # a retry is the same delivery: the same id
+    assert created["a"][0] != created["b"][0]  # one lead, two targets: two deliveries
+    assert api.patch("/api/leads/1", json={"status": "in_progress"}).status_code == 200
+    updated = pushed_ids(hub, {"a": [204], "b": [204]})
+    path = tmp_path / "fresh.db"
+    shutil.copy(migrated_sqlite, path)
+    fresh = context.Hub(config=hub.config, db=Database(make_engine(f"sqlite:///{path}")), kicker=hub.kicker)
+    insert_pending_forms(fresh, ["+79161234567"])
+    process_pending(fresh)
+    elsewhere = pushed_ids(fresh, {"a": [204], "b": [204]})
+    fresh.db.dispose()
+    ids = [webhook_id for pushes in (created, updated, elsewhere)
+           for name in RECEIVERS for webhook_id in pushes[name]]
+    assert len(ids) == 7 and len(set(ids)) == 6  # seven requests, six deliveries: only the retry repeats
+    assert all(webhook_id.startswith("lead-1-") for webhook_id in ids)  # lead 1 in either database

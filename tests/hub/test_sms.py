@@ -239,6 +239,32 @@ def test_a_worker_killed_mid_send(sms, client, run_jobs, hub, monkeypatch):
     assert rows(hub)[0].status == "sent"
 
 
+@pytest.fixture
+def shared_key(sms, config_document, monkeypatch):
+    """A Twilio Webhook Setting signs with its own SharedKey (here with HMAC-SHA256)."""
+    monkeypatch.setenv("TWILIO_WEBHOOK_SHARED_KEY", "webhook-shared-key-secret")
+    config_document["sms"]["inbound"]["twilio"]["shared_key_env"] = "TWILIO_WEBHOOK_SHARED_KEY"
+    return "webhook-shared-key-secret"
+
+
+def test_a_json_webhook_signed_with_a_shared_key_is_a_lead(shared_key, client, run_jobs, api, hub):
+    body = json.dumps(inbound_sms("SMjson1", "Нужна консультация"), ensure_ascii=False).encode()
+    path = f"/hooks/sms/twilio?bodySHA256={hashlib.sha256(body).hexdigest()}"
+    mac = hmac.new(shared_key.encode(), f"http://localhost{path}".encode(), hashlib.sha256).digest()
+    headers = {"X-Twilio-Signature": base64.b64encode(mac).decode(),
+               "X-Twilio-Webhooks-Signature-Settings": "key=webhooks_sharedkey_01hx3k4m5n,algorithm=HMAC_SHA256"}
+    forged = body.replace("консультация".encode(), "скидка".encode())
+    assert client.post(path, data=forged, content_type="application/json", headers=headers).status_code == 403
+    with responses.RequestsMock() as mocked:
+        accepted(mocked)
+        response = client.post(path, data=body, content_type="application/json", headers=headers)
+        assert response.status_code == 200 and response.data.endswith(b"<Response/>")
+        run_jobs()
+    [lead] = api.get("/api/leads?phone=+79161234567").get_json()["items"]
+    assert (lead["channel"], lead["message"]) == ("sms", "Нужна консультация")
+    assert [t["details"]["message_id"] for t in lead["touches"]] == ["SMjson1"]
+
+
 def test_bad_twilio_signature(sms, client, hub):
     params = inbound_sms("SMbad", "hi")
     response = client.post("/hooks/sms/twilio", data=params, headers={"X-Twilio-Signature": "AAAA"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 from datetime import timedelta
 
 import pytest
@@ -44,6 +45,8 @@ def signed(fields: dict) -> tuple[dict, dict]:
         text = fields["caller_id"] + fields.get("destination", "") + fields["call_start"]
     elif event == "NOTIFY_RECORD":
         text = fields["pbx_call_id"] + fields["call_id_with_rec"]
+    elif event == "SMS":
+        text = fields["result"]
     else:
         text = fields["caller_id"] + fields.get("called_did", "") + fields["call_start"]
     hexdigest = hmac.new(SECRET.encode(), text.encode(), hashlib.sha1).hexdigest()
@@ -200,6 +203,44 @@ def test_an_answered_outgoing_call_stops_the_ladder(telephony, client, run_jobs,
     lead = lead_by_phone(api)
     assert [t["status"] for t in lead["tasks"] if t["kind"] == "callback"] == ["done"]
     assert [t["details"]["direction"] for t in lead["touches"]] == ["inbound", "outbound"]
+
+
+@pytest.fixture
+def sms_confirmation(telephony, config_document):
+    config_document["sms"]["quiet_hours"] = None  # sent at any hour the test runs
+    config_document["confirmations"].append(
+        {"channel": "sms", "when": {"channel": ["sms"]}, "text": "Ваше сообщение получено. Номер заявки {number}"})
+
+
+def zadarma_sms(text: str) -> tuple[dict, dict]:
+    result = json.dumps({"caller_id": CLIENT, "caller_did": TRACKING, "text": text}, ensure_ascii=False)
+    return signed({"event": "SMS", "result": result})
+
+
+def test_an_sms_to_a_zadarma_number_is_an_sms_lead(sms_confirmation, frozen, client, run_jobs, api, logs):
+    assert post(client, zadarma_sms("Перезвоните, пожалуйста")).status_code == 200
+    run_jobs()
+    lead = lead_by_phone(api)
+    assert (lead["channel"], lead["message"]) == ("sms", "Перезвоните, пожалуйста")
+    assert {k: lead["source"][k] for k in ("utm_source", "utm_campaign", "called_number")} == {
+        "utm_source": "yandex", "utm_campaign": "brand", "called_number": "+74951234567"}  # call tracking
+    [touch] = lead["touches"]
+    assert (touch["channel"], touch["details"]["text"]) == ("sms", "Перезвоните, пожалуйста")
+    assert [t["kind"] for t in lead["tasks"]] == ["call"]  # no missed-call ladder for an SMS
+    [confirmation] = lead["notifications"]
+    assert confirmation["text"] == f"Ваше сообщение получено. Номер заявки {lead['number']}"
+    [logged] = [json.loads(line) for line in logs["sms"].read_text(encoding="utf-8").splitlines()]
+    assert (logged["to"], logged["text"]) == ("+79161234567", confirmation["text"])
+
+
+def test_a_zadarma_sms_without_a_message_id_is_never_dropped(telephony, client, run_jobs, api, hub):
+    for text in ("Перезвоните", "Перезвоните"):  # the same words twice: both kept, one lead
+        post(client, zadarma_sms(text))
+    run_jobs()
+    lead = lead_by_phone(api)
+    assert [t["details"]["text"] for t in lead["touches"]] == ["Перезвоните", "Перезвоните"]
+    with hub.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Lead)) == 1
 
 
 def test_bad_signature_stores_nothing(telephony, client, hub):

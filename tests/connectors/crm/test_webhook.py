@@ -2,7 +2,8 @@
 
 ``verify`` below is written from the Standard Webhooks specification
 (https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md),
-independently of the module, and checked first against the specification's reference vector.
+independently of the module, and checked first against the specification's reference vector;
+the official ``standardwebhooks`` package checks deliveries too, as a receiver would.
 """
 import base64
 import hashlib
@@ -13,12 +14,14 @@ import time
 import pytest
 import requests
 import responses
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from connectors.base import PermanentFailure, TemporaryFailure
 from connectors.crm import webhook
 
 URL = "https://receiver.example.com/leads?token=url-t0ken-42"
 WHSEC = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+OTHER_WHSEC = "whsec_" + base64.b64encode(b"fedcba9876543210fedcba9876543210").decode()
 LEAD = {
     "number": 123, "status": "new", "name": "Иван Иванов", "phone": "+79161234567",
     "email": "ivan@example.com", "message": "Нужен счёт", "channel": "form",
@@ -33,12 +36,12 @@ VECTOR = {"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "id": "msg_p5jXN8A
 
 def verify(secret: str, headers, body: bytes, now: float, tolerance: int = 300) -> bool:
     """A receiver's check: the signed content is "<id>.<timestamp>.<body>"; the key is the
-    base64 part of a whsec_ secret (a plain secret: its UTF-8 bytes); the header holds
-    space-separated "v1,<base64>" entries; timestamps outside the tolerance are refused."""
+    secret without its whsec_ prefix, base64-decoded; the header holds space-separated
+    "v1,<base64>" entries; timestamps outside the tolerance are refused."""
     timestamp = headers["webhook-timestamp"]
     if abs(now - int(timestamp)) > tolerance:
         return False
-    key = base64.b64decode(secret.split("_", 1)[1]) if secret.startswith("whsec_") else secret.encode()
+    key = base64.b64decode(secret.removeprefix("whsec_"))
     content = headers["webhook-id"].encode() + b"." + timestamp.encode() + b"." + body
     expected = base64.b64encode(hmac.new(key, content, hashlib.sha256).digest()).decode()
     offered = [entry.split(",", 1) for entry in headers.get("webhook-signature", "").split(" ")]
@@ -58,38 +61,57 @@ def test_module_declares_the_protocol():
     assert (webhook.NAME, webhook.SECRETS) == ("webhook", ("secret_env",))
 
 
-def test_a_malformed_whsec_secret_is_permanent_and_not_echoed(api):
+@pytest.mark.parametrize("secret", ["whsec_not*base64", "plain shared secret", "whsec_", "----"])
+def test_a_secret_receivers_cannot_decode_is_permanent_and_not_echoed(api, secret):
     with pytest.raises(PermanentFailure) as caught:
-        webhook.push(LEAD, {"url": URL, "secret": "whsec_not*base64"}, None, 1, lambda: None)
-    assert caught.value.message == "webhook: the whsec_ secret is not valid base64"
+        webhook.push(LEAD, {"url": URL, "secret": secret, "delivery_id": "d1"}, None, 1, lambda: None)
+    assert caught.value.message == ("webhook: the secret is not base64 (Standard Webhooks receivers "
+                                    "base64-decode it, with or without whsec_)")
+    assert caught.value.__context__ is None
     assert len(api.calls) == 0
 
 
-@pytest.mark.parametrize("secret,wrong", [
-    (WHSEC, "whsec_" + base64.b64encode(b"fedcba9876543210fedcba9876543210").decode()),
-    ("plain shared secret", "plain shared secreT"),
-])
-def test_a_create_posts_the_lead_signed_so_a_receiver_can_verify_it(api, secret, wrong):
+def test_a_create_posts_the_lead_signed_so_a_receiver_can_verify_it(api):
     api.add(responses.POST, URL, status=204)
     calls = []
+    settings = {"url": URL, "secret": WHSEC, "delivery_id": "3f9a0c"}
 
-    assert webhook.push(LEAD, {"url": URL, "secret": secret}, None, 1, lambda: calls.append(1)) == "lead-123-created"
+    assert webhook.push(LEAD, settings, None, 1, lambda: calls.append(1)) == "lead-123-3f9a0c"
 
     request = api.calls[0].request
     assert calls == [1] and len(api.calls) == 1
     assert request.headers["Content-Type"] == "application/json"
     assert json.loads(request.body.decode("utf-8")) == LEAD
-    assert request.headers["webhook-id"] == "lead-123-created"
+    assert request.headers["webhook-id"] == "lead-123-3f9a0c"
     assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 5
-    assert verify(secret, request.headers, request.body, now=time.time())
-    assert not verify(wrong, request.headers, request.body, now=time.time())
+    assert verify(WHSEC, request.headers, request.body, now=time.time())
+    assert not verify(OTHER_WHSEC, request.headers, request.body, now=time.time())
+
+
+@pytest.mark.parametrize("secret", [
+    WHSEC,
+    WHSEC.removeprefix("whsec_"),  # the same key without the prefix
+    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",  # unpadded: the libraries add the padding
+    "my-webhook-secret",  # a plain secret: decoded as base64 all the same, "-" skipped
+])
+def test_the_official_standardwebhooks_library_verifies_a_delivery(api, secret):
+    api.add(responses.POST, URL, status=204)
+    webhook.push(LEAD, {"url": URL, "secret": secret, "delivery_id": "3f9a0c"}, None, 1, lambda: None)
+    request = api.calls[0].request
+    headers = dict(request.headers)
+
+    assert Webhook(secret).verify(request.body, headers) == LEAD
+    with pytest.raises(WebhookVerificationError):
+        Webhook(OTHER_WHSEC).verify(request.body, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(secret).verify(request.body.replace(b"123", b"124"), headers)
 
 
 def test_without_a_secret_the_delivery_goes_unsigned(api):
     api.add(responses.POST, URL, status=200)
-    webhook.push(LEAD, {"url": URL}, None, 1, lambda: None)
+    webhook.push(LEAD, {"url": URL, "delivery_id": "3f9a0c"}, None, 1, lambda: None)
     headers = api.calls[0].request.headers
-    assert "webhook-signature" not in headers and headers["webhook-id"] == "lead-123-created"
+    assert "webhook-signature" not in headers and headers["webhook-id"] == "lead-123-3f9a0c"
 
 
 def test_a_retry_keeps_the_webhook_id_and_signs_afresh(api):
@@ -107,17 +129,9 @@ def test_a_retry_keeps_the_webhook_id_and_signs_afresh(api):
     assert verify(WHSEC, second, api.calls[1].request.body, now=time.time())
 
 
-def test_an_update_id_follows_the_content_not_the_sync_state():
-    first = webhook.delivery_webhook_id(LEAD, {}, created=False)
-    retried = webhook.delivery_webhook_id({**LEAD, "sync": [{"status": "failed"}]}, {}, created=False)
-    changed = webhook.delivery_webhook_id({**LEAD, "status": "converted"}, {}, created=False)
-    assert first == retried and first != changed
-    assert first.startswith("lead-123-") and len(first) == len("lead-123-") + 16
-
-
 def test_an_update_returns_the_external_id(api):
     api.add(responses.POST, URL, status=200, json={"id": "rcv-other"})
-    assert webhook.push(LEAD, {"url": URL}, "rcv-9", 1, lambda: None) == "rcv-9"
+    assert webhook.push(LEAD, {"url": URL, "delivery_id": "d2"}, "rcv-9", 1, lambda: None) == "rcv-9"
 
 
 @pytest.mark.parametrize("fake,failure,message,retry_after", [
@@ -134,7 +148,7 @@ def test_an_update_returns_the_external_id(api):
 def test_answers_are_classified(api, fake, failure, message, retry_after):
     api.add(responses.POST, URL, **fake)
     with pytest.raises(failure) as caught:
-        webhook.push(LEAD, {"url": URL, "secret": WHSEC}, None, 1, lambda: None)
+        webhook.push(LEAD, {"url": URL, "secret": WHSEC, "delivery_id": "d3"}, None, 1, lambda: None)
     assert type(caught.value) is failure
     assert (caught.value.message, caught.value.retry_after) == (message, retry_after)
     assert len(api.calls) == 1  # a redirect is not followed
@@ -144,6 +158,6 @@ def test_answers_are_classified(api, fake, failure, message, retry_after):
 def test_network_errors_are_temporary_and_never_quote_the_url(api, error):
     api.add(responses.POST, URL, body=error(f"Max retries exceeded with url: {URL}"))
     with pytest.raises(TemporaryFailure) as caught:
-        webhook.push(LEAD, {"url": URL, "secret": WHSEC}, None, 1, lambda: None)
+        webhook.push(LEAD, {"url": URL, "secret": WHSEC, "delivery_id": "d3"}, None, 1, lambda: None)
     assert caught.value.message == f"webhook: {error.__name__}"
     assert caught.value.__context__ is None and "url-t0ken-42" not in str(caught.value)

@@ -1,8 +1,9 @@
 """Twilio SMS: inbound messages and status callbacks (one test per fixture), and the sender.
 
 Fixtures: ``tests/fixtures/sms/twilio/<event>__<variant>.urlencoded``, the raw form bodies
-Twilio posts (shared/formats/twilio.md §1, §4). Signatures are computed here with a small
-implementation written from the notes (§3), not with the module under test.
+Twilio posts (shared/formats/twilio.md §1, §4), and ``.json`` for a JSON webhook. Signatures
+are computed here with a small implementation written from the notes (§3) and twilio-python's
+RequestValidator (``bodySHA256``, the SharedKey's algorithm), not with the module under test.
 """
 import base64
 import hashlib
@@ -28,12 +29,26 @@ SETTINGS = {"auth_token": TOKEN, "account_sid": None, "public_url": "https://hub
 TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
-def sign(url: str, body: bytes, token: str) -> str:
-    """base64(HMAC-SHA1(token, url + name + value for each pair in sorted order))."""
+SHARED_KEY = "webhook-setting-shared-key-secret"
+SHA256_SETTINGS = {"x-twilio-webhooks-signature-settings":
+                   "key=webhooks_sharedkey_01hx3k4m5n6p7q8r9s0t1v2w3x,algorithm=HMAC_SHA256"}
+
+
+def sign(url: str, body: bytes, token: str, digest=hashlib.sha1) -> str:
+    """base64(HMAC(token, url + name + value for each pair in sorted order))."""
     pairs = sorted(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
     payload = url + "".join(name + value for name, value in pairs)
-    digest = hmac.new(token.encode("utf-8"), payload.encode("utf-8"), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode("ascii")
+    mac = hmac.new(token.encode("utf-8"), payload.encode("utf-8"), digest).digest()
+    return base64.b64encode(mac).decode("ascii")
+
+
+def json_inbound(fixture: str, key: str = TOKEN, digest=hashlib.sha1, body: bytes | None = None,
+                 **headers) -> Inbound:
+    """A JSON webhook: the body's hex SHA-256 in the URL's ``bodySHA256``, the URL alone signed."""
+    signed_body = (FIXTURES / fixture).read_bytes()
+    url = f"{URL}?bodySHA256={hashlib.sha256(signed_body).hexdigest()}"
+    headers = {"content-type": "application/json", "x-twilio-signature": sign(url, b"", key, digest), **headers}
+    return Inbound(method="POST", url=url, headers=headers, body=signed_body if body is None else body)
 
 
 def inbound(fixture: str, signature: str | None = "auto", url: str = URL) -> Inbound:
@@ -49,7 +64,7 @@ def inbound(fixture: str, signature: str | None = "auto", url: str = URL) -> Inb
 def test_module_declares_the_protocol():
     assert (twilio.NAME, twilio.KIND, twilio.CHANNEL, twilio.MAPPING) == (
         "twilio", "sms", "sms", "sms/twilio")
-    assert twilio.SECRETS == ("auth_token_env",)
+    assert twilio.SECRETS == ("auth_token_env", "shared_key_env")
     assert (twilio.HANDLES, twilio.IGNORES) == (("message", "message.status"), ("call",))
 
 
@@ -173,11 +188,52 @@ def test_a_voice_callback_sent_here_is_acknowledged_and_ignored():
     assert (parsed.event_type, parsed.ignore, parsed.delivery_key) == ("call", "unsupported event call", None)
 
 
-def test_a_json_body_is_unsupported():
-    delivery = Inbound(method="POST", url=URL, body=b'{"MessageSid": "SM1"}',
-                       headers={"content-type": "application/json"})
+def test_an_xml_body_is_unsupported():
+    delivery = Inbound(method="POST", url=URL, body=b"<MessageSid>SM1</MessageSid>",
+                       headers={"content-type": "text/xml"})
     with pytest.raises(UnsupportedMediaType):
         twilio.parse(delivery, SETTINGS)
+
+
+def test_a_json_webhook_signed_over_its_body_hash_is_the_same_message():
+    delivery = json_inbound("message__sms_json.json")
+    assert twilio.verify(delivery, {**SETTINGS, "account_sid": ACCOUNT}) is None
+    [parsed] = twilio.parse(delivery, SETTINGS)
+    [form] = twilio.parse(inbound("message__sms.urlencoded"), SETTINGS)
+    assert (parsed.event_type, parsed.delivery_key, parsed.extra) == ("message", form.delivery_key, form.extra)
+    assert parsed.fields == form.fields
+
+
+def test_a_json_webhook_is_refused_when_its_body_does_not_match_the_hash():
+    signed = (FIXTURES / "message__sms_json.json").read_bytes()
+    forged = json_inbound("message__sms_json.json", body=signed.replace(b"+79161234567", b"+79990000000"))
+    with pytest.raises(Forbidden) as caught:
+        twilio.verify(forged, SETTINGS)
+    assert caught.value.fields == {"bodySHA256": "does not match the body"}
+    with pytest.raises(Forbidden) as wrong_key:
+        twilio.verify(json_inbound("message__sms_json.json", key="other-token"), SETTINGS)
+    assert wrong_key.value.fields == {"X-Twilio-Signature": "invalid"}
+
+
+def test_a_shared_key_hmac_sha256_signature_is_accepted():
+    settings = {**SETTINGS, "shared_key": SHARED_KEY}
+    body = (FIXTURES / "message__sms.urlencoded").read_bytes()
+    form = Inbound(method="POST", url=URL, body=body, headers={
+        "content-type": "application/x-www-form-urlencoded",
+        "x-twilio-signature": sign(URL, body, SHARED_KEY, hashlib.sha256), **SHA256_SETTINGS})
+    assert twilio.verify(form, settings) is None
+    assert twilio.verify(json_inbound("message__sms_json.json", SHARED_KEY, hashlib.sha256, **SHA256_SETTINGS),
+                         settings) is None
+
+
+@pytest.mark.parametrize("key, digest, settings, refusal", [
+    (TOKEN, hashlib.sha256, {**SETTINGS, "shared_key": SHARED_KEY}, Forbidden),  # the auth token signed
+    (SHARED_KEY, hashlib.sha1, {**SETTINGS, "shared_key": SHARED_KEY}, Forbidden),  # not the named algorithm
+    (SHARED_KEY, hashlib.sha256, SETTINGS, Unauthorized),  # no shared key configured
+])
+def test_a_shared_key_signature_is_refused_unless_key_and_algorithm_match(key, digest, settings, refusal):
+    with pytest.raises(refusal):
+        twilio.verify(json_inbound("message__sms_json.json", key, digest, **SHA256_SETTINGS), settings)
 
 
 # --- sender --------------------------------------------------------------------------------

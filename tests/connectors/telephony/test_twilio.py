@@ -64,7 +64,7 @@ def mapped(parsed):
 def test_module_declares_the_protocol():
     assert (twilio.NAME, twilio.KIND, twilio.CHANNEL, twilio.MAPPING) == (
         "twilio", "telephony", "call", "telephony/twilio")
-    assert twilio.SECRETS == ("auth_token_env",)
+    assert twilio.SECRETS == ("auth_token_env", "shared_key_env")
     assert "call.completed" in twilio.HANDLES and "recording" in twilio.HANDLES
     assert twilio.IGNORES == ("message",)
 
@@ -238,6 +238,20 @@ def test_signature_accepted_with_and_without_default_port():
     called_with_port = inbound("status_completed__answered.urlencoded", url=with_port,
                                signature=sign(URL, body))
     assert twilio.verify(called_with_port, SETTINGS) is None
+
+
+def test_a_status_callback_signed_with_a_shared_key_and_hmac_sha256():
+    body = (FIXTURES / "status_completed__answered.urlencoded").read_bytes()
+    pairs = sorted(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    message = (URL + "".join(name + value for name, value in pairs)).encode("utf-8")
+    signature = base64.b64encode(hmac.new(b"shared-key-secret", message, hashlib.sha256).digest()).decode()
+    request = Inbound(method="POST", url=URL, body=body, headers={
+        "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signature,
+        "x-twilio-webhooks-signature-settings": "key=webhooks_sharedkey_01hx3k,algorithm=HMAC_SHA256"})
+    assert twilio.verify(request, {**SETTINGS, "shared_key": "shared-key-secret"}) is None
+    with pytest.raises(Forbidden):
+        twilio.verify(request, {**SETTINGS, "shared_key": TOKEN})
+    assert twilio.parse(request, SETTINGS)[0].extra["call"].status == "answered"
 
 
 def test_reply_is_empty_twiml_even_without_an_event():

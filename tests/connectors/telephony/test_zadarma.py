@@ -79,8 +79,8 @@ def test_module_declares_the_protocol():
         "zadarma", "telephony", "call", "telephony/zadarma")
     assert zadarma.SECRETS == ("secret_env",)
     assert set(zadarma.HANDLES) == {"NOTIFY_START", "NOTIFY_INTERNAL", "NOTIFY_ANSWER", "NOTIFY_END",
-                                    "NOTIFY_OUT_START", "NOTIFY_OUT_END", "NOTIFY_RECORD"}
-    assert {"echo", "SMS", "NOTIFY_IVR"} <= set(zadarma.IGNORES)
+                                    "NOTIFY_OUT_START", "NOTIFY_OUT_END", "NOTIFY_RECORD", "SMS"}
+    assert {"echo", "NOTIFY_IVR"} <= set(zadarma.IGNORES) and "SMS" not in zadarma.IGNORES
 
 
 def test_signature_header_is_base64_of_the_hex_digest():
@@ -210,14 +210,38 @@ def test_hostile_echo_is_rejected():
         zadarma.parse(too_long, SETTINGS)
 
 
-@pytest.mark.parametrize("fixture, event", [("sms__incoming.urlencoded", "SMS"),
-                                            ("notify_ivr__dtmf.urlencoded", "NOTIFY_IVR")])
-def test_unsupported_events_are_acknowledged_and_ignored(fixture, event):
-    [parsed] = receive(fixture)
+def test_unsupported_events_are_acknowledged_and_ignored():
+    [parsed] = receive("notify_ivr__dtmf.urlencoded")
     assert (parsed.event_type, parsed.ignore, parsed.delivery_key) == (
-        event, f"unsupported event {event}", None)
+        "NOTIFY_IVR", "unsupported event NOTIFY_IVR", None)
     assert numbers(parsed) == (None, None)
     assert zadarma.reply(parsed) == Reply(200, "", "text/plain")
+
+
+@pytest.mark.parametrize("fixture", [
+    "sms__incoming.urlencoded",  # result: a JSON object
+    "sms__php_escaped_json.urlencoded",  # PHP's json_encode: \u escapes, a number, a leading +
+    "sms__query_string_result.urlencoded",  # result: a query string
+    "sms__php_array_fields.urlencoded",  # PHP's result[caller_id]=... form keys
+])
+def test_an_incoming_sms_is_an_sms_lead_whatever_the_result_encoding(fixture):
+    [parsed] = receive(fixture)
+    assert (parsed.event_type, parsed.ignore, parsed.delivery_key) == ("SMS", None, None)
+    assert parsed.extra == {"channel": "sms"}  # no message id: the hub keys the touch by event
+    assert "call" not in parsed.extra
+    result = mapped(parsed)
+    assert result.invalid == {}
+    assert result.lead == {"phone": "+79161234567", "message": "Перезвоните"}
+    assert result.source == {"called_number": "+74951234567"}
+    assert result.details == {"text": "Перезвоните", "event": "SMS"}
+    assert zadarma.reply(parsed) == Reply(200, "", "text/plain")
+
+
+def test_an_sms_whose_result_was_changed_is_forbidden():
+    body = (FIXTURES / "sms__incoming.urlencoded").read_bytes()
+    forged = body.replace(b"79161234567", b"79990000000")
+    with pytest.raises(Forbidden):
+        zadarma.verify(inbound("sms__incoming.urlencoded", signature=sign(body), body=forged), SETTINGS)
 
 
 def test_missing_pbx_call_id_is_a_bad_request():
