@@ -64,7 +64,8 @@ def send_one(hub, row: Notification) -> None:
         return
     message = Outgoing(channel=row.channel, to=row.to, text=row.text, subject=row.subject,
                        idempotency_key=f"lead-{row.lead_id}-notification-{row.id}",
-                       reply_to_message_id=row.reply_to_message_id)
+                       reply_to_message_id=row.reply_to_message_id,
+                       meta={"date": hub.now()})  # an e-mail's Date: the hub's clock
     module = registry.sender(row.channel, row.sender)
     try:
         sent = module.send(message, sender_settings(hub, row.channel, row.sender))
