@@ -79,14 +79,18 @@ def plan_confirmations(session: Session, out, hub, lead: Lead, call_status: str 
 
 def reply_in_thread(row: dict, lead: Lead) -> None:
     """A lead that wrote to us gets its confirmation as a reply to that message; our reply's
-    Message-ID (kept by the outbox) then threads the client's answer back to the lead."""
-    mails = [t for t in lead.touches if t.channel == "mail" and (t.details or {}).get("message_id")]
+    Message-ID (kept by the outbox) then threads the client's answer back to the lead. Mail
+    relayed by someone else (a colleague's forward, a site's form notification) is not the
+    client's thread: the confirmation starts a new one."""
+    mails = [t for t in lead.touches if t.channel == "mail" and (t.details or {}).get("message_id")
+             and not t.details.get("relayed_by")]
     if not mails:
         return
     message_id = mails[-1].details["message_id"].strip().strip("<>")
     subject = mails[-1].details.get("subject") or ""
     row["reply_to_message_id"] = f"<{message_id}>"
-    row["subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}".strip()
+    if subject:
+        row["subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
 
 
 def sender_of(config, channel: str) -> str:
