@@ -103,3 +103,13 @@ def test_form_notification_from_any_sender_with_utm_tags_in_the_page_url(mailbox
     row = email_confirmation(hub)  # the client never saw the shop's notification: a new thread
     assert (row.to, row.reply_to_message_id, row.subject) == ("marina.sokolova@example.org", None, "Ваша заявка №1")
 
+
+def test_the_email_that_replaces_a_dead_sms_has_the_configured_subject(config_document, hub, client, run_jobs):
+    hub.config.data["confirmations"] = [{
+        "name": "welcome", "channel": "sms", "when": {"channel": ["form"]}, "subject": "Заявка {number}: {name}",
+        "text": "Здравствуйте, {name}! " + "Ваша заявка принята в работу. " * 5 + "Номер {number}"}]
+    hub.config["sms"]["max_segments"] = 1
+    client.post("/hooks/forms/landing", data={"name": "Иван", "phone": "+79161234567", "email": "ivan@example.com"})
+    run_jobs()
+    row = email_confirmation(hub)
+    assert (row.rule, row.to, row.subject) == ("welcome:fallback", "ivan@example.com", "Заявка 1: Иван")
