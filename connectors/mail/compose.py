@@ -1,10 +1,10 @@
 """Outgoing e-mail as bytes, built here rather than by the ``email`` package's policies.
 
 Client-supplied text (a lead's name in a subject, the subject of the client's own mail) goes
-into a header only through ``header``: control characters become spaces, every word that is
-not plain ASCII, or that looks like an RFC 2047 encoded word, is encoded here as UTF-8 base64
-encoded words (so an encoded word the client typed stays literal text), and the line is folded
-at our own word boundaries. How the ``email`` package folds such text has changed between
+into a header only this way: ``clean`` turns control characters into spaces, ``words`` encodes
+every word that is not plain ASCII, or that looks like an RFC 2047 encoded word, as UTF-8
+base64 encoded words (so an encoded word the client typed stays literal text), and ``header``
+folds the line at those word boundaries. How the ``email`` package folds such text has changed between
 CPython patch levels, once turning a CR/LF inside a client's encoded word into new header
 lines; built here, the bytes are the same on every Python version.
 """
