@@ -10,6 +10,8 @@ from aiosmtpd.controller import Controller
 class Inbox:
     def __init__(self):
         self.messages = []
+        self.raw: list[bytes] = []  # the bytes of each message as they came over the wire
+        self.recipients: list[list[str]] = []  # each message's envelope recipients
         self.refuse: dict[str, str] = {}  # recipient -> SMTP reply, e.g. "550 5.1.1 no such user"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -19,6 +21,8 @@ class Inbox:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        self.raw.append(envelope.content)
+        self.recipients.append(list(envelope.rcpt_tos))
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         return "250 Message accepted"
 

@@ -19,7 +19,10 @@ FORM_KEYS = {
     "phone": ("phone", "phone number", "tel", "telephone", "mobile", "телефон", "тел",
               "номер телефона", "мобильный"),
     "email": ("e-mail", "email", "your email", "почта", "эл. почта", "электронная почта"),
+    "page": ("page", "page url", "landing page", "страница", "адрес страницы", "url страницы",
+             "страница отправки", "ссылка на страницу"),
 }
+PAGE_RE = re.compile(r"^(?:https?://)?[\w-]+(?:\.[\w-]+)+(?::\d+)?(?:[/?#]\S*)?$")
 FIELD_LINE_RE = re.compile(r"^[ \t]*([^:\n]{1,40}?)[ \t]*:[ \t]*(\S.*?)[ \t]*$", re.M)
 FORWARD_RE = re.compile(r"^[-=_\s]*(?:Forwarded message|Begin forwarded message|"
                         r"Пересылаемое сообщение|Переадресованное сообщение)[-=_\s:]*$", re.I | re.M)
@@ -39,6 +42,8 @@ class Contact:
     phone: str = ""
     phone_ext: str = ""
     forwarded_by: str = ""
+    relayed_by: str = ""  # who sent the client's words to us: a forwarding colleague, a form mailer
+    page: str = ""  # a form notification's page URL
     text: str = ""  # the text the lead wrote (the original of a forward)
 
 
@@ -58,23 +63,34 @@ def find_contact(message: Message, content: parse.Content, settings) -> Contact:
     contact = Contact(name=name, email=email, text=content.text)
     forward = forwarded_original(content)
     if forward is not None and (forward.email or forward.phone):
-        forward.forwarded_by = email
+        forward.forwarded_by = forward.relayed_by = email
         contact = forward
-    elif is_no_reply(email, own):
-        contact = form_contact(message, contact.text, own)
+    else:
+        fields = form_fields(contact.text)
+        if is_no_reply(email, own) or is_form(fields):
+            contact = form_contact(message, contact, fields, own)
     if not contact.phone:
         contact.phone, contact.phone_ext = find_phone(contact.text, settings)
     return contact
 
 
-def form_contact(message: Message, text: str, own: list[str]) -> Contact:
-    """A site-form notification: Reply-To and the ``Key: value`` lines of its body."""
-    fields = form_fields(text)
+def is_form(fields: dict[str, str]) -> bool:
+    """A site form's notification, whoever sends it: a name or page line and another field
+    (a signature's "Tel:" and "E-mail:" lines alone do not make one)."""
+    return len(fields) >= 2 and bool({"name", "page"} & fields.keys())
+
+
+def form_contact(message: Message, sender: Contact, fields: dict[str, str], own: list[str]) -> Contact:
+    """A site-form notification: its ``Key: value`` lines, then Reply-To. The sender is the
+    site's mailer, so its name and address count only when they are the form's e-mail."""
     reply_name, reply_to = parse.first_address(message, "Reply-To")
     if reply_to and is_no_reply(reply_to, own):
         reply_name, reply_to = "", ""
-    return Contact(name=fields.get("name") or reply_name, email=reply_to or fields.get("email", ""),
-                   phone=fields.get("phone", ""), text=text)
+    email = reply_to or fields.get("email", "")
+    wrote_itself = bool(email) and email.lower() == sender.email.lower()
+    return Contact(name=fields.get("name") or reply_name or (sender.name if wrote_itself else ""),
+                   email=email, phone=fields.get("phone", ""), page=fields.get("page", ""),
+                   relayed_by="" if wrote_itself else sender.email, text=sender.text)
 
 
 def form_fields(text: str) -> dict[str, str]:
@@ -86,6 +102,8 @@ def form_fields(text: str) -> dict[str, str]:
                 found[field] = value.strip()
     if "email" in found:
         found["email"] = parseaddr(found["email"])[1] or found["email"]
+    if "page" in found and not PAGE_RE.match(found["page"]):
+        del found["page"]
     return found
 
 

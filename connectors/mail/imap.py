@@ -54,6 +54,7 @@ def parse(inbound: Inbound, settings: Mapping[str, Any]) -> list[Parsed]:
     fields = {
         "from_name": who.name, "from_email": who.email, "reply_to": reply_to,
         "phone": who.phone, "phone_ext": who.phone_ext, "forwarded_by": who.forwarded_by,
+        "relayed_by": who.relayed_by, "page": who.page,
         "subject": mailparse.header(message, "Subject"), "text": who.text[:TEXT_LIMIT],
         "plus_tag": contact.plus_tag(message, settings.get("username")),
         "message_id": mailparse.normalise_message_id(message.get("Message-ID")) or "",

@@ -1,30 +1,24 @@
-"""SMTP e-mail sender (``email.sender: smtp``), with STARTTLS or SSL when configured."""
+"""SMTP e-mail sender (``email.sender: smtp``), with STARTTLS or SSL when configured. The
+message's bytes are built by ``connectors.mail.compose``."""
 from __future__ import annotations
 
 import smtplib
 import socket
 import ssl
-from email.message import EmailMessage
-from email.utils import make_msgid
+from datetime import datetime, timezone
+from email.utils import parseaddr
 
 from connectors.base import Outgoing, PermanentFailure, Sent, TemporaryFailure
+from connectors.mail import compose
 
 NAME = "smtp"
 SECRETS = ("password_env",)
 
 
-def build_message(message: Outgoing, settings: dict) -> EmailMessage:
-    email = EmailMessage()
-    email["From"] = settings["from"]
-    email["To"] = message.to
-    email["Subject"] = message.subject or ""
-    domain = settings["from"].rpartition("@")[2].strip(" >") or None
-    email["Message-ID"] = make_msgid(idstring=message.idempotency_key, domain=domain)
-    if message.reply_to_message_id:
-        email["In-Reply-To"] = message.reply_to_message_id
-        email["References"] = message.reply_to_message_id
-    email.set_content(message.text)
-    return email
+def build_message(message: Outgoing, settings: dict) -> tuple[str, bytes]:
+    """(Message-ID, bytes); dated by the hub's clock when the outbox passes it in ``meta``."""
+    date = message.meta.get("date") or datetime.now(timezone.utc)
+    return compose.build(message, settings["from"], date)
 
 
 def connect(settings: dict) -> smtplib.SMTP:
@@ -42,10 +36,10 @@ def connect(settings: dict) -> smtplib.SMTP:
 
 
 def send(message: Outgoing, settings: dict) -> Sent:
-    email = build_message(message, settings)
+    message_id, data = build_message(message, settings)
     try:
         with connect(settings) as client:
-            client.send_message(email)
+            client.sendmail(parseaddr(settings["from"])[1], [message.to], data)
     except smtplib.SMTPRecipientsRefused as exc:
         code, reason = next(iter(exc.recipients.values()))
         raise classify(code, reason) from exc
@@ -53,7 +47,7 @@ def send(message: Outgoing, settings: dict) -> Sent:
         raise classify(exc.smtp_code, exc.smtp_error) from exc
     except (smtplib.SMTPException, socket.error, ssl.SSLError) as exc:
         raise TemporaryFailure(f"SMTP: {exc}") from exc
-    return Sent(provider_message_id=email["Message-ID"])
+    return Sent(provider_message_id=message_id)
 
 
 def classify(code: int, reason: bytes | str):

@@ -72,7 +72,8 @@ def hand_to_sender(hub, row: Notification):
         raise PermanentFailure(f"no {row.channel} sender called {row.sender!r}")
     message = Outgoing(channel=row.channel, to=row.to, text=row.text, subject=row.subject,
                        idempotency_key=f"lead-{row.lead_id}-notification-{row.id}",
-                       reply_to_message_id=row.reply_to_message_id)
+                       reply_to_message_id=row.reply_to_message_id,
+                       meta={"date": hub.now()})  # an e-mail's Date: the hub's clock
     return module.send(message, sender_settings(hub, row.channel, row.sender))
 
 

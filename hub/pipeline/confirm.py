@@ -6,6 +6,7 @@ import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.config.schema import ConfirmationSchema
 from hub.mapping import stored_phone
 from hub.store.models import Lead, Notification
 from hub.rules.quiet_hours import client_zone, release_time
@@ -40,6 +41,10 @@ class Template(dict):
         return ""
 
 
+def manager_of(config, lead: Lead) -> dict | None:
+    return next((m for m in config["team"] if m["id"] == lead.assignee_id), None)
+
+
 def render(text: str, lead: Lead, manager: dict | None) -> str:
     values = Template(number=lead.number, name=lead.name or "", phone=lead.phone or "",
                       email=lead.email or "", manager=(manager or {}).get("name") or "",
@@ -52,7 +57,7 @@ def plan_confirmations(session: Session, out, hub, lead: Lead, call_status: str 
     """Outbox rows for the rules this lead matches (``already`` holds (rule, channel) pairs
     planned before, for leads whose confirmation waits for the end of their call)."""
     config = hub.config
-    manager = next((m for m in config["team"] if m["id"] == lead.assignee_id), None)
+    manager = manager_of(config, lead)
     planned = []
     for index, rule in enumerate(config["confirmations"]):
         contact = getattr(lead, CONTACT_OF[rule["channel"]])
@@ -79,14 +84,18 @@ def plan_confirmations(session: Session, out, hub, lead: Lead, call_status: str 
 
 def reply_in_thread(row: dict, lead: Lead) -> None:
     """A lead that wrote to us gets its confirmation as a reply to that message; our reply's
-    Message-ID (kept by the outbox) then threads the client's answer back to the lead."""
-    mails = [t for t in lead.touches if t.channel == "mail" and (t.details or {}).get("message_id")]
+    Message-ID (kept by the outbox) then threads the client's answer back to the lead. Mail
+    relayed by someone else (a colleague's forward, a site's form notification) is not the
+    client's thread: the confirmation starts a new one."""
+    mails = [t for t in lead.touches if t.channel == "mail" and (t.details or {}).get("message_id")
+             and not t.details.get("relayed_by")]
     if not mails:
         return
     message_id = mails[-1].details["message_id"].strip().strip("<>")
     subject = mails[-1].details.get("subject") or ""
     row["reply_to_message_id"] = f"<{message_id}>"
-    row["subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}".strip()
+    if subject:
+        row["subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
 
 
 def sender_of(config, channel: str) -> str:
@@ -110,7 +119,7 @@ def is_confirmation(rule: str) -> bool:
 
 def fallback_email(session: Session, out, hub, lead: Lead, rule: str, text: str) -> bool:
     """An SMS confirmation that failed for good goes out by e-mail, when the lead has one and
-    got no e-mail confirmation yet."""
+    got no e-mail confirmation yet; with the subject configured for that rule."""
     if not is_confirmation(rule) or not lead.email:
         return False
     emails = list(session.scalars(select(Notification.rule).where(
@@ -118,7 +127,20 @@ def fallback_email(session: Session, out, hub, lead: Lead, rule: str, text: str)
     emails += [row["rule"] for row in out.pending(Notification) if row["lead_id"] == lead.id and row["channel"] == "email"]
     if any(is_confirmation(name) for name in emails):
         return False
-    out.add(Notification, lead_id=lead.id, rule=f"{rule}:fallback"[:100], channel="email", reply_to_message_id=None,
-            sender=sender_of(hub.config, "email"), to=lead.email, text=text,
-            subject=f"Ваша заявка №{lead.number}", next_attempt_at=hub.now(), status="pending", last_error=None)
+    manager = manager_of(hub.config, lead)
+    row = {"lead_id": lead.id, "rule": f"{rule}:fallback"[:100], "channel": "email", "reply_to_message_id": None,
+           "sender": sender_of(hub.config, "email"), "to": lead.email, "text": text,
+           "subject": render(configured_subject(hub.config, rule), lead, manager),
+           "next_attempt_at": hub.now(), "status": "pending", "last_error": None}
+    reply_in_thread(row, lead)
+    out.add(Notification, **row)
     return True
+
+
+def configured_subject(config, rule: str) -> str:
+    """The ``subject`` of the named confirmation rule (every rule has one, by default
+    ``ConfirmationSchema``'s); of the first rule when the config no longer names it."""
+    rules = config["confirmations"]
+    named = [r for index, r in enumerate(rules) if (r["name"] or f"confirmations.{index}") == rule]
+    found = named or rules
+    return found[0]["subject"] if found else ConfirmationSchema().fields["subject"].load_default

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import socket
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
@@ -58,6 +58,22 @@ def test_confirmation_by_smtp(smtp_hub, client, run_jobs):
     assert mail.get_content().strip() == "Ваша заявка принята в работу. Номер 1"
     row = email_row(smtp_hub)
     assert (row.status, row.attempts, row.provider_message_id) == ("sent", 1, mail["Message-ID"].strip())
+
+
+def test_a_name_with_cr_lf_still_gets_its_confirmation(smtp_hub, client, run_jobs):
+    smtp_hub.config["confirmations"][0]["subject"] = "{name}, ваша заявка №{number}"
+    moment = datetime(2026, 11, 23, 7, 30, tzinfo=timezone.utc)
+    smtp_hub.clock = lambda: moment
+    with SmtpServer() as server:
+        smtp_hub.config["email"]["smtp"]["port"] = server.port
+        assert client.post("/hooks/forms/landing", data={**FORM, "name": "Ivan\r\nBcc: boss@example.com"}).status_code == 202
+        run_jobs()
+    [mail], [raw] = server.inbox.messages, server.inbox.raw
+    assert server.inbox.recipients == [["ivan@example.com"]] and b"\r\nBcc:" not in raw
+    assert mail["Subject"] == "Ivan Bcc: boss@example.com, ваша заявка №1"
+    assert mail["Date"].datetime == moment  # the hub's clock
+    assert mail["Message-ID"].endswith("@localhost>")  # the configured sender's domain
+    assert (email_row(smtp_hub).status, email_row(smtp_hub).attempts) == ("sent", 1)
 
 
 def test_server_down_then_back_sends_once(smtp_hub, client, run_jobs):

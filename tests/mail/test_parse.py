@@ -8,8 +8,10 @@ import pytest
 
 from connectors.base import BadRequest, Inbound
 from connectors.mail import imap
+from connectors.mail.contact import form_fields, is_form
 from connectors.mail.parse import codec, decode_bytes, header_text, html_to_text
 from hub.mapping import load_mapping
+from hub.pipeline.normalise import complete_source
 
 from .conftest import FIXTURES, fixture_message
 
@@ -131,6 +133,36 @@ def test_site_form_from_own_address_with_english_labels_and_plus_tag():
     lead, source = mapped(parsed).lead, mapped(parsed).source
     assert (lead["name"], lead["email"], lead["phone"]) == ("John Smith", "john.smith@example.co.uk", "+442079460958")
     assert source == {"utm_source": "google"}
+
+
+def test_site_form_from_any_sender_beats_its_display_name_and_reads_the_page_url():
+    parsed = parse("form__arbitrary_sender_english.eml")
+    lead, source = mapped(parsed).lead, mapped(parsed).source
+    assert (lead["name"], lead["email"], lead["phone"]) == ("Laura Jones", "laura.jones@example.co.uk", "+442079460321")
+    assert parsed.fields["relayed_by"] == "leads@forms-service.example.net"  # the mailer, not the client
+    page = "https://site.example.org/pricing?utm_source=google&utm_medium=cpc&utm_campaign=brand&gclid=Cj0KCQiA2"
+    assert source == {"landing_page": page}
+    assert complete_source(source) == {"landing_page": page, "utm_source": "google", "utm_medium": "cpc",
+                                       "utm_campaign": "brand", "gclid": "Cj0KCQiA2"}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Имя: Иван\nТелефон: +7 916 111-22-33", True),
+    ("Телефон: +7 916 111-22-33\nСтраница: https://site.example/?utm_source=vk", True),
+    ("С уважением, Иван\nТел.: +7 916 111-22-33\nE-mail: ivan@example.org", False),  # a signature
+    ("Телефон: +7 916 111-22-33\nСтраница: главная", False),  # not a URL
+])
+def test_what_makes_a_form_notification(text, expected):
+    assert is_form(form_fields(text)) is expected
+
+
+def test_a_client_who_writes_form_lines_from_their_own_address_keeps_their_name_and_thread():
+    raw = ("From: Ivan Petrov <ivan@example.org>\r\nTo: sales@example.com\r\nMessage-ID: <own-1@example.org>\r\n"
+           "Content-Type: text/plain; charset=utf-8\r\n\r\nТелефон: +7 916 111-22-33\r\n"
+           "E-mail: ivan@example.org\r\nСтраница: https://site.example/?utm_source=vk\r\n").encode()
+    [parsed] = imap.parse(Inbound(method="IMAP", url="", body=raw), SETTINGS)
+    assert (parsed.fields["from_name"], parsed.fields["from_email"]) == ("Ivan Petrov", "ivan@example.org")
+    assert "relayed_by" not in parsed.fields
 
 
 def test_plus_address_tag_maps_to_utm_source():

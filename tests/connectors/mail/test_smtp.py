@@ -1,4 +1,6 @@
 import socket
+from datetime import datetime, timezone
+from email import message_from_bytes, policy
 
 import pytest
 
@@ -50,3 +52,39 @@ def test_no_server_is_temporary():
         with pytest.raises(TemporaryFailure):
             smtp.send(Outgoing(channel="email", to="a@example.com", text="x"),
                       {**SETTINGS, "port": refusing.getsockname()[1]})
+
+
+MOMENT = datetime(2026, 11, 23, 7, 30, tzinfo=timezone.utc)
+
+
+def confirmation(subject: str) -> Outgoing:
+    return Outgoing(channel="email", to="ivan@example.com", text="Ваша заявка принята. Номер 7", subject=subject,
+                    idempotency_key="lead-7-notification-3", meta={"date": MOMENT})
+
+
+def test_every_message_carries_a_date_and_a_message_id_in_the_senders_domain(server):
+    sent = smtp.send(confirmation("Ваша заявка №7"), {**SETTINGS, "port": server.port})
+    [received] = server.inbox.messages
+    assert received["Date"].datetime == MOMENT
+    assert received["Message-ID"] == sent.provider_message_id == "<lead-7-notification-3.1795419000@example.com>"
+
+
+def test_a_name_with_cr_lf_still_gets_its_confirmation(server):
+    smtp.send(confirmation("Иван\r\nBcc: boss@example.com\r\n\r\nfake body, ваша заявка №7"),
+              {**SETTINGS, "port": server.port})
+    [received], [raw] = server.inbox.messages, server.inbox.raw
+    assert server.inbox.recipients == [["ivan@example.com"]]
+    assert b"\r\nBcc:" not in raw and "Bcc" not in received.keys()
+    assert received["Subject"] == "Иван Bcc: boss@example.com fake body, ваша заявка №7"
+    assert received.get_content() == "Ваша заявка принята. Номер 7"
+
+
+def test_a_name_holding_an_encoded_word_stays_literal_text(server):
+    name = "=?utf-8?q?Ivan=0D=0AReply-To:_evil@attacker.example=0D=0A=0D=0Ainjected_body?="
+    smtp.send(confirmation(f"{name}, ваша заявка №7"), {**SETTINGS, "port": server.port})
+    [raw] = server.inbox.raw
+    assert b"\r\nReply-To:" not in raw and b"injected" not in raw
+    parsed = message_from_bytes(raw, policy=policy.default)  # the wire bytes, read back
+    assert parsed.get_all("Reply-To") is None and not parsed.is_multipart() and not parsed.defects
+    assert (parsed["To"], parsed["Subject"]) == ("ivan@example.com", f"{name}, ваша заявка №7")
+    assert parsed.get_content() == "Ваша заявка принята. Номер 7"
