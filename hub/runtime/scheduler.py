@@ -9,7 +9,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub.delivery import crm, outbox
-from hub.rules import timers
+from hub.rules import firing
 from hub.store.models import RawEvent
 
 log = logging.getLogger("hub.scheduler")
@@ -33,7 +33,7 @@ def stale_pending(hub) -> bool:
 def tick(hub) -> dict:
     """One sweep; returns what it did (for logs and tests)."""
     done = {"retried": retry_failed_events(hub), "stuck": outbox.mark_stuck(hub),
-            "timers": timers.fire_due(hub)}
+            "timers": firing.fire_due(hub)}
     done["pipeline"] = (stale_pending(hub) or done["retried"] > 0) and hub.kicker.kick("pipeline")
     done["outbox"] = outbox.due_count(hub) > 0 and hub.kicker.kick("outbox")
     done["sync_stuck"] = crm.recover_stuck(hub)
