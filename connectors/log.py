@@ -16,6 +16,7 @@ from connectors.base import Outgoing, Sent, TemporaryFailure
 NAME = "log"
 SECRETS = ()
 SENDER_SETTINGS = ()  # no config section: the file comes from the environment
+SETTINGS_FROM_ENV = {"sms": "HUB_SMS_LOG", "email": "HUB_MAIL_LOG"}
 log = logging.getLogger("hub.outbox")
 
 

@@ -1,8 +1,9 @@
 """Pushing leads to external CRMs from the sync_deliveries table.
 
-Every configured target gets one row per lead. A row is claimed (``syncing``), pushed through
-the target's module with a throttle shared by all workers, and recorded: ``synced`` with the
-CRM's id, ``failed`` with a backoff, or ``dead`` with the CRM's own message. A retry passes the
+Every configured target gets one row per lead, with the lifecycle of ``hub.delivery.lifecycle``:
+claimed (``syncing``), pushed through the target's module with a throttle shared by all
+workers, and recorded: ``synced`` with the CRM's id, ``failed`` with a backoff, or ``dead`` with
+the CRM's own message. A retry passes the
 attempt number, so the target looks for a lead an earlier, timed-out try may have created, and
 the row's ``delivery_id`` (random, minted by the first attempt), so a target can name the push
 the same way every time. A lead that changes later (new touch, status, owner) is queued again
@@ -14,19 +15,19 @@ import logging
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
 from connectors.base import SendError
 from hub import registry
-from hub.delivery import serialize
 from hub.config import resolve_secrets
-from hub.store.models import Lead, SyncDelivery
-from hub.retry import RetryPolicy
+from hub.delivery import serialize
+from hub.delivery.lifecycle import Lifecycle
 from hub.delivery.throttle import Throttle
+from hub.store.models import DeliveryStatus, Lead, SyncDelivery
 
 log = logging.getLogger("hub.crm")
-RETRYABLE = ("pending", "failed")
+SYNCS = Lifecycle(SyncDelivery, DeliveryStatus.SYNCING, "sync")
 STUCK_AFTER = timedelta(minutes=10)
 
 
@@ -39,18 +40,11 @@ def targets(config) -> dict[str, dict]:
 
 
 def claim_due(hub, limit: int = 20) -> list[SyncDelivery]:
-    now = hub.now()
-    with hub.db.write() as session:
-        query = (select(SyncDelivery).where(SyncDelivery.status.in_(RETRYABLE),
-                                            SyncDelivery.next_attempt_at <= now)
-                 .order_by(SyncDelivery.next_attempt_at, SyncDelivery.id).limit(limit))
-        if session.bind.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        rows = list(session.scalars(query))
-        for row in rows:
-            row.status, row.attempts, row.next_attempt_at = "syncing", row.attempts + 1, now
-            row.delivery_id = row.delivery_id or uuid.uuid4().hex  # kept by the retries
-        return rows
+    return SYNCS.claim_due(hub, limit, prepare=mint_delivery_id)
+
+
+def mint_delivery_id(row: SyncDelivery) -> None:
+    row.delivery_id = row.delivery_id or uuid.uuid4().hex  # kept by the retries
 
 
 def lead_json(hub, lead_id: int) -> dict:
@@ -76,7 +70,7 @@ def make_throttle(hub, name: str, entry: dict, module, clock=None, sleep=None) -
 def push_one(hub, row: SyncDelivery, throttles: dict) -> None:
     entry = targets(hub.config).get(row.target)
     if entry is None:
-        record(hub, row, status="dead", last_error=f"target {row.target!r} is no longer configured")
+        SYNCS.record(hub, row.id, status=DeliveryStatus.DEAD, last_error=f"target {row.target!r} is no longer configured")
         return
     module = registry.crm(entry["target"])
     settings = {**resolve_secrets(entry, hub.environ), "team": entry.get("team") or {},
@@ -88,21 +82,12 @@ def push_one(hub, row: SyncDelivery, throttles: dict) -> None:
         if not isinstance(error, SendError):
             log.exception("target %s crashed", row.target)
             error = SendError(f"{type(error).__name__}: {error}")
-        policy = RetryPolicy.of(hub.config["sync"])
-        dead = error.permanent or policy.exhausted(row.attempts)
-        values = {"status": "dead" if dead else "failed", "last_error": error.message[:2000]}
-        if not dead:
-            values["next_attempt_at"] = hub.now() + policy.delay(row.attempts, error.retry_after)
-        record(hub, row, **values)
+        values = SYNCS.after_failure(hub, row.attempts, error)
+        SYNCS.record(hub, row.id, **values)
         log.warning("sync of lead %s to %s: %s (%s)", row.lead_id, row.target, values["status"], error.message)
         return
-    record(hub, row, status="synced", external_id=str(external_id), last_error=None,
-           synced_at=hub.now(), attempts=0)
-
-
-def record(hub, row: SyncDelivery, **values) -> None:
-    with hub.db.write() as session:
-        session.execute(update(SyncDelivery).where(SyncDelivery.id == row.id).values(**values))
+    SYNCS.record(hub, row.id, status=DeliveryStatus.SYNCED, external_id=str(external_id), last_error=None,
+                 synced_at=hub.now(), attempts=0)
 
 
 def deliver_due(hub, clock=None, sleep=None) -> int:
@@ -120,20 +105,15 @@ def deliver_due(hub, clock=None, sleep=None) -> int:
 
 
 def recover_stuck(hub) -> int:
-    """Rows left ``syncing`` by a dead worker are retried: the retry looks before it creates."""
+    """Rows stuck ``syncing`` (a dead worker) are retried: the retry looks before it creates."""
     with hub.db.write() as session:
-        return session.execute(update(SyncDelivery).where(
-            SyncDelivery.status == "syncing", SyncDelivery.next_attempt_at < hub.now() - STUCK_AFTER)
-            .values(status="failed", last_error="worker stopped while syncing; retrying")).rowcount
+        return session.execute(update(SyncDelivery).where(*SYNCS.stuck(hub, STUCK_AFTER)).values(
+            status=DeliveryStatus.FAILED, last_error="worker stopped while syncing; retrying")).rowcount
 
 
 def due_count(hub) -> int:
-    with hub.db.read() as session:
-        return session.scalar(select(func.count()).select_from(SyncDelivery).where(
-            SyncDelivery.status.in_(RETRYABLE), SyncDelivery.next_attempt_at <= hub.now())) or 0
+    return SYNCS.due_count(hub)
 
 
 def replay(hub) -> int:
-    with hub.db.write() as session:
-        return session.execute(update(SyncDelivery).where(SyncDelivery.status == "dead").values(
-            status="pending", attempts=0, next_attempt_at=hub.now())).rowcount
+    return SYNCS.replay(hub)

@@ -4,7 +4,8 @@ from __future__ import annotations
 from hub import clock
 from hub.mapping import SOURCE_KEYS
 from hub.rules.quiet_hours import client_zone, quiet_hours_reason
-from hub.store.models import Lead, LeadHistory, Notification, RawEvent, SyncDelivery, Task, Touch
+from hub.delivery.lifecycle import DUE
+from hub.store.models import DeliveryStatus, Lead, LeadHistory, Notification, RawEvent, SyncDelivery, Task, Touch
 
 
 def iso(moment) -> str | None:
@@ -39,10 +40,10 @@ def task(item: Task) -> dict:
 
 def notification(item: Notification, now, why_held: str | None) -> dict:
     """``held_until`` and ``reason`` say when a row that waits will go out, and why."""
-    waiting = item.status in ("pending", "failed") and item.next_attempt_at and item.next_attempt_at > now
+    waiting = item.status in DUE and item.next_attempt_at and item.next_attempt_at > now
     reason = None
     if waiting:
-        reason = (why_held or "waiting to be sent") if item.status == "pending" else "retrying after a failed attempt"
+        reason = (why_held or "waiting to be sent") if item.status == DeliveryStatus.PENDING else "retrying after a failed attempt"
     return {"id": item.id, "rule": item.rule, "channel": item.channel, "to": item.to,
             "text": item.text, "status": item.status, "attempts": item.attempts,
             "error": item.last_error, "sent_at": iso(item.sent_at),

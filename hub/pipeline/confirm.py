@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from hub.config.schema import ConfirmationSchema
 from hub.mapping import stored_phone
-from hub.store.models import Lead, Notification
+from hub.store.models import DeliveryStatus, Lead, Notification
 from hub.rules.quiet_hours import client_zone, release_time
 from hub.pipeline.segments import count_segments
 
@@ -68,7 +68,7 @@ def plan_confirmations(session: Session, out, hub, lead: Lead, call_status: str 
                "sender": sender_of(config, rule["channel"]), "to": contact,
                "text": render(rule["text"], lead, manager), "next_attempt_at": hub.now(),
                "subject": render(rule["subject"], lead, manager) if rule["channel"] == "email" else None,
-               "status": "pending", "last_error": None}
+               "status": DeliveryStatus.PENDING, "last_error": None}
         if row["channel"] == "sms":
             shape_sms(hub, row, lead)
         else:
@@ -76,7 +76,7 @@ def plan_confirmations(session: Session, out, hub, lead: Lead, call_status: str 
         planned.append(row)
     for row in planned:
         out.add(Notification, **row)
-    dead_sms = next((row for row in planned if row["status"] == "dead"), None)
+    dead_sms = next((row for row in planned if row["status"] == DeliveryStatus.DEAD), None)
     if dead_sms and not any(row["channel"] == "email" for row in planned):
         planned += [1] if fallback_email(session, out, hub, lead, dead_sms["rule"], dead_sms["text"]) else []
     return len(planned)
@@ -108,7 +108,7 @@ def shape_sms(hub, row: dict, lead: Lead) -> None:
     row["next_attempt_at"] = release_time(hub.now(), zone, hub.config["sms"]["quiet_hours"])
     encoding, parts = count_segments(row["text"])
     if parts > hub.config["sms"]["max_segments"]:
-        row["status"] = "dead"
+        row["status"] = DeliveryStatus.DEAD
         row["last_error"] = (f"text is {parts} {encoding} segments, over sms.max_segments "
                              f"({hub.config['sms']['max_segments']})")
 
@@ -131,7 +131,7 @@ def fallback_email(session: Session, out, hub, lead: Lead, rule: str, text: str)
     row = {"lead_id": lead.id, "rule": f"{rule}:fallback"[:100], "channel": "email", "reply_to_message_id": None,
            "sender": sender_of(hub.config, "email"), "to": lead.email, "text": text,
            "subject": render(configured_subject(hub.config, rule), lead, manager),
-           "next_attempt_at": hub.now(), "status": "pending", "last_error": None}
+           "next_attempt_at": hub.now(), "status": DeliveryStatus.PENDING, "last_error": None}
     reply_in_thread(row, lead)
     out.add(Notification, **row)
     return True

@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.store.models import Lead, Notification, RawEvent, Touch
+from hub.store.models import DeliveryStatus, Lead, Notification, RawEvent, Touch
 from hub.pipeline import calls
 from hub.pipeline.confirm import fallback_email
 from hub.pipeline.dedupe import ContactIndex, merge_contact
 from hub.pipeline.normalise import Normalised
 from hub.pipeline.store import NewLead, NewTouch
+# Handed to the provider (or maybe): a delivery report may still come for these.
+HANDED_OVER = (DeliveryStatus.SENT, DeliveryStatus.UNKNOWN, DeliveryStatus.DELIVERED, DeliveryStatus.SENDING)
 
 
 @dataclass
@@ -106,10 +108,10 @@ class Batch:
         if row is None:
             raw.status, raw.error = "ignored", f"no notification with message id {report.provider_message_id}"
             return
-        if row.status in ("sent", "unknown", "delivered", "sending") and report.status in ("delivered", "failed"):
+        if row.status in HANDED_OVER and report.status in ("delivered", "failed"):
             # "undelivered", not "failed": the outbox retries failed rows, and resending a
             # message the network could not deliver would only repeat the failure
-            row.status = "delivered" if report.status == "delivered" else "undelivered"
+            row.status = DeliveryStatus.DELIVERED if report.status == "delivered" else DeliveryStatus.UNDELIVERED
             if report.status == "failed":
                 row.last_error = f"delivery failed: {report.error or 'no reason given'}"
                 if row.channel == "sms":

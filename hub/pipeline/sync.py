@@ -6,13 +6,13 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from hub import registry
-from hub.store.models import Lead, SyncDelivery
+from hub.store.models import DeliveryStatus, Lead, SyncDelivery
 
 
 def plan_syncs(out, config, lead: Lead) -> int:
     names = [entry.get("name") or entry["target"] for entry in config["crm"] if registry.has_crm(entry["target"])]
     for name in names:
-        out.add(SyncDelivery, lead_id=lead.id, target=name, status="pending", attempts=0,
+        out.add(SyncDelivery, lead_id=lead.id, target=name, status=DeliveryStatus.PENDING, attempts=0,
                 next_attempt_at=lead.created_at)
     return len(names)
 
@@ -21,5 +21,5 @@ def queue_update(session: Session, lead_ids, now) -> int:
     """Leads that changed are pushed again, as updates of the id the CRM gave us: a new
     delivery, so its first attempt mints a new delivery id."""
     return session.execute(update(SyncDelivery).where(
-        SyncDelivery.lead_id.in_(list(lead_ids)), SyncDelivery.status == "synced").values(
-        status="pending", next_attempt_at=now, delivery_id=None)).rowcount
+        SyncDelivery.lead_id.in_(list(lead_ids)), SyncDelivery.status == DeliveryStatus.SYNCED).values(
+        status=DeliveryStatus.PENDING, next_attempt_at=now, delivery_id=None)).rowcount

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer,
@@ -20,6 +21,21 @@ def utcnow() -> datetime:
 
 def new_event_id() -> str:
     return uuid.uuid4().hex
+
+
+class DeliveryStatus(StrEnum):
+    """The states of a row the hub delivers from (notifications, CRM pushes)."""
+
+    PENDING = "pending"
+    SENDING = "sending"      # a notification in flight
+    SYNCING = "syncing"      # a CRM push in flight
+    SENT = "sent"
+    SYNCED = "synced"
+    DELIVERED = "delivered"  # the SMS provider says so
+    UNDELIVERED = "undelivered"  # the SMS provider says it failed (not retried: it may arrive late)
+    FAILED = "failed"        # retried at next_attempt_at
+    DEAD = "dead"            # given up; replayable
+    UNKNOWN = "unknown"      # maybe taken by the provider: never resent blindly
 
 
 class UTCDateTime(TypeDecorator):
@@ -229,7 +245,7 @@ class Notification(Base):
     to: Mapped[str] = mapped_column(String(254))
     subject: Mapped[str | None] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(12), default="pending")
+    status: Mapped[str] = mapped_column(String(12), default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None] = mapped_column(default=utcnow)
@@ -251,7 +267,7 @@ class SyncDelivery(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
     target: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(12), default="pending")
+    status: Mapped[str] = mapped_column(String(12), default=DeliveryStatus.PENDING)
     external_id: Mapped[str | None] = mapped_column(String(100))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
