@@ -10,6 +10,6 @@ __version__ = "0.1.0"
 
 def create_app(test_config: dict | None = None):
     """``hub:create_app()`` for WSGI servers; the factory lives in ``hub.web``."""
-    from hub.web import create_app as build
+    from hub.web.app import create_app as build
 
     return build(test_config)

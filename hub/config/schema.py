@@ -7,9 +7,8 @@ import zoneinfo
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from hub.durations import parse_duration
+from hub.durations import DAYS, opening_window, parse_duration
 from hub.mapping import SOURCE_KEYS
-from hub.rules.business_hours import DAYS, parse_window
 
 ROLES = ("manager", "head", "director")
 CHANNELS = ("form", "mail", "call", "sms")
@@ -92,7 +91,7 @@ class BusinessHoursSchema(Section):
         for day, windows in data.get("weekly", {}).items():
             for index, window in enumerate(windows):
                 try:
-                    parse_window(window)
+                    opening_window(window)
                 except ValueError as exc:
                     raise ValidationError(f"{window!r}: {exc}", f"weekly.{day}.{index}") from exc
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+from hub.durations import DAYS, opening_window
+
 HORIZON_DAYS = 366  # a schedule that never opens within a year is a config mistake
 
 
@@ -55,19 +56,11 @@ class BusinessHours:
         raise ValueError("business hours never open within a year")
 
 
-def parse_window(text: str) -> tuple[time, time]:
-    opens, _, closes = text.partition("-")
-    start, end = time.fromisoformat(opens.strip()), time.fromisoformat(closes.strip())
-    if end <= start and end != time(0, 0):
-        raise ValueError(f"window {text!r} closes before it opens")
-    return start, (end if end != time(0, 0) else time.max)
-
-
 def from_config(section: dict | None, default_zone: str) -> BusinessHours:
     if not section:
         return BusinessHours(zone=ZoneInfo(default_zone))
     zone = ZoneInfo(section.get("timezone") or default_zone)
-    weekly = {DAYS.index(day): tuple(parse_window(w) for w in windows)
+    weekly = {DAYS.index(day): tuple(opening_window(w) for w in windows)
               for day, windows in (section.get("weekly") or {}).items()}
     holidays = frozenset(date.fromisoformat(str(d)) for d in section.get("holidays") or ())
     return BusinessHours(zone=zone, weekly=weekly, holidays=holidays, always_open=False)

@@ -4,11 +4,12 @@ that maps to several zones (Russian mobiles do) falls back to the team's zone.""
 from __future__ import annotations
 
 import functools
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from phonenumbers import timezone as number_zones
 
+from hub.durations import clock_window
 from hub.mapping import stored_phone
 
 
@@ -31,16 +32,11 @@ def client_zone(phone: str | None, team_zone: str) -> ZoneInfo:
     return ZoneInfo(zone_name(phone, team_zone))
 
 
-def parse_window(text: str) -> tuple[time, time]:
-    start, _, end = text.partition("-")
-    return time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
-
-
 def release_time(moment: datetime, zone: ZoneInfo, window: str | None) -> datetime:
     """``moment`` if it is not quiet there, else the end of the quiet hours."""
     if not window:
         return moment
-    start, end = parse_window(window)
+    start, end = clock_window(window)
     local = moment.astimezone(zone)
     now = local.time()
     quiet = (start <= now or now < end) if start > end else (start <= now < end)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import selectinload
 
 from hub.delivery import serialize
 from hub.mapping import InvalidValue, normalise_phone
-from hub.rules import manager_actions
+from hub.pipeline import manager_actions
 from hub.store.models import Lead, RawEvent, Task
 from hub.web import current_hub
 from hub.web.errors import HubError

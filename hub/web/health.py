@@ -1,16 +1,16 @@
-"""``/healthz`` and ``/metrics``: each dependency's state, each mailbox's, and the backlog."""
+"""``/healthz``: each dependency's state and each mailbox's; the counts ``/metrics`` reads."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, jsonify
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub.delivery.outbox import due_count
 from hub.store.models import Checkpoint, RawEvent
-from hub.web import current_hub, metrics
+from hub.web import current_hub
 
 bp = Blueprint("health", __name__)
 
@@ -26,12 +26,6 @@ def healthz():
     response = jsonify(state)
     response.status_code = 200 if healthy else 503
     return response
-
-
-@bp.get("/metrics")
-def prometheus():
-    body, content_type = metrics.render(current_hub())
-    return Response(body, content_type=content_type)
 
 
 def check_db(hub) -> str:

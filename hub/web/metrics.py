@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 
+from flask import Blueprint, Response
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter,
                                Histogram, generate_latest)
 from prometheus_client.core import GaugeMetricFamily
 
+from hub.web import current_hub, health
+
+bp = Blueprint("metrics", __name__)
 INTAKE = Counter("hub_events_total", "Intake deliveries by outcome",
                  ["kind", "provider", "outcome"])  # outcome: received | accepted | duplicate | rejected
 PIPELINE_LATENCY = Histogram("hub_pipeline_latency_seconds",
@@ -35,8 +39,6 @@ class StateCollector:
         self.hub = hub
 
     def collect(self):
-        from hub.web import health
-
         backlog = GaugeMetricFamily("hub_events_backlog", "Raw events by status", labels=["status"])
         for status, count in health.event_counts(self.hub).items():
             backlog.add_metric([status], count)
@@ -52,14 +54,12 @@ class StateCollector:
 
 
 def mailbox_gauges(hub):
-    from hub.web.health import mailbox_health
-
     labels = ["mailbox"]
     behind = GaugeMetricFamily("hub_mailbox_behind", "Messages on the server above the checkpoint", labels=labels)
     errors = GaugeMetricFamily("hub_mailbox_consecutive_errors", "Failed polls in a row", labels=labels)
     success = GaugeMetricFamily("hub_mailbox_last_success_timestamp",
                                 "Unix time of the last successful poll (0: never)", labels=labels)
-    for row in mailbox_health(hub):
+    for row in health.mailbox_health(hub):
         behind.add_metric([row.key], row.behind)
         errors.add_metric([row.key], row.consecutive_errors)
         success.add_metric([row.key], row.last_success_at.timestamp() if row.last_success_at else 0)
@@ -77,3 +77,9 @@ def render(hub) -> tuple[bytes, str]:
     state = CollectorRegistry()
     state.register(StateCollector(hub))
     return generate_latest(counters) + generate_latest(state), CONTENT_TYPE_LATEST
+
+
+@bp.get("/metrics")
+def prometheus():
+    body, content_type = render(current_hub())
+    return Response(body, content_type=content_type)
