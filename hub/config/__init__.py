@@ -2,7 +2,7 @@
 and the checks that look across sections (``checks``). Read by every layer."""
 from hub.config.load import (SAMPLE_CONFIG, Config, ConfigError, config_path, load_config,
                              resolve_secrets)
-from hub.config.schema import CHANNELS, ROLES
+from hub.config.schema import CHANNELS, ESCALATION_ROLES, ROLES, Role
 
-__all__ = ["CHANNELS", "ROLES", "SAMPLE_CONFIG", "Config", "ConfigError", "config_path",
+__all__ = ["CHANNELS", "ESCALATION_ROLES", "ROLES", "Role", "SAMPLE_CONFIG", "Config", "ConfigError", "config_path",
            "load_config", "resolve_secrets"]

@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from hub import registry
-from hub.config.schema import did_you_mean, unknown_keys
+from hub.config.schema import ESCALATION_ROLES, did_you_mean, unknown_keys
 from hub.mapping import SOURCE_KEYS
 
-ROLES_ESCALATED_TO = ("head", "director")
 PLACEHOLDERS = ("number", "name", "manager", "manager_phone", "phone", "email")
 
 
@@ -68,7 +67,7 @@ def routing_problems(document: dict) -> list[str]:
             chains.append((f"routing.{index}.sla", rule["sla"]))
     for where, sla in chains:
         for step, escalation in entries(listing(sla, "escalation")):
-            if escalation.get("to") not in ids | set(ROLES_ESCALATED_TO):
+            if escalation.get("to") not in ids | set(ESCALATION_ROLES):
                 found.append(f"{where}.escalation.{step}.to: not a role (head, director) or team member id")
     return found
 

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import difflib
 import zoneinfo
+from enum import StrEnum
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from hub.durations import DAYS, opening_window, parse_duration
 from hub.mapping import SOURCE_KEYS
 
-ROLES = ("manager", "head", "director")
+
+
+class Role(StrEnum):
+    MANAGER = "manager"    # works their own leads
+    HEAD = "head"          # first to hear of a lead nobody works
+    DIRECTOR = "director"  # next in the escalation chain
+
+
+ROLES = tuple(Role)
+ESCALATION_ROLES = (Role.HEAD, Role.DIRECTOR)  # an escalation step names one of these or a person
 CHANNELS = ("form", "mail", "call", "sms")
 
 
@@ -105,7 +115,7 @@ class SlaSchema(Section):
     first_response = Duration(load_default="1h")
     remind_every = Duration(load_default="1h", allow_none=True)
     escalation = fields.List(fields.Nested(EscalationStepSchema), load_default=lambda: [
-        {"to": "head", "after": parse_duration("1h")}, {"to": "director", "after": parse_duration("1d")}])
+        {"to": Role.HEAD, "after": parse_duration("1h")}, {"to": Role.DIRECTOR, "after": parse_duration("1d")}])
     stage_limits = fields.Dict(keys=fields.String(validate=validate.OneOf(("new", "in_progress"))),
                                values=Duration(), load_default=dict)
 
@@ -149,7 +159,7 @@ class CallbacksSchema(Section):
 class MemberSchema(Section):
     id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$"))
     name = fields.String(required=True)
-    role = fields.String(load_default="manager", validate=validate.OneOf(ROLES))
+    role = fields.String(load_default=Role.MANAGER, validate=validate.OneOf(ROLES))
     email = fields.Email(load_default=None, allow_none=True)
     phone = fields.String(load_default=None, allow_none=True)
     away = fields.Boolean(load_default=False)

@@ -15,6 +15,7 @@ from phonenumbers import geocoder
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from hub.config import Role
 from hub.mapping import stored_phone
 from hub.store.models import Lead, RouteCounter, TeamMember
 
@@ -119,7 +120,7 @@ def candidates(config, assign: dict | None) -> list[dict]:
         return [m for m in team if m["id"] in assign["to"]]
     if assign and assign["group"]:
         return [m for m in team if assign["group"] in m["groups"]]
-    return [m for m in team if m["role"] == "manager"]
+    return [m for m in team if m["role"] == Role.MANAGER]
 
 
 def pick(strategy: str, pool: list[dict], counters: Counters, pool_key: str) -> tuple[str, str]:

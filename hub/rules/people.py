@@ -1,6 +1,8 @@
 """Who is who in the team config: roles, groups, contacts."""
 from __future__ import annotations
 
+from hub.config import ESCALATION_ROLES
+
 
 def member(config, member_id: str | None) -> dict | None:
     return next((m for m in config["team"] if m["id"] == member_id), None)
@@ -14,7 +16,7 @@ def by_role(config, role: str) -> dict | None:
 
 def resolve(config, who: str) -> dict | None:
     """A role name or a team member id."""
-    return by_role(config, who) if who in ("head", "director") else member(config, who)
+    return by_role(config, who) if who in ESCALATION_ROLES else member(config, who)
 
 
 def contact_channel(config, person: dict) -> tuple[str, str, str] | None:
