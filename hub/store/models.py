@@ -270,7 +270,9 @@ class SyncDelivery(Base):
 
 
 class Checkpoint(Base):
-    """How far a pulled source (an IMAP folder) has been read, saved with the events it covers."""
+    """How far a pulled source has been read, saved with what it covers: an IMAP folder (by UID),
+    or a polled CRM (``crm:<target>``, folder ``leads``; ``last_uid`` holds the Unix time of
+    the newest change applied)."""
 
     __tablename__ = "checkpoints"
     __table_args__ = (UniqueConstraint("source", "folder", name="uq_checkpoints_source_folder"),)
