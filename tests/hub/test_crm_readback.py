@@ -3,6 +3,7 @@ lead read back through the shared throttle, polling for what webhooks lose, echo
 hub's own pushes told apart, all on a fixed clock against fake CRMs (``crm_portals``)."""
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -155,6 +156,31 @@ def test_amocrm_won_or_lost_an_hour_in_stops_everything(stage, status, account, 
     assert account.calls["PATCH patch"] == 0
     [raw] = crm_events(hub)
     assert SECRET not in raw.url and raw.query == [] and raw.status == "processed"
+
+
+RECEIVER = "https://example.com/leads"
+
+
+@pytest.fixture
+def with_a_webhook_target(bitrix, config_document, monkeypatch):
+    monkeypatch.setenv("LEADS_WEBHOOK_SECRET", "whsec_" + "a2V5" * 8)
+    config_document["crm"].append({"target": "webhook", "url": RECEIVER, "secret_env": "LEADS_WEBHOOK_SECRET"})
+
+
+def test_a_crm_change_goes_out_to_the_other_targets_only(with_a_webhook_target, clock, client, run_jobs, api):
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        portal = FakeBitrix24(WEBHOOK, clock.hub.now).install(mocked)
+        mocked.add(responses.POST, RECEIVER, status=204)
+        number = new_lead(client, run_jobs, api)["number"]
+        [crm_id] = portal.leads
+        clock.now = START + timedelta(minutes=15)
+        portal.manager_changes(crm_id, by=17, at=clock.now, STATUS_ID="CONVERTED")
+        crm_post(client, "bitrix24", portal.event("ONCRMLEADUPDATE", crm_id, TOKEN))
+        run_jobs()
+        pushed = [json.loads(call.request.body) for call in mocked.calls if call.request.url == RECEIVER]
+    assert [lead["status"] for lead in pushed] == ["new", "converted"]  # created, then the CRM's change
+    assert portal.calls["crm.lead.update"] == 0  # not back to the CRM it came from
+    assert api.get(f"/api/leads/{number}").get_json()["status"] == "converted"
 
 
 def test_a_crm_status_change_stops_the_callback_ladder(bitrix, config_document, monkeypatch, portal, clock, client,
