@@ -11,7 +11,7 @@ with a bearer token (shared/formats/amocrm.md); field codes come from ``mappings
   a field is searchable where tags may not be, and one tag per lead would flood the tag list.
 * update: ``PATCH /api/v4/leads/<id>`` with the mapped ``status_id`` / ``responsible_user_id``.
 
-Events back (shared/formats/crm-events.md): account webhooks post ``leads[<action>][n][...]``
+Events back (amoCRM's "Webhooks" format): account webhooks post ``leads[<action>][n][...]``
 form-encoded, unsigned; so the URL carries a secret (``?secret=``, ``hook_secret_env``) and
 ``account[id]`` must be the configured ``account_id``. The webhook carries the lead's fields,
 so only a delete (or a short Digital Pipeline body) is read back with ``GET /api/v4/leads/<id>``;

@@ -12,7 +12,7 @@ webhook (shared/formats/bitrix24.md); field names come from ``mappings/crm/bitri
 The webhook URL is the credential: its code is masked in every error message, and network
 errors are raised without their cause (whose text holds the URL).
 
-Events back (shared/formats/crm-events.md): an outgoing webhook (or ``event.bind`` handler)
+Events back (the REST docs' "events" pages): an outgoing webhook (or ``event.bind`` handler)
 posts ``ONCRMLEADUPDATE`` / ``ONCRMLEADDELETE`` form-encoded, with only the lead's id. It is
 checked against the ``application_token`` the portal showed (and ``member_id`` when
 configured); the lead is read back with ``crm.lead.get`` and polled with ``crm.lead.list``
