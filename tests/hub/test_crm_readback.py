@@ -468,7 +468,7 @@ def test_read_backs_and_pushes_share_one_throttle(bitrix, clock, client, run_job
         assert session.scalar(select(func.count()).select_from(Lead).where(Lead.status == "in_progress")) == 120
 
 
-def test_a_read_back_the_crm_refuses_is_retried_then_dead(portal, clock, client, run_jobs, api, hub):
+def test_a_read_back_the_crm_refuses_is_retried(portal, clock, client, run_jobs, api, hub):
     new_lead(client, run_jobs, api)
     [crm_id] = portal.leads
     crm_post(client, "bitrix24", portal.event("ONCRMLEADUPDATE", crm_id, TOKEN))
