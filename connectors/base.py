@@ -30,12 +30,17 @@ Neutral conventions by kind (the hub reads these; the mapping maps ``fields`` to
   Message-IDs of ``In-Reply-To``/``References``; ``ignore`` names why auto-replies, bounces,
   bulk mail and spam make no lead.
 
+* CRM events (``connectors/crm/<name>.py``, received at ``/hooks/crm/<target>``): each
+  ``Parsed`` carries ``extra["crm"]``, a ``CrmEvent``; ``read_back`` turns it into a
+  ``CrmLead`` (the lead as the CRM has it now), and so does polling (``changed_since``).
+
 ``settings`` is the provider's (or the form's) config section with secrets resolved: a key
 ``auth_token_env`` in the config arrives here as ``auth_token`` holding the secret's value.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
@@ -105,6 +110,35 @@ class DeliveryReport:
     status: str
     error: str | None = None
     at: str | None = None
+
+
+@dataclass(frozen=True)
+class CrmLead:
+    """A CRM's lead as the CRM has it: read back, polled, or carried whole by its webhook.
+
+    ``status`` is the CRM's stage code or id and ``user`` its responsible user's id, both as
+    text; ``semantic`` is the CRM's own meaning of the stage (``process``, ``success``,
+    ``failure``) when it says so. ``modified_at`` orders two states of one lead;
+    ``modified_by`` is the CRM user who made the last change."""
+
+    external_id: str
+    status: str | None = None
+    semantic: str | None = None
+    user: str | None = None
+    modified_at: datetime | None = None
+    modified_by: str | None = None
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class CrmEvent:
+    """One change a CRM's webhook announces. ``action`` is ``update`` or ``delete``; ``lead``
+    is the lead as the event itself describes it, when it does (amoCRM sends the fields,
+    Bitrix24 only the id, so its lead is read back)."""
+
+    action: str
+    external_id: str
+    lead: CrmLead | None = None
 
 
 @dataclass(frozen=True)

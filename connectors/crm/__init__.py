@@ -1,11 +1,26 @@
-"""CRM targets: one module per CRM, each exposing ``push``."""
+"""CRM targets: one module per CRM.
+
+Every module exposes ``push`` (a lead out to the CRM). Modules whose CRM reports changes back
+(received at ``/hooks/crm/<target>``, see ``connectors.base.CrmEvent``) also expose:
+
+``INBOUND``        the config keys receiving needs (all of them, once one is given);
+``verify``, ``parse``, ``reply``   as the intake modules (``connectors.base``);
+``read_back(event, settings, throttle)``   the ``CrmLead`` an event is about, as the CRM has it now;
+``changed_since(settings, since, throttle)``   pages of ``CrmLead`` modified after ``since``;
+``hub_status(lead, settings)``   the hub status a CRM stage means, or ``None`` when unmapped;
+``sent_state(lead, settings, created)``   the stage and user a push sends (``None``: not sent);
+``connect(settings, url, throttle)``   registers the CRM's events, or says how; lines to print.
+"""
 from __future__ import annotations
 
 import functools
+from datetime import datetime
+from urllib.parse import parse_qsl
 
 import yaml
 
 import mappings
+from connectors.base import Inbound
 
 MAPPINGS = mappings.FOLDER / "crm"
 
@@ -15,3 +30,40 @@ def load_mapping(name: str) -> dict:
     """``mappings/crm/<name>.yaml``: field names, source ids and stages, as data."""
     with (MAPPINGS / f"{name}.yaml").open(encoding="utf-8") as handle:
         return yaml.safe_load(handle)
+
+
+def form_fields(inbound: Inbound) -> dict[str, str]:
+    """A form-encoded body as flat ``name -> value`` pairs (PHP bracket names kept whole)."""
+    return dict(parse_qsl(inbound.body.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+def first(value):
+    """The value a push sends for a mapping entry that may list several (``[IN_PROCESS, PROCESSED]``)."""
+    return value[0] if isinstance(value, list) and value else (None if isinstance(value, list) else value)
+
+
+def reverse(mapping: dict) -> dict[str, str]:
+    """``{ours: theirs | [theirs, ...]}`` read backwards: ``{str(theirs): ours}``; the first
+    entry naming a value wins."""
+    back: dict[str, str] = {}
+    for ours, theirs in mapping.items():
+        for value in theirs if isinstance(theirs, list) else [theirs]:
+            if value is not None:
+                back.setdefault(str(value), ours)
+    return back
+
+
+def text(value) -> str | None:
+    """A CRM value as text; ``None`` for absent, empty or zero ids."""
+    if value is None or str(value).strip() in ("", "0"):
+        return None
+    return str(value).strip()
+
+
+def timestamp(value) -> datetime | None:
+    """An ISO 8601 date-time with its offset, or ``None`` when absent or unreadable."""
+    try:
+        moment = datetime.fromisoformat(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo else None

@@ -10,21 +10,41 @@ with a bearer token (shared/formats/amocrm.md); field codes come from ``mappings
   the search matches substrings, so ``lead-hub-12`` also finds ``lead-hub-123``. A name kept in
   a field is searchable where tags may not be, and one tag per lead would flood the tag list.
 * update: ``PATCH /api/v4/leads/<id>`` with the mapped ``status_id`` / ``responsible_user_id``.
+
+Events back (amoCRM's "Webhooks" format): account webhooks post ``leads[<action>][n][...]``
+form-encoded, unsigned; so the URL carries a secret (``?secret=``, ``hook_secret_env``) and
+``account[id]`` must be the configured ``account_id``. The webhook carries the lead's fields,
+so only a delete (or a short Digital Pipeline body) is read back with ``GET /api/v4/leads/<id>``;
+polling asks ``/api/v4/leads?filter[updated_at][from]=``. Stages 142 (won) and 143 (lost) are
+``converted`` and ``junk`` in every pipeline; others go through the reverse of ``status_ids``.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
-from typing import Callable
+import re
+from datetime import datetime, timezone
+from typing import Callable, Iterator
 
 import requests
 
 from connectors import crm
-from connectors.base import PermanentFailure, TemporaryFailure
+from connectors.base import (BadRequest, CrmEvent, CrmLead, Forbidden, Inbound, Parsed,
+                             PermanentFailure, TemporaryFailure)
 
 NAME = "amocrm"
-SECRETS = ("token_env",)
-SETTINGS = SECRETS + ("base_url", "team", "lead_fields", "status_ids")  # its own keys in crm:
+SECRETS = ("token_env", "hook_secret_env")
+OPTIONAL_SECRETS = ("hook_secret_env",)  # only to receive events
+INBOUND = ("hook_secret_env", "account_id")
+SECRET_QUERY = ("secret",)  # the URL's credential: never stored with the event
+SETTINGS = SECRETS + ("base_url", "team", "lead_fields", "status_ids", "account_id")  # its own keys in crm:
 RATE = (7.0, 7)  # amoCRM allows 7 requests a second
+WON, LOST = "142", "143"  # system stages of every pipeline
+ACTIONS = {"update": "update", "status": "update", "responsible": "update", "restore": "update",
+           "delete": "delete"}
+HOOK_EVENTS = ("update_lead", "status_lead", "responsible_lead", "delete_lead")
+ITEM = re.compile(r"^leads\[(\w+)\]\[(\d+)\]\[(\w+)\]$")
 log = logging.getLogger("hub.crm")
 
 
@@ -105,9 +125,13 @@ def add_note(account: "Account", lead_id: str, text: str) -> None:
         log.warning("amoCRM lead %s created, its message note failed: %s", lead_id, exc.message)
 
 
+def status_ids(settings: dict) -> dict:
+    """Our status -> status_id (or a list: the first is pushed, all of them read back)."""
+    return {**load_mapping()["status_ids"], **(settings.get("status_ids") or {})}
+
+
 def update(account: "Account", lead: dict, settings: dict, lead_id: str) -> None:
-    statuses = {**load_mapping()["status_ids"], **settings.get("status_ids", {})}
-    changes = {"status_id": statuses.get(lead.get("status")),
+    changes = {"status_id": crm.first(status_ids(settings).get(lead.get("status"))),
                "responsible_user_id": assignee_id(lead, settings)}
     changes = {key: value for key, value in changes.items() if value}
     if changes:
@@ -147,9 +171,15 @@ def failure(response: requests.Response, body: dict) -> Exception:
     detail = _problem(body) or response.reason or "no JSON answer"
     if status == 401:
         return PermanentFailure(f"amoCRM token rejected (expired?): {detail}")
+    if status == 404:
+        return NotFound(f"amoCRM HTTP 404: {detail}")
     if status == 429 or status >= 500 or status < 400:
         return TemporaryFailure(f"amoCRM HTTP {status}: {detail}", retry_after=_retry_after(response))
     return PermanentFailure(f"amoCRM HTTP {status}: {detail}")
+
+
+class NotFound(PermanentFailure):
+    """The account has no such lead."""
 
 
 def _problem(body: dict) -> str:
@@ -172,3 +202,133 @@ def _field(code: str, value, enum_code: str | None) -> dict:
 def _retry_after(response: requests.Response) -> float | None:
     value = response.headers.get("Retry-After", "").strip()
     return float(value) if value.isdigit() else None
+
+
+# --- events back from the account ----------------------------------------------------------
+
+
+def verify(inbound: Inbound, settings: dict) -> None:
+    expected, account = settings.get("hook_secret"), settings.get("account_id")
+    if not expected or not account:
+        raise Forbidden("this target receives no events: set its hook_secret_env and account_id",
+                        {"secret": "not configured"})
+    given = next((value for name, value in inbound.query if name == "secret"), "")
+    if not given or not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
+        raise Forbidden("the URL's secret does not match", {"secret": "invalid"})
+    if crm.form_fields(inbound).get("account[id]") != str(account):
+        raise Forbidden("account[id] is not the configured account", {"account[id]": "invalid"})
+
+
+def parse(inbound: Inbound, settings: dict) -> list[Parsed]:
+    items = lead_items(crm.form_fields(inbound))
+    if not items:
+        return [Parsed("other", ignore="no lead in the webhook (another entity's event)")]
+    key = delivery_key(items)
+    return [parsed_item(action, item, key) for action, item in items]
+
+
+def lead_items(fields: dict[str, str]) -> list[tuple[str, dict]]:
+    """``leads[<action>][<n>][<field>]`` grouped into one dict per item, in order."""
+    grouped: dict[tuple[str, int], dict] = {}
+    for name, value in fields.items():
+        match = ITEM.match(name)
+        if match:
+            action, index, field = match.groups()
+            grouped.setdefault((action, int(index)), {})[field] = value
+    return [(action, grouped[(action, index)]) for action, index in sorted(grouped, key=lambda k: (k[0], k[1]))]
+
+
+def parsed_item(action: str, item: dict, key: str) -> Parsed:
+    lead_id = (item.get("id") or "").strip()
+    if not lead_id.isdigit():
+        raise BadRequest(f"leads[{action}][n][id] is not a lead id", {f"leads[{action}][id]": "required"})
+    if action not in ACTIONS:
+        return Parsed(f"lead.{action}", {"id": lead_id}, delivery_key=key,
+                      ignore=f"leads[{action}]: the hub follows only changes of the leads it pushed")
+    kind = ACTIONS[action]
+    lead = CrmLead(lead_id, deleted=True) if kind == "delete" else item_state(item)
+    return Parsed(f"lead.{action}", {"id": lead_id}, delivery_key=key,
+                  extra={"crm": CrmEvent(kind, lead_id, lead)})
+
+
+def item_state(item: dict) -> CrmLead | None:
+    """The lead as a webhook item gives it; ``None`` for Digital Pipeline's short form, which
+    names neither the responsible user nor the time."""
+    moment = item.get("updated_at") or item.get("last_modified")
+    if not moment or "responsible_user_id" not in item:
+        return None
+    return CrmLead(item["id"].strip(), status=crm.text(item.get("status_id")),
+                   user=crm.text(item.get("responsible_user_id")), modified_at=_unix(moment),
+                   modified_by=crm.text(item.get("modified_user_id")))
+
+
+def delivery_key(items: list[tuple[str, dict]]) -> str:
+    """One POST, however many items: what changed, to what, when (a retry repeats it)."""
+    fields = ("id", "status_id", "responsible_user_id", "updated_at", "last_modified")
+    text = "|".join(f"{action}:" + ",".join(item.get(name, "") for name in fields) for action, item in items)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def reply(parsed: Parsed | None) -> None:
+    return None  # any 2xx; amoCRM retries other answers
+
+
+def read_back(event: CrmEvent, settings: dict, throttle: Callable[[], None]) -> CrmLead:
+    if event.lead is not None:
+        return event.lead
+    try:
+        found = Account(settings, throttle).request("GET", f"/api/v4/leads/{event.external_id}")
+    except NotFound:
+        found = None
+    return lead_state(found) if found else CrmLead(event.external_id, deleted=True)
+
+
+def changed_since(settings: dict, since: datetime, throttle: Callable[[], None]) -> Iterator[list[CrmLead]]:
+    """Pages of 250 leads updated at or after ``since``, oldest change first."""
+    account, page = Account(settings, throttle), 1
+    while page:
+        params = {"filter[updated_at][from]": int(since.timestamp()), "order[updated_at]": "asc",
+                  "limit": 250, "page": page}
+        body = account.request("GET", "/api/v4/leads", params=params) or {}
+        yield [lead_state(item) for item in (body.get("_embedded") or {}).get("leads") or []]
+        page = page + 1 if (body.get("_links") or {}).get("next") else None
+
+
+def lead_state(fields: dict) -> CrmLead:
+    return CrmLead(str(fields["id"]), status=crm.text(fields.get("status_id")),
+                   user=crm.text(fields.get("responsible_user_id")),
+                   modified_at=_unix(fields.get("updated_at")),
+                   modified_by=crm.text(fields.get("updated_by")), deleted=bool(fields.get("is_deleted")))
+
+
+def hub_status(lead: CrmLead, settings: dict) -> str | None:
+    if lead.status == WON:
+        return "converted"
+    if lead.status == LOST:
+        return "junk"
+    return crm.reverse(status_ids(settings)).get(lead.status or "")
+
+
+def sent_state(lead: dict, settings: dict, created: bool) -> dict:
+    """A create lands in the pipeline's first stage; an update sends the mapped one."""
+    status = None if created else crm.first(status_ids(settings).get(lead.get("status")))
+    return {"status": crm.text(status), "user": crm.text(assignee_id(lead, settings))}
+
+
+def connect(settings: dict, url: str, throttle: Callable[[], None]) -> list[str]:
+    """Account webhooks carry no signature: the URL's secret is what the hub checks."""
+    secret = settings.get("hook_secret")
+    if not secret or not settings.get("account_id"):
+        raise PermanentFailure("set hook_secret_env and account_id on this target first")
+    return [
+        "In amoCRM: Settings > Integrations > Webhooks, add a webhook:",
+        f"  URL: {url}?secret={secret}",
+        f"  events: {', '.join(HOOK_EVENTS)} (lead changed, stage changed, responsible changed, "
+        "lead deleted)",
+        "Keep the URL secret: it is the only credential amoCRM sends.",
+    ]
+
+
+def _unix(value) -> datetime | None:
+    text = str(value or "").strip()
+    return datetime.fromtimestamp(int(text), timezone.utc) if text.isdigit() else None

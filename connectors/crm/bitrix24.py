@@ -11,23 +11,43 @@ webhook (shared/formats/bitrix24.md); field names come from ``mappings/crm/bitri
 
 The webhook URL is the credential: its code is masked in every error message, and network
 errors are raised without their cause (whose text holds the URL).
+
+Events back (the REST docs' "events" pages): an outgoing webhook (or ``event.bind`` handler)
+posts ``ONCRMLEADUPDATE`` / ``ONCRMLEADDELETE`` form-encoded, with only the lead's id. It is
+checked against the ``application_token`` the portal showed (and ``member_id`` when
+configured); the lead is read back with ``crm.lead.get`` and polled with ``crm.lead.list``
+(``>DATE_MODIFY``). A stage's ``STATUS_SEMANTIC_ID`` decides success (``converted``) and
+failure (``junk``); other stages go through the reverse of ``status_ids``.
 """
 from __future__ import annotations
 
+import hmac
 import html
-from typing import Callable
+from datetime import datetime
+from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
 import requests
 
 from connectors import crm
-from connectors.base import PermanentFailure, TemporaryFailure
+from connectors.base import (BadRequest, CrmEvent, CrmLead, Forbidden, Inbound, Parsed,
+                             PermanentFailure, TemporaryFailure)
 
 NAME = "bitrix24"
-SECRETS = ("webhook_url_env",)
-SETTINGS = SECRETS + ("base_url", "team", "source_ids", "source_fields", "originator_id")  # its own keys in crm:
+SECRETS = ("webhook_url_env", "application_token_env")
+OPTIONAL_SECRETS = ("application_token_env",)  # only to receive events
+INBOUND = ("application_token_env",)
+SETTINGS = SECRETS + ("base_url", "team", "source_ids", "source_fields", "originator_id",
+                      "status_ids", "member_id")  # its own keys in crm:
 RATE = (2.0, 50)  # requests a second, burst: the documented leaky bucket
 TEMPORARY_CODES = {"QUERY_LIMIT_EXCEEDED", "OPERATION_TIME_LIMIT", "INTERNAL_SERVER_ERROR"}
+EVENTS = {"ONCRMLEADUPDATE": "update", "ONCRMLEADDELETE": "delete"}
+BOUND_EVENTS = tuple(EVENTS)
+IGNORED_EVENTS = {"ONCRMLEADADD": "a lead added in the CRM: the hub follows only the leads it "
+                                  "pushed, whose ids it learns from its own pushes"}
+SEMANTICS = {"P": "process", "S": "success", "F": "failure"}
+SELECT = ["ID", "STATUS_ID", "STATUS_SEMANTIC_ID", "ASSIGNED_BY_ID", "MODIFY_BY_ID", "DATE_MODIFY"]
+TOKEN_FIELD = "auth[application_token]"
 
 
 def load_mapping() -> dict:
@@ -91,8 +111,13 @@ def find_existing(portal: "Portal", lead: dict, settings: dict) -> str | None:
     return str(found[0]["ID"]) if found else None
 
 
+def status_ids(settings: dict) -> dict:
+    """Our status -> STATUS_ID (or a list: the first is pushed, all of them read back)."""
+    return {**load_mapping()["status_ids"], **(settings.get("status_ids") or {})}
+
+
 def update(portal: "Portal", lead: dict, settings: dict, lead_id: str) -> None:
-    fields = {"STATUS_ID": load_mapping()["status_ids"].get(lead.get("status")),
+    fields = {"STATUS_ID": crm.first(status_ids(settings).get(lead.get("status"))),
               "ASSIGNED_BY_ID": assignee_id(lead, settings)}
     fields = {name: value for name, value in fields.items() if value}
     if fields:
@@ -147,6 +172,10 @@ class Portal:
         return text
 
     def call(self, method: str, payload: dict):
+        return self.answer(method, payload)["result"]
+
+    def answer(self, method: str, payload: dict) -> dict:
+        """The whole JSON answer (``result`` and, for lists, ``next`` and ``total``)."""
         self.throttle()
         response = self.send(method, payload)
         try:
@@ -155,7 +184,7 @@ class Portal:
             body = None
         if response.status_code >= 400 or not isinstance(body, dict) or "result" not in body:
             raise self.failure(method, response, body if isinstance(body, dict) else {})
-        return body["result"]
+        return body
 
     def send(self, method: str, payload: dict) -> requests.Response:
         error = None
@@ -174,7 +203,19 @@ class Portal:
         message = self.mask(f"Bitrix24 {method}: HTTP {status}{' ' + code if code else ''}: {description}")
         if status == 429 or status >= 500 or code in TEMPORARY_CODES or (status < 400 and not code):
             return TemporaryFailure(message, retry_after=_retry_after(response))
+        if description.strip().lower() == "not found":
+            return NotFound(message)
+        if code == "WRONG_AUTH_TYPE":
+            return NeedsApplication(message)
         return PermanentFailure(message)
+
+
+class NotFound(PermanentFailure):
+    """The portal has no such lead (deleted, or never there)."""
+
+
+class NeedsApplication(PermanentFailure):
+    """The method works only in an application's context, not through an incoming webhook."""
 
 
 def _who(lead: dict) -> str:
@@ -188,3 +229,108 @@ def _multifield(value: str | None, value_type: str) -> list[dict] | None:
 def _retry_after(response: requests.Response) -> float | None:
     value = response.headers.get("Retry-After", "").strip()
     return float(value) if value.isdigit() else None
+
+
+# --- events back from the portal ---------------------------------------------------------
+
+
+def verify(inbound: Inbound, settings: dict) -> None:
+    expected = settings.get("application_token")
+    if not expected:
+        raise Forbidden("this target receives no events: set its application_token_env",
+                        {TOKEN_FIELD: "not configured"})
+    fields = crm.form_fields(inbound)
+    given = fields.get(TOKEN_FIELD, "")
+    if not given or not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
+        raise Forbidden(f"{TOKEN_FIELD} does not match", {TOKEN_FIELD: "invalid"})
+    member = settings.get("member_id")
+    if member and fields.get("auth[member_id]") != str(member):
+        raise Forbidden("auth[member_id] is not the configured portal", {"auth[member_id]": "invalid"})
+
+
+def parse(inbound: Inbound, settings: dict) -> list[Parsed]:
+    fields = crm.form_fields(inbound)
+    event = fields.get("event", "").strip().upper()
+    if not event:
+        raise BadRequest("missing event", {"event": "required"})
+    lead_id = fields.get("data[FIELDS][ID]", "").strip()
+    if event not in EVENTS:
+        reason = IGNORED_EVENTS.get(event) or f"not a lead change: {event}"
+        return [Parsed(event, {"id": lead_id}, ignore=reason)]
+    if not lead_id.isdigit():
+        raise BadRequest("data[FIELDS][ID] is not a lead id", {"data[FIELDS][ID]": "required"})
+    key = ":".join((event, lead_id, fields.get("ts", ""), fields.get("event_handler_id", "")))
+    action = EVENTS[event]
+    return [Parsed(f"lead.{action}", {"id": lead_id}, delivery_key=key,
+                   extra={"crm": CrmEvent(action, lead_id)})]
+
+
+def reply(parsed: Parsed | None) -> None:
+    return None  # any quick 2xx will do: the hub's own JSON answer
+
+
+def read_back(event: CrmEvent, settings: dict, throttle: Callable[[], None]) -> CrmLead:
+    if event.action == "delete":
+        return CrmLead(event.external_id, deleted=True)
+    try:
+        found = Portal(settings, throttle).call("crm.lead.get", {"id": event.external_id})
+    except NotFound:
+        return CrmLead(event.external_id, deleted=True)
+    return lead_state(found)
+
+
+def changed_since(settings: dict, since: datetime, throttle: Callable[[], None]) -> Iterator[list[CrmLead]]:
+    """Pages of 50 leads modified after ``since``, oldest change first."""
+    portal, start = Portal(settings, throttle), 0
+    query = {"filter": {">DATE_MODIFY": since.isoformat(timespec="seconds")}, "select": SELECT,
+             "order": {"DATE_MODIFY": "ASC"}}
+    while start is not None:
+        body = portal.answer("crm.lead.list", {**query, "start": start})
+        yield [lead_state(item) for item in body["result"] or []]
+        start = body.get("next")
+
+
+def lead_state(fields: dict) -> CrmLead:
+    return CrmLead(external_id=str(fields["ID"]), status=crm.text(fields.get("STATUS_ID")),
+                   semantic=SEMANTICS.get(str(fields.get("STATUS_SEMANTIC_ID") or "")),
+                   user=crm.text(fields.get("ASSIGNED_BY_ID")),
+                   modified_at=crm.timestamp(fields.get("DATE_MODIFY")),
+                   modified_by=crm.text(fields.get("MODIFY_BY_ID")))
+
+
+def hub_status(lead: CrmLead, settings: dict) -> str | None:
+    """The stage's own semantics first (a portal may have several failure stages), then the
+    reverse of ``status_ids``; ``None`` for a stage nobody mapped."""
+    if lead.semantic == "success":
+        return "converted"
+    if lead.semantic == "failure":
+        return "junk"
+    return crm.reverse(status_ids(settings)).get(lead.status or "")
+
+
+def sent_state(lead: dict, settings: dict, created: bool) -> dict:
+    """A create leaves the stage to the portal's default; an update sends the mapped one."""
+    status = None if created else crm.first(status_ids(settings).get(lead.get("status")))
+    return {"status": status, "user": crm.text(assignee_id(lead, settings))}
+
+
+def connect(settings: dict, url: str, throttle: Callable[[], None]) -> list[str]:
+    portal = Portal(settings, throttle)
+    try:
+        for event in BOUND_EVENTS:
+            portal.call("event.bind", {"event": event, "handler": url})
+    except NeedsApplication:
+        return outgoing_webhook_steps(url)
+    return [f"bound {event} to {url}" for event in BOUND_EVENTS] + [
+        "Put the application token its events carry in the variable named by application_token_env."]
+
+
+def outgoing_webhook_steps(url: str) -> list[str]:
+    return [
+        "Bitrix24 binds event handlers only for applications, not through an incoming webhook.",
+        "In the portal: Applications > Developer resources > Other > Outgoing webhook:",
+        f"  handler URL: {url}",
+        f"  events: {', '.join(BOUND_EVENTS)} (lead updated, lead deleted)",
+        "Save it, then put the application token it shows in the variable named by "
+        "application_token_env, and restart the hub.",
+    ]

@@ -126,7 +126,18 @@ def crm_problems(document: dict) -> list[str]:
         if names.count(names[position]) > 1:
             found.append(f"crm.{index}.name: two targets are called {names[position]!r}; give each a name")
         found += secret_problems(f"crm.{index}", entry, registry.crm(target))
+        found += inbound_problems(f"crm.{index}", entry, registry.crm(target))
     return found
+
+
+def inbound_problems(where: str, entry: dict, module) -> list[str]:
+    """Receiving a CRM's events needs every key its module names, once one of them is given."""
+    needed = getattr(module, "INBOUND", ())
+    given = [key for key in needed if entry.get(key)]
+    if not given:
+        return []
+    return [f"{where}.{key}: required to receive events ({given[0]} is set)"
+            for key in needed if not entry.get(key)]
 
 
 def confirmation_problems(document: dict) -> list[str]:

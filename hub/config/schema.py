@@ -294,6 +294,10 @@ class CrmTargetSchema(Section):
     rate = fields.Dict(keys=fields.String(validate=validate.OneOf(("per_second", "burst"))),
                        values=fields.Float(validate=validate.Range(min=0.01)), load_default=None,
                        allow_none=True)
+    # CRMs that report changes back: how often to ask for what the webhooks may have missed
+    # (null: never), and how long after a push the CRM showing just that is the push's echo
+    poll_every = Duration(load_default="5m", allow_none=True)
+    echo_window = Duration(load_default="2m")
 
     def known_keys(self, original: dict) -> set[str] | None:
         from hub import registry

@@ -75,9 +75,9 @@ def push_one(hub, row: SyncDelivery, throttles: dict) -> None:
     module = registry.crm(entry["target"])
     settings = {**resolve_secrets(entry, hub.environ), "team": entry.get("team") or {},
                 "delivery_id": row.delivery_id}
+    lead = lead_json(hub, row.lead_id)
     try:
-        external_id = module.push(lead_json(hub, row.lead_id), settings, row.external_id,
-                                  row.attempts, throttles[row.target])
+        external_id = module.push(lead, settings, row.external_id, row.attempts, throttles[row.target])
     except Exception as error:  # noqa: BLE001 - a connector bug must not strand the row
         if not isinstance(error, SendError):
             log.exception("target %s crashed", row.target)
@@ -87,7 +87,16 @@ def push_one(hub, row: SyncDelivery, throttles: dict) -> None:
         log.warning("sync of lead %s to %s: %s (%s)", row.lead_id, row.target, values["status"], error.message)
         return
     SYNCS.record(hub, row.id, status=DeliveryStatus.SYNCED, external_id=str(external_id), last_error=None,
-                 synced_at=hub.now(), attempts=0)
+                 synced_at=hub.now(), attempts=0,
+                 pushed=pushed_state(module, lead, settings, row.external_id is None, hub.now()))
+
+
+def pushed_state(module, lead: dict, settings: dict, created: bool, now) -> dict | None:
+    """The stage and user this push sent, and when: a CRM reporting just that back soon after
+    is the push's echo (``hub.delivery.crm_readback``)."""
+    if not hasattr(module, "sent_state"):
+        return None
+    return {**module.sent_state(lead, settings, created), "at": now.isoformat()}
 
 
 def deliver_due(hub, clock=None, sleep=None) -> int:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from hub.delivery import crm, outbox, serialize
+from hub.delivery import crm, crm_readback, outbox, serialize
 from hub.store.models import RawEvent
 from hub.pipeline import process_batch
 
@@ -11,7 +11,8 @@ from hub.pipeline import process_batch
 def replay_events(hub, event_id: str | None = None, failed: bool = False, as_lead: bool = False) -> list[str]:
     """Reset the chosen events to pending and process them now. Touch keys make this safe:
     an event already merged into a lead is linked again, never doubled. ``as_lead`` overrides
-    the provider's reason to ignore the event (an auto-reply that was a real request)."""
+    the provider's reason to ignore the event (an auto-reply that was a real request). CRM
+    events are read back again; a change already applied is not applied twice."""
     with hub.db.write() as session:
         query = select(RawEvent)
         if event_id:
@@ -25,12 +26,14 @@ def replay_events(hub, event_id: str | None = None, failed: bool = False, as_lea
             raw.status, raw.error, raw.attempts, raw.retry_at = "pending", None, 0, None
             if as_lead:
                 raw.override = "as-lead"
-        ids = [raw.id for raw in events]
+        ids = [raw.id for raw in events if raw.kind != crm_readback.KIND]
+        crm_ids = [raw.id for raw in events if raw.kind == crm_readback.KIND]
+    crm_readback.drain(hub, ids=crm_ids)
     for start in range(0, len(ids), 500):
         process_batch(hub, 500, ids[start:start + 500])
     hub.kicker.kick("outbox")
     with hub.db.read() as session:
-        rows = session.scalars(select(RawEvent).where(RawEvent.id.in_(ids)).order_by(RawEvent.id))
+        rows = session.scalars(select(RawEvent).where(RawEvent.id.in_(ids + crm_ids)).order_by(RawEvent.id))
         return [describe(serialize.event(raw)) for raw in rows]
 
 

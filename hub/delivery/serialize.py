@@ -52,7 +52,7 @@ def notification(item: Notification, now, why_held: str | None) -> dict:
 
 def sync(item: SyncDelivery) -> dict:
     return {"target": item.target, "external_id": item.external_id, "status": item.status,
-            "attempts": item.attempts, "error": item.last_error}
+            "attempts": item.attempts, "error": item.last_error, "readback": item.readback}
 
 
 def history(item: LeadHistory) -> dict:

@@ -31,6 +31,12 @@ from hub.store.writer import RowWriter
 
 log = logging.getLogger("hub.pipeline")
 PIPELINE_LOCK = 0x4C656164  # "Lead": one pipeline writer at a time on PostgreSQL
+CRM_KIND = "crm"  # CRM events are read back by hub.delivery.crm_readback, not made into leads
+
+
+def lead_events():
+    """Pending raw events this pipeline takes: every kind but CRM events."""
+    return select(RawEvent).where(RawEvent.status == "pending", RawEvent.kind != CRM_KIND)
 
 
 @dataclass
@@ -88,7 +94,7 @@ def merge_results(results: list[BatchResult]) -> BatchResult:
 def claim(session: Session, hub, limit: int, event_ids: list[int] | None) -> list[RawEvent]:
     if session.bind.dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PIPELINE_LOCK})
-    query = select(RawEvent).where(RawEvent.status == "pending").order_by(RawEvent.id).limit(limit)
+    query = lead_events().order_by(RawEvent.id).limit(limit)
     if event_ids is not None:
         query = query.where(RawEvent.id.in_(event_ids))
     events = list(session.scalars(query))
@@ -98,7 +104,7 @@ def claim(session: Session, hub, limit: int, event_ids: list[int] | None) -> lis
 
 def pending_ids(hub, limit: int) -> list[int]:
     with hub.db.read() as session:
-        query = select(RawEvent.id).where(RawEvent.status == "pending").order_by(RawEvent.id).limit(limit)
+        query = lead_events().with_only_columns(RawEvent.id).order_by(RawEvent.id).limit(limit)
         return list(session.scalars(query))
 
 

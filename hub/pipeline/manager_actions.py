@@ -1,9 +1,13 @@
-"""What managers do through the API, and how the timed rules react: any action stops the
-"untouched lead" escalation; a status change starts that status's stage limit; a closed lead
-cancels what is scheduled; a callback task closed with an outcome stops the ladder."""
+"""What managers do (through the API, or in a CRM the hub reads back), and how the timed rules
+react: any action stops the "untouched lead" escalation; a status change starts that status's
+stage limit; a closed lead cancels what is scheduled; a task closed with an outcome stops the
+reminders, and a callback ladder. Every source goes through ``act``, so all drive the rules
+the same way; only the actor and what the source says differ."""
 from __future__ import annotations
 
-from sqlalchemy import update
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub.store.models import Assignment, Lead, Task
@@ -14,35 +18,86 @@ from hub.rules import callbacks, history, sla, timers
 CLOSED = ("converted", "junk", "archived")
 
 
-def touch(lead: Lead, now) -> None:
+@dataclass(frozen=True)
+class Action:
+    """``outcome`` closes the open call task (and stops a callback ladder) with that outcome;
+    ``origin`` names the CRM target the action was made in, which is not pushed to again;
+    ``reason`` says why, for the history (a lead deleted in a CRM)."""
+
+    actor: str = "api"
+    status: str | None = None
+    assignee: str | None = None
+    outcome: str | None = None
+    origin: str | None = None
+    reason: str | None = None
+
+
+def touch(lead: Lead, now) -> bool:
+    """Marks the lead handled; whether this was its first manager action."""
+    first = lead.handled_at is None
     lead.handled_at = lead.handled_at or now
     lead.updated_at = now
+    return first
 
 
-def update_lead(session: Session, hub, lead: Lead, status: str | None, assignee: str | None) -> None:
+def act(session: Session, hub, lead: Lead, action: Action) -> None:
     now, out = hub.now(), RowWriter(session)
-    touch(lead, now)
-    queue_update(session, [lead.id], now)
-    if status and status != lead.status:
-        history.record(out, lead.id, "status_changed", now, actor="api", **{"from": lead.status, "to": status})
-        lead.status, lead.status_changed_at = status, now
-        if status in CLOSED:
-            timers.cancel_for_lead(session, lead.id)
-        else:
-            sla.start_stage_limit(out, hub, lead, sla.sla_of(hub.config, lead))
-    if assignee and assignee != lead.assignee_id:
-        reassign(session, out, lead, assignee, now)
+    first = touch(lead, now)
+    changed = False
+    if action.status and action.status != lead.status:
+        change_status(session, out, hub, lead, action)
+        changed = True
+    if action.assignee and action.assignee != lead.assignee_id:
+        reassign(session, out, lead, action.assignee, now, action.actor)
+        changed = True
+    closed = close_open_tasks(session, out, hub, lead, action) if action.outcome else False
+    if changed:
+        queue_update(session, [lead.id], now, skip_target=action.origin)
+    elif first and not closed:
+        history.record(out, lead.id, "handled", now, actor=action.actor)
     out.flush()
 
 
-def reassign(session: Session, out, lead: Lead, assignee: str, now) -> None:
+def update_lead(session: Session, hub, lead: Lead, status: str | None, assignee: str | None) -> None:
+    """The API's ``PATCH /api/leads/<number>``."""
+    act(session, hub, lead, Action(status=status, assignee=assignee))
+
+
+def change_status(session: Session, out, hub, lead: Lead, action: Action) -> None:
+    now = hub.now()
+    details = {"from": lead.status, "to": action.status}
+    history.record(out, lead.id, "status_changed", now, actor=action.actor,
+                   **details, **({"reason": action.reason} if action.reason else {}))
+    lead.status, lead.status_changed_at = action.status, now
+    if action.status in CLOSED:
+        timers.cancel_for_lead(session, lead.id)
+    else:
+        sla.start_stage_limit(out, hub, lead, sla.sla_of(hub.config, lead))
+
+
+def reassign(session: Session, out, lead: Lead, assignee: str, now, actor: str = "api") -> None:
     previous = lead.assignee_id
     lead.assignee_id = assignee
-    lead.assignment_reason = f"reassigned to {assignee} via the API"
+    via = "via the API" if actor == "api" else f"by {actor}"
+    lead.assignment_reason = f"reassigned to {assignee} {via}"
     out.add(Assignment, lead_id=lead.id, member_id=assignee, reason=lead.assignment_reason, at=now)
     session.execute(update(Task).where(Task.lead_id == lead.id, Task.status == "open",
                                        Task.kind.in_(("call", "callback"))).values(assignee_id=assignee))
-    history.record(out, lead.id, "reassigned", now, actor="api", **{"from": previous, "to": assignee})
+    history.record(out, lead.id, "reassigned", now, actor=actor, **{"from": previous, "to": assignee})
+
+
+def close_open_tasks(session: Session, out, hub, lead: Lead, action: Action) -> bool:
+    """The open call task is done with the action's outcome: its reminders stop; so does a
+    running callback ladder. Whether anything was closed."""
+    now = hub.now()
+    tasks = list(session.scalars(select(Task).where(Task.lead_id == lead.id, Task.kind == "call",
+                                                     Task.status == "open")))
+    for task in tasks:
+        task.status, task.outcome, task.closed_at = "done", action.outcome, now
+        history.record(out, lead.id, "task_done", now, actor=action.actor, task=task.id, outcome=action.outcome)
+    timers.cancel_for_lead(session, lead.id, ("reminder",))
+    stopped = callbacks.stop_ladder(session, out, hub, lead.id, action.outcome)
+    return bool(tasks) or stopped
 
 
 def close_task(session: Session, hub, task: Task, outcome: str | None) -> None:

@@ -17,9 +17,13 @@ def plan_syncs(out, config, lead: Lead) -> int:
     return len(names)
 
 
-def queue_update(session: Session, lead_ids, now) -> int:
+def queue_update(session: Session, lead_ids, now, skip_target: str | None = None) -> int:
     """Leads that changed are pushed again, as updates of the id the CRM gave us: a new
-    delivery, so its first attempt mints a new delivery id."""
-    return session.execute(update(SyncDelivery).where(
-        SyncDelivery.lead_id.in_(list(lead_ids)), SyncDelivery.status == DeliveryStatus.SYNCED).values(
-        status=DeliveryStatus.PENDING, next_attempt_at=now, delivery_id=None)).rowcount
+    delivery, so its first attempt mints a new delivery id. A change read back from a CRM
+    (``skip_target``) is already there: only the other targets hear of it."""
+    query = update(SyncDelivery).where(SyncDelivery.lead_id.in_(list(lead_ids)),
+                                       SyncDelivery.status == DeliveryStatus.SYNCED)
+    if skip_target:
+        query = query.where(SyncDelivery.target != skip_target)
+    return session.execute(query.values(status=DeliveryStatus.PENDING, next_attempt_at=now,
+                                        delivery_id=None)).rowcount

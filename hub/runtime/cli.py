@@ -146,6 +146,28 @@ def replay(event_id: str | None, failed: bool, notifications: bool, syncs: bool,
 
 
 @main.group()
+def crm() -> None:
+    """CRM targets."""
+
+
+@crm.command("connect")
+@click.argument("name")
+def crm_connect(name: str) -> None:
+    """Register the CRM target NAME's events (or print what to set up in the CRM)."""
+    from connectors.base import SendError
+    from hub.delivery import crm_readback
+
+    try:
+        lines = crm_readback.connect(load_hub(), name)
+    except LookupError as error:
+        raise click.ClickException(str(error.args[0])) from error
+    except SendError as error:
+        raise click.ClickException(error.message) from error
+    for line in lines:
+        click.echo(line)
+
+
+@main.group()
 def route() -> None:
     """Routing rules."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 from hub import context
-from hub.delivery import crm, outbox
+from hub.delivery import crm, crm_readback, outbox
 from hub.web import metrics
 from hub.pipeline import process_pending as run_pipeline
 
@@ -50,3 +50,25 @@ def deliver_syncs() -> int:
     hub = context.current()
     hub.kicker.clear("sync")
     return crm.deliver_due(hub)
+
+
+def read_back_crm_events() -> int:
+    hub = context.current()
+    hub.kicker.clear("crm")
+    taken = crm_readback.drain(hub)
+    kick_pushes(hub)
+    return taken
+
+
+def poll_crms() -> int:
+    hub = context.current()
+    hub.kicker.clear("crm_poll")
+    applied = crm_readback.poll_due(hub)
+    kick_pushes(hub)
+    return applied
+
+
+def kick_pushes(hub) -> None:
+    """A change read back from one CRM goes out to the other targets."""
+    if crm.due_count(hub):
+        hub.kicker.kick("sync")

@@ -8,7 +8,7 @@ import threading
 from sqlalchemy import exists, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.delivery import crm, outbox
+from hub.delivery import crm, crm_readback, outbox
 from hub.rules import firing
 from hub.store.models import RawEvent
 
@@ -27,7 +27,7 @@ def stale_pending(hub) -> bool:
     cutoff = hub.now() - hub.config["pipeline"]["sweep_after"]
     with hub.db.read() as session:
         return bool(session.scalar(select(exists().where(
-            RawEvent.status == "pending", RawEvent.received_at <= cutoff))))
+            RawEvent.status == "pending", RawEvent.kind != crm_readback.KIND, RawEvent.received_at <= cutoff))))
 
 
 def tick(hub) -> dict:
@@ -38,6 +38,8 @@ def tick(hub) -> dict:
     done["outbox"] = outbox.due_count(hub) > 0 and hub.kicker.kick("outbox")
     done["sync_stuck"] = crm.recover_stuck(hub)
     done["sync"] = crm.due_count(hub) > 0 and hub.kicker.kick("sync")
+    done["crm"] = crm_readback.events_due(hub, hub.config["pipeline"]["sweep_after"]) and hub.kicker.kick("crm")
+    done["crm_poll"] = crm_readback.polls_due(hub) and hub.kicker.kick("crm_poll")
     return done
 
 

@@ -257,12 +257,15 @@ class Notification(Base):
 
 
 class SyncDelivery(Base):
-    """One row per lead and external CRM target; failure is data, replayable."""
+    """One row per lead and external CRM target; failure is data, replayable. It also links
+    the lead to the CRM's id, and keeps what the hub last pushed there and what it last read
+    back (CRM changes coming back)."""
 
     __tablename__ = "sync_deliveries"
     __table_args__ = (
         UniqueConstraint("lead_id", "target", name="uq_sync_deliveries_lead_target"),
         Index("ix_sync_deliveries_status_next", "status", "next_attempt_at"),
+        Index("ix_sync_deliveries_target_external", "target", "external_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -277,10 +280,16 @@ class SyncDelivery(Base):
     # random, minted by the first attempt of a push and kept by its retries; a new push of the
     # changed lead gets a new one (targets name their requests by it: webhook-id)
     delivery_id: Mapped[str | None] = mapped_column(String(32))
+    # the stage and user the last successful push sent (null: left alone), and when
+    pushed: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # the CRM's lead as last read back (webhook or poll), and what the hub made of it
+    readback: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Checkpoint(Base):
-    """How far a pulled source (an IMAP folder) has been read, saved with the events it covers."""
+    """How far a pulled source has been read, saved with what it covers: an IMAP folder (by UID),
+    or a polled CRM (``crm:<target>``, folder ``leads``; ``last_uid`` holds the Unix time of
+    the newest change applied)."""
 
     __tablename__ = "checkpoints"
     __table_args__ = (UniqueConstraint("source", "folder", name="uq_checkpoints_source_folder"),)

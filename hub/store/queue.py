@@ -23,6 +23,8 @@ JOBS = {
     "pipeline": "hub.runtime.jobs.process_pending",
     "outbox": "hub.runtime.jobs.deliver_notifications",
     "sync": "hub.runtime.jobs.deliver_syncs",
+    "crm": "hub.runtime.jobs.read_back_crm_events",
+    "crm_poll": "hub.runtime.jobs.poll_crms",
 }
 _embedded = None
 _lock = threading.Lock()

@@ -1,12 +1,15 @@
 """Intake: ``/hooks/<kind>/<provider>[/<subpath>]``. Verify, parse, validate, store raw, then
-answer. Nothing is acknowledged before its raw event is committed."""
+answer. Nothing is acknowledged before its raw event is committed. CRM events come to
+``/hooks/crm/<target name>``: the target's module checks them, and they wait for the CRM
+read-back job (``hub.delivery.crm_readback``), not the lead pipeline."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from dataclasses import dataclass
 from types import ModuleType
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, jsonify, redirect, request
 from sqlalchemy import bindparam, exists, insert, or_, select, text
@@ -21,6 +24,7 @@ from hub.web.errors import HubError
 from hub.mapping import load_mapping
 from hub.store.models import RawEvent, new_event_id
 from hub.pipeline.normalise import endpoint_settings, fingerprint
+from hub.delivery import crm_readback
 
 log = logging.getLogger("hub.receive")
 bp = Blueprint("receive", __name__)
@@ -33,13 +37,23 @@ DROPPED_HEADERS = {"authorization", "cookie", "x-hub-secret", "proxy-authorizati
 class Endpoint:
     kind: str
     provider: str  # the provider module's name (a form's mapping)
-    key: str | None  # the form key; None for provider endpoints
+    key: str | None  # the form key or the CRM target's name; None for provider endpoints
     module: ModuleType
     settings: dict
+    channel: str | None = None  # the module's CHANNEL unless given
+
+    @property
+    def job(self) -> str:
+        return "crm" if self.kind == crm_readback.KIND else "pipeline"
 
 
 def resolve(kind: str, name: str) -> Endpoint:
     config = current_hub().config
+    if kind == crm_readback.KIND:
+        target = crm_readback.targets(current_hub()).get(name)
+        if target is None:
+            raise HubError(404, f"unknown CRM target {name!r}", {"target": "not configured to report changes"})
+        return Endpoint(kind, target.module.NAME, name, target.module, target.settings, channel=kind)
     if kind == "forms":
         form = config["forms"].get(name)
         if form is None:
@@ -68,7 +82,8 @@ def receive(kind: str, name: str, subpath: str):
 
 def intake(endpoint: Endpoint, subpath: str) -> Response:
     limit_body(endpoint)
-    limit_rate(endpoint)
+    if endpoint.kind != crm_readback.KIND:  # a CRM's bulk edit sends one event per lead
+        limit_rate(endpoint)
     inbound = build_inbound(subpath)
     try:
         endpoint.module.verify(inbound, endpoint.settings)
@@ -78,10 +93,10 @@ def intake(endpoint: Endpoint, subpath: str) -> Response:
     if parsed and all(item.handshake for item in parsed):
         return provider_reply(endpoint, parsed[0]) or Response("ok", 200, mimetype="text/plain")
     validate(endpoint, parsed)
-    event_id, duplicate = store(endpoint, inbound, parsed)
+    event_id, duplicate = store(endpoint, without_credentials(endpoint, inbound), parsed)
     metrics.observe_intake(endpoint.kind, endpoint.provider, "duplicate" if duplicate else "accepted")
     if not duplicate:
-        current_hub().kicker.kick_soon("pipeline")
+        current_hub().kicker.kick_soon(endpoint.job)
     response = answer(endpoint, parsed, event_id, duplicate)
     response.headers["X-Hub-Event-Id"] = event_id
     return response
@@ -123,6 +138,18 @@ def build_inbound(subpath: str) -> Inbound:
                    remote_addr=request.remote_addr)
 
 
+def without_credentials(endpoint: Endpoint, inbound: Inbound) -> Inbound:
+    """The delivery to store: query parameters a module names as its credential (an amoCRM
+    webhook's ``secret``) are dropped; they were checked, and parsing never needs them."""
+    names = set(getattr(endpoint.module, "SECRET_QUERY", ()))
+    if not names or not any(name in names for name, _ in inbound.query):
+        return inbound
+    query = tuple((name, value) for name, value in inbound.query if name not in names)
+    base, _, _ = inbound.url.partition("?")
+    url = base + (f"?{urlencode(query)}" if query else "")
+    return dataclasses.replace(inbound, url=url, query=query)
+
+
 def validate(endpoint: Endpoint, parsed: list[Parsed]) -> None:
     """Forms name the fields they require; a present but unusable value is also refused."""
     if endpoint.kind != "forms":
@@ -161,7 +188,7 @@ def raw_event_values(endpoint: Endpoint, inbound: Inbound, parsed: list[Parsed])
     if endpoint.kind == "forms" and parsed and not all_ignored:
         form_fp = fingerprint(endpoint.key, parsed[0].fields)
     return {
-        "event_id": new_event_id(), "channel": endpoint.module.CHANNEL, "kind": endpoint.kind,
+        "event_id": new_event_id(), "channel": endpoint.channel or endpoint.module.CHANNEL, "kind": endpoint.kind,
         "provider": endpoint.provider, "endpoint": endpoint.key,
         "delivery_key": delivery_key(endpoint, parsed), "fingerprint": form_fp,
         "method": inbound.method, "url": inbound.url, "subpath": inbound.subpath,

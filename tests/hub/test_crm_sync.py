@@ -163,7 +163,8 @@ def test_server_errors_then_success(bitrix, hub, api):
             hub.clock = lambda moment=moment: moment
             crm.deliver_due(hub)
     assert api.get("/api/leads/1").get_json()["sync"] == [
-        {"target": "bitrix24", "external_id": "100", "status": "synced", "attempts": 0, "error": None}]
+        {"target": "bitrix24", "external_id": "100", "status": "synced", "attempts": 0, "error": None,
+         "readback": None}]
 
 
 def test_an_expired_token_is_dead_with_the_crms_message_and_replayable(config_document, monkeypatch, hub, api):

@@ -42,7 +42,8 @@ def requests_made(api) -> list[str]:
 
 
 def test_module_declares_the_protocol():
-    assert (amocrm.NAME, amocrm.SECRETS) == ("amocrm", ("token_env",))
+    assert (amocrm.NAME, amocrm.SECRETS) == ("amocrm", ("token_env", "hook_secret_env"))
+    assert (amocrm.OPTIONAL_SECRETS, amocrm.INBOUND) == (("hook_secret_env",), ("hook_secret_env", "account_id"))
     assert amocrm.load_mapping()["lead_fields"]["gclid"] == "GCLID"
 
 

@@ -47,7 +47,8 @@ def methods(api) -> list[str]:
 
 
 def test_module_declares_the_protocol():
-    assert (bitrix24.NAME, bitrix24.SECRETS) == ("bitrix24", ("webhook_url_env",))
+    assert (bitrix24.NAME, bitrix24.SECRETS) == ("bitrix24", ("webhook_url_env", "application_token_env"))
+    assert bitrix24.OPTIONAL_SECRETS == bitrix24.INBOUND == ("application_token_env",)
     mapping = bitrix24.load_mapping()
     assert mapping["source_ids"] == {"form": "WEB", "call": "CALL", "mail": "EMAIL", "sms": "OTHER"}
     assert mapping["source_fields"]["utm_term"] == "UTM_TERM"
