@@ -67,3 +67,19 @@ def timestamp(value) -> datetime | None:
     except (TypeError, ValueError):
         return None
     return moment if moment.tzinfo else None
+
+
+def hub_values(lead: dict) -> dict:
+    """The lead's status and assignee as the hub has them."""
+    return {"status": lead.get("status"), "assignee": (lead.get("assignee") or {}).get("id")}
+
+
+def changed_since_last_push(lead: dict, settings: dict) -> set[str]:
+    """Which of status and assignee moved in the hub since the last push (``last_pushed``):
+    only those go out, so an update never overwrites what a manager changed in the CRM. With
+    no record of the last push, both."""
+    previous = settings.get("last_pushed")
+    current = hub_values(lead)
+    if previous is None:
+        return set(current)
+    return {key for key, value in current.items() if previous.get(key) != value}

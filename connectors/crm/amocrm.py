@@ -131,8 +131,9 @@ def status_ids(settings: dict) -> dict:
 
 
 def update(account: "Account", lead: dict, settings: dict, lead_id: str) -> None:
-    changes = {"status_id": crm.first(status_ids(settings).get(lead.get("status"))),
-               "responsible_user_id": assignee_id(lead, settings)}
+    changed = crm.changed_since_last_push(lead, settings)
+    changes = {"status_id": crm.first(status_ids(settings).get(lead.get("status"))) if "status" in changed else None,
+               "responsible_user_id": assignee_id(lead, settings) if "assignee" in changed else None}
     changes = {key: value for key, value in changes.items() if value}
     if changes:
         account.request("PATCH", f"/api/v4/leads/{lead_id}", json=changes)
@@ -310,9 +311,12 @@ def hub_status(lead: CrmLead, settings: dict) -> str | None:
 
 
 def sent_state(lead: dict, settings: dict, created: bool) -> dict:
-    """A create lands in the pipeline's first stage; an update sends the mapped one."""
-    status = None if created else crm.first(status_ids(settings).get(lead.get("status")))
-    return {"status": crm.text(status), "user": crm.text(assignee_id(lead, settings))}
+    """What the push sent: a create lands in the pipeline's first stage; an update sends what
+    moved since the last push. ``hub`` is the lead as the hub had it."""
+    changed = {"assignee"} if created else crm.changed_since_last_push(lead, settings)
+    status = crm.first(status_ids(settings).get(lead.get("status"))) if "status" in changed else None
+    user = assignee_id(lead, settings) if "assignee" in changed else None
+    return {"status": crm.text(status), "user": crm.text(user), "hub": crm.hub_values(lead)}
 
 
 def connect(settings: dict, url: str, throttle: Callable[[], None]) -> list[str]:

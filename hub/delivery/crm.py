@@ -74,7 +74,7 @@ def push_one(hub, row: SyncDelivery, throttles: dict) -> None:
         return
     module = registry.crm(entry["target"])
     settings = {**resolve_secrets(entry, hub.environ), "team": entry.get("team") or {},
-                "delivery_id": row.delivery_id}
+                "delivery_id": row.delivery_id, "last_pushed": (row.pushed or {}).get("hub")}
     lead = lead_json(hub, row.lead_id)
     try:
         external_id = module.push(lead, settings, row.external_id, row.attempts, throttles[row.target])

@@ -35,7 +35,7 @@ from hub.pipeline import CRM_KIND
 from hub.pipeline.normalise import inbound_of
 from hub.pipeline import manager_actions
 from hub.rules import history
-from hub.store.models import Checkpoint, Lead, RawEvent, SyncDelivery
+from hub.store.models import Checkpoint, DeliveryStatus, Lead, RawEvent, SyncDelivery
 from hub.store.writer import RowWriter
 
 log = logging.getLogger("hub.crm")
@@ -203,7 +203,7 @@ def apply(session: Session, hub, target: Target, crm_lead: CrmLead, via: str) ->
     row = sync_row(session, target.name, crm_lead.external_id)
     if row is None:
         return Outcome(crm_lead.external_id, None, "not a lead the hub pushed")
-    if row.status == "syncing":
+    if row.status == DeliveryStatus.SYNCING:
         return Outcome(crm_lead.external_id, row.lead_id, "a push is in flight", deferred=True)
     if not newer(crm_lead, row.readback):
         return Outcome(crm_lead.external_id, row.lead_id, "already applied")
@@ -237,19 +237,20 @@ def judge(session: Session, hub, target: Target, row: SyncDelivery, lead: Lead, 
     """What the state means and what the hub did about it: archived, echo or manager action."""
     actor = actor_of(target, crm_lead)
     if crm_lead.deleted:
-        row.status = "deleted"  # never pushed to again
+        row.status = DeliveryStatus.DELETED  # never pushed to again
         reason = f"deleted in crm:{target.name}"
         manager_actions.act(session, hub, lead, manager_actions.Action(
             actor=actor, status="archived", outcome=reason, origin=target.name, reason=reason))
         return "archived", {}
     mapped = map_back(target, crm_lead)
-    if is_echo(row.pushed, crm_lead, target.entry["echo_window"]):
+    if is_echo(row.pushed, crm_lead, mapped, target.entry["echo_window"]):
         return "echo", mapped
     record_unmapped(session, hub, target, lead, crm_lead, mapped, actor)
     status = mapped.get("status") if mapped.get("status") != lead.status else None
     manager_actions.act(session, hub, lead, manager_actions.Action(
         actor=actor, status=status, assignee=mapped.get("assignee"), origin=target.name,
         outcome=f"crm:{crm_lead.status}" if status else None))
+    row.pushed = {**(row.pushed or {}), "hub": {"status": lead.status, "assignee": lead.assignee_id}}  # the CRM has these
     return "applied", mapped
 
 
@@ -260,14 +261,17 @@ def map_back(target: Target, crm_lead: CrmLead) -> dict:
     return {key: value for key, value in mapped.items() if value}
 
 
-def is_echo(pushed: dict | None, crm_lead: CrmLead, window: timedelta) -> bool:
-    """The CRM shows what the hub last sent (where it sent anything), changed no later than
-    ``window`` after the push: the hub's own write coming back."""
+def is_echo(pushed: dict | None, crm_lead: CrmLead, mapped: dict, window: timedelta) -> bool:
+    """The CRM, changed no later than ``window`` after the hub's last push, shows nothing the
+    hub did not have then: the hub's own write coming back. A stage or user that means
+    something else is a manager's change, however soon after the push it came."""
     if not pushed or crm_lead.modified_at is None:
         return False
     if crm_lead.modified_at > moment(pushed["at"]) + window:
         return False
-    shown = {"status": crm_lead.status, "user": crm_lead.user}
+    if "hub" in pushed:
+        return all(mapped.get(key) in (None, value) for key, value in pushed["hub"].items())
+    shown = {"status": crm_lead.status, "user": crm_lead.user}  # rows pushed before "hub" was kept
     return all(pushed.get(key) in (None, value) for key, value in shown.items())
 
 

@@ -37,6 +37,7 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"        # retried at next_attempt_at
     DEAD = "dead"            # given up; replayable
     UNKNOWN = "unknown"      # maybe taken by the provider: never resent blindly
+    DELETED = "deleted"      # the lead was deleted in that CRM: never pushed to again
 
 
 class UTCDateTime(TypeDecorator):

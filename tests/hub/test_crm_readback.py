@@ -286,17 +286,45 @@ def test_the_hubs_own_update_echoed_back_is_no_manager_action(portal, clock, cli
     [crm_id] = portal.leads
     clock.now = START + timedelta(minutes=10)
     client.post("/hooks/forms/landing", data={"phone": "+79161234567", "message": "and delivery?"})
-    run_jobs()  # a second touch: the hub pushes an update
-    assert portal.calls["crm.lead.update"] == 1 and portal.leads[crm_id]["MODIFY_BY_ID"] == "1"
+    run_jobs()  # a second touch: the hub pushes it as a timeline comment; status and owner did not move
+    assert portal.calls["crm.lead.update"] == 0 and portal.calls["crm.timeline.comment.add"] == 1
     clock.now = START + timedelta(minutes=11)  # Bitrix24's queue delivers the event a minute later
     crm_post(client, "bitrix24", portal.event("ONCRMLEADUPDATE", crm_id, TOKEN))
     run_jobs()
     lead = api.get(f"/api/leads/{number}").get_json()
     assert lead["handled_at"] is None and lead["tasks"][0]["status"] == "open" and by_crm(lead) == []
     assert lead["sync"][0]["status"] == "synced" and lead["sync"][0]["readback"]["outcome"] == "echo"
-    assert portal.calls["crm.lead.update"] == 1  # not pushed out again
+    assert portal.calls["crm.lead.update"] == 0  # not pushed out again
     clock.at(START + timedelta(hours=1))
     assert [n.to for n in notifications(hub, "escalation:")] == ["vera@example.com"]  # nobody acted
+
+
+def test_the_hubs_next_push_never_overwrites_a_change_not_yet_read_back(portal, clock, client, run_jobs, api):
+    """A manager moves the lead in Bitrix24; before the hub hears of it, the client writes
+    again and the hub pushes the new touch. Only what moved in the hub goes out."""
+    number = new_lead(client, run_jobs, api)["number"]
+    [crm_id] = portal.leads
+    portal.manager_changes(crm_id, by=17, at=START + timedelta(minutes=5), STATUS_ID="IN_PROCESS")
+    clock.now = START + timedelta(minutes=6)
+    client.post("/hooks/forms/landing", data={"phone": "+79161234567", "message": "and delivery?"})
+    run_jobs()
+    assert portal.leads[crm_id]["STATUS_ID"] == "IN_PROCESS" and portal.calls["crm.lead.update"] == 0
+    api.patch(f"/api/leads/{number}", json={"assignee": "boris"})  # the owner moved in the hub: that goes
+    run_jobs()
+    assert (portal.leads[crm_id]["STATUS_ID"], portal.leads[crm_id]["ASSIGNED_BY_ID"]) == ("IN_PROCESS", 18)
+
+
+def test_a_managers_change_right_after_the_push_is_no_echo(portal, clock, client, run_jobs, api):
+    """Within the echo window of the hub's create, a stage the hub never had is the manager's."""
+    number = new_lead(client, run_jobs, api)["number"]
+    [crm_id] = portal.leads
+    portal.manager_changes(crm_id, by=17, at=START + timedelta(seconds=40), STATUS_ID="IN_PROCESS")
+    clock.now = START + timedelta(minutes=1)
+    crm_post(client, "bitrix24", portal.event("ONCRMLEADUPDATE", crm_id, TOKEN))
+    run_jobs()
+    lead = api.get(f"/api/leads/{number}").get_json()
+    assert lead["sync"][0]["readback"]["outcome"] == "applied"
+    assert lead["status"] == "in_progress" and lead["handled_at"] is not None
 
 
 def test_an_api_change_echoed_back_is_not_applied_twice(portal, clock, client, run_jobs, api):

@@ -139,8 +139,11 @@ def test_won_and_lost_in_every_pipeline_other_stages_as_mapped(status, settings,
 
 def test_what_a_push_sends_is_known_for_echoes():
     lead = {"number": 1, "status": "converted", "assignee": {"id": "anna"}}
-    assert amocrm.sent_state(lead, SETTINGS, created=True) == {"status": None, "user": "7010001"}
-    assert amocrm.sent_state(lead, SETTINGS, created=False) == {"status": "142", "user": "7010001"}
+    hub = {"status": "converted", "assignee": "anna"}
+    assert amocrm.sent_state(lead, SETTINGS, created=True) == {"status": None, "user": "7010001", "hub": hub}
+    assert amocrm.sent_state(lead, SETTINGS, created=False) == {"status": "142", "user": "7010001", "hub": hub}
+    moved = {**SETTINGS, "last_pushed": {"status": "converted", "assignee": "boris"}}  # only the owner moved
+    assert amocrm.sent_state(lead, moved, created=False) == {"status": None, "user": "7010001", "hub": hub}
 
 
 def test_connect_prints_the_url_with_its_secret_and_the_events():

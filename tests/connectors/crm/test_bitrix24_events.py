@@ -125,11 +125,18 @@ def test_stages_come_back_by_their_semantics_then_the_reverse_mapping(lead, sett
 def test_what_a_push_sends_is_known_for_echoes(api, throttle):
     lead = {"number": 1, "status": "in_progress", "assignee": {"id": "boris"}, "touches": []}
     settings = {**SETTINGS, "status_ids": {"in_progress": ["PROCESSED", "IN_PROCESS"]}}
-    assert bitrix24.sent_state(lead, settings, created=True) == {"status": None, "user": "18"}
-    assert bitrix24.sent_state(lead, settings, created=False) == {"status": "PROCESSED", "user": "18"}
+    hub = {"status": "in_progress", "assignee": "boris"}
+    assert bitrix24.sent_state(lead, settings, created=True) == {"status": None, "user": "18", "hub": hub}
+    assert bitrix24.sent_state(lead, settings, created=False) == {"status": "PROCESSED", "user": "18", "hub": hub}
+    moved = {**settings, "last_pushed": {"status": "new", "assignee": "boris"}}  # only the status moved
+    assert bitrix24.sent_state(lead, moved, created=False) == {"status": "PROCESSED", "user": None, "hub": hub}
     api.add(responses.POST, f"{API}/crm.lead.update", json={"result": True})
     bitrix24.push(lead, settings, "1001", 2, throttle)
+    bitrix24.push(lead, moved, "1001", 2, throttle)
     assert json.loads(api.calls[0].request.body)["fields"] == {"STATUS_ID": "PROCESSED", "ASSIGNED_BY_ID": 18}
+    assert json.loads(api.calls[1].request.body)["fields"] == {"STATUS_ID": "PROCESSED"}
+    bitrix24.push(lead, {**settings, "last_pushed": hub}, "1001", 2, throttle)  # nothing moved: no update
+    assert len(api.calls) == 2
 
 
 def test_connect_binds_the_lead_events(api, throttle):
