@@ -56,6 +56,6 @@ def verify(url: str, params: list[tuple[str, str]], signature: str | None, token
     if not signature:
         raise Unauthorized("missing X-Twilio-Signature", {"X-Twilio-Signature": "missing"})
     for candidate in url_variants(url):
-        if hmac.compare_digest(compute(candidate, params, token), signature):
+        if hmac.compare_digest(compute(candidate, params, token).encode(), signature.encode("utf-8", "replace")):
             return
     raise Forbidden("X-Twilio-Signature does not match", {"X-Twilio-Signature": "invalid"})

@@ -26,6 +26,7 @@ KIND = "sms"
 CHANNEL = "sms"
 MAPPING = "sms/twilio"
 SECRETS = ("auth_token_env",)
+METHODS = ("POST", "GET")  # POST by default, GET selectable in the console
 # Sends carry I-Twilio-Idempotency-Token, but Twilio documents that header only for its own
 # webhook retries, so a send whose answer was lost is not retried blindly (see hub.outbox).
 IDEMPOTENT = False
@@ -34,7 +35,7 @@ IGNORES = ("call",)
 
 API_URL = "https://api.twilio.com"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
-MEDIA_URL = re.compile(r"^MediaUrl(\d+)$")
+MEDIA_URL = re.compile(r"^MediaUrl(\d{1,2})$", re.ASCII)  # Twilio sends at most 10 media
 DELIVERY_STATUS = {
     "delivered": "delivered", "read": "delivered",
     "failed": "failed", "undelivered": "failed", "canceled": "failed",
@@ -102,9 +103,9 @@ def error_text(fields: Mapping[str, str]) -> str | None:
 
 def describe_media(fields: Mapping[str, str]) -> str:
     """``"url (image/jpeg), url (image/png)"`` in MediaUrl{N} order."""
-    indexes = sorted(int(match.group(1)) for name in fields if (match := MEDIA_URL.match(name)))
+    indexes = sorted((match.group(1) for name in fields if (match := MEDIA_URL.match(name))), key=int)
     items = []
-    for index in indexes:
+    for index in indexes:  # as written: MediaUrl07 is not MediaUrl7
         url = fields[f"MediaUrl{index}"]
         content_type = fields.get(f"MediaContentType{index}", "")
         items.append(f"{url} ({content_type})" if content_type else url)

@@ -36,6 +36,7 @@ KIND = "telephony"
 CHANNEL = "call"
 MAPPING = "telephony/zadarma"
 SECRETS = ("secret_env",)
+METHODS = ("POST", "GET")  # GET only for the zd_echo check
 
 _INBOUND_SIGNED = ("caller_id", "called_did", "call_start")
 SIGNED = {
