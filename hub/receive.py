@@ -140,20 +140,19 @@ def build_inbound(subpath: str) -> Inbound:
 
 
 def validate(endpoint: Endpoint, parsed: list[Parsed]) -> None:
-    """Forms name the fields they require; a present but unusable value is also refused."""
-    if endpoint.kind != "forms":
+    """A form's ``required`` fields must be present and usable. A malformed value of any other
+    field refuses nothing: the pipeline keeps it aside as one of the lead's ``problems``."""
+    required = (endpoint.settings.get("required") or []) if endpoint.kind == "forms" else []
+    if not required:
         return
-    required = endpoint.settings.get("required") or []
     mapping = load_mapping(endpoint.module.MAPPING)
     region = hub().config["region"]
     for item in parsed:
         if item.ignore:
             continue
         mapped = mapping.apply(item.fields, region)
-        problems = dict(mapped.invalid)
-        for field in required:
-            if field not in problems and not (mapped.lead.get(field) or mapped.source.get(field)):
-                problems[field] = "required"
+        problems = {field: mapped.invalid.get(field, "required") for field in required
+                    if not (mapped.lead.get(field) or mapped.source.get(field))}
         if problems:
             raise HubError(422, "missing or invalid fields: " + ", ".join(sorted(problems)), problems)
 
