@@ -18,7 +18,7 @@ from hub.body import read_body
 from hub.errors import HubError
 from hub.mapping import load_mapping
 from hub.models import RawEvent, new_event_id
-from hub.pipeline.normalise import endpoint_settings, fingerprint
+from hub.pipeline.normalise import endpoint_settings, fingerprint, storable_key
 
 log = logging.getLogger("hub.receive")
 bp = Blueprint("receive", __name__)
@@ -161,7 +161,7 @@ def delivery_key(endpoint: Endpoint, parsed: list[Parsed]) -> str | None:
     keys = [item.delivery_key for item in parsed if item.delivery_key]
     if not keys:
         return None
-    return clean_text(f"{endpoint.kind}/{endpoint.provider}/{endpoint.key or ''}/{keys[0]}")[:300]
+    return storable_key(f"{endpoint.kind}/{endpoint.provider}/{endpoint.key or ''}/{keys[0]}")
 
 
 INTAKE_COLUMNS = ("event_id", "channel", "kind", "provider", "endpoint", "delivery_key", "fingerprint",

@@ -22,7 +22,7 @@ URL_ATTRIBUTION = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_
 DERIVED_FIELDS = ("http_referer", "http_origin")
 # Fields that differ between two clicks of one submit button; a fingerprint ignores them.
 VOLATILE_FIELDS = ("tranid", "submission_id", "_submission_id", "timestamp", "_ts")
-MAX_TOUCH_KEY = 300  # the column's width
+KEY_WIDTH = 300  # the width of the touch_key and delivery_key columns
 
 
 @dataclass
@@ -85,7 +85,7 @@ def normalise_parsed(config, module, raw, parsed: Parsed, index: int) -> Normali
         source["mailbox"] = raw.endpoint
     if source.get("called_number"):
         track_call(config, source)
-    key = touch_key(parsed.extra.get("touch_key") or f"event:{raw.event_id}:{index}")
+    key = storable_key(parsed.extra.get("touch_key") or f"event:{raw.event_id}:{index}")
     details = touch_details(raw, parsed, mapped.details) | ({"problems": mapped.invalid} if mapped.invalid else {})
     return Normalised(
         channel=module.CHANNEL, touch_key=key, at=raw.received_at, lead=mapped.lead,
@@ -94,12 +94,13 @@ def normalise_parsed(config, module, raw, parsed: Parsed, index: int) -> Normali
         extra=parsed.extra)
 
 
-def touch_key(key: str) -> str:
-    """A provider's id made storable: clean text, and a digest in place of what would not fit."""
+def storable_key(key: str) -> str:
+    """A key built from a provider's ids, made storable: clean text, and a digest in place of what
+    would not fit (cutting it off could make two deliveries one)."""
     key = clean_text(key)
-    if len(key) <= MAX_TOUCH_KEY:
+    if len(key) <= KEY_WIDTH:
         return key
-    return key[:MAX_TOUCH_KEY - 65] + ":" + hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return key[:KEY_WIDTH - 65] + ":" + hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def track_call(config, source: dict) -> None:
