@@ -8,6 +8,8 @@ A provider module is a plain Python module exposing:
 ``MAPPING``   the mapping file below ``mappings/`` (``webforms/tilda``);
 ``SECRETS``   config keys ending in ``_env`` it reads from its settings;
 ``HANDLES`` / ``IGNORES``  event types it turns into leads / acknowledges and drops;
+``METHODS``   the HTTP methods its provider documents (``("POST",)`` when absent); the hub
+              answers any other with 405 and stores nothing;
 ``verify(inbound, settings)``  raises ``Unauthorized`` / ``Forbidden`` on a bad signature;
 ``parse(inbound, settings)``   returns a list of ``Parsed``; raises ``BadRequest`` /
                                ``UnsupportedMediaType`` naming the field;
@@ -39,9 +41,18 @@ Neutral conventions by kind (the hub reads these; the mapping maps ``fields`` to
 """
 from __future__ import annotations
 
+import codecs
+import json
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
+
+MAX_WHOLE_NUMBER = 2**63 - 1  # what a BIGINT column holds, and far more than any id or time
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+MAX_JSON_DEPTH = 32  # objects and arrays inside each other; real payloads use three or four
+# Python codecs that are no charset a sender writes in: they would unescape or punycode the text.
+NOT_CHARSETS = frozenset({"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined"})
 
 
 @dataclass(frozen=True)
@@ -218,3 +229,77 @@ class Ambiguous(SendError):
     idempotency key: not retried, recorded as ``unknown`` for an operator."""
 
     permanent = True
+
+
+def whole_number(text: str, maximum: int = MAX_WHOLE_NUMBER) -> int:
+    """``text`` (spaces around it ignored) as a whole number 0..``maximum``; ``ValueError``
+    for anything else.
+
+    The one reader of numbers that come from outside: ``str.isdigit`` and ``int`` accept more
+    than a provider or a URL ever means (``'²'.isdigit()`` is true, ``int('٣')`` is 3), and
+    thousands of digits make a number no column, float or timestamp holds."""
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > len(str(maximum)):
+        raise ValueError(f"not a whole number from 0 to {maximum}")
+    number = int(digits)
+    if number > maximum:
+        raise ValueError(f"not a whole number from 0 to {maximum}")
+    return number
+
+
+def unix_time(seconds: int) -> datetime:
+    """The UTC moment of a Unix time; ``ValueError`` outside the years 1..9999."""
+    try:
+        return datetime.fromtimestamp(seconds, timezone.utc)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ValueError(f"Unix time {seconds} is out of range") from exc
+
+
+def clean_text(text: str) -> str:
+    """``text`` without NUL characters, and with lone surrogates (what a JSON ``"\\ud800"``
+    escape decodes to) replaced by U+FFFD: text every database, encoder and JSON reader takes."""
+    text = text.replace("\x00", "")
+    return LONE_SURROGATE.sub("\ufffd", text) if not text.isascii() else text
+
+
+def read_json(text: str) -> Any:
+    """A JSON document from outside; ``ValueError`` naming the problem when it is not JSON or
+    is nested deeper than ``MAX_JSON_DEPTH`` (readers that walk it recursively stay safe)."""
+    try:
+        document = json.loads(text, parse_constant=_not_json)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    if json_depth(document) > MAX_JSON_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    return document
+
+
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def json_depth(document: Any) -> int:
+    """How many objects and arrays deep ``document`` goes (walked without recursion)."""
+    deepest, pending = 0, [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def text_codec(charset: str | None) -> str | None:
+    """The Python codec for a declared charset, or ``None`` when there is none, it is unknown,
+    it is no text encoding (``rot13``, ``base64``) or no charset at all (``idna``, ``unicode_escape``)."""
+    if not charset:
+        return None
+    try:
+        codec = codecs.lookup(charset.strip().strip('"'))
+    except (LookupError, ValueError):  # unknown, or a NUL or a surrogate in the name
+        return None
+    usable = getattr(codec, "_is_text_encoding", True) and codec.name not in NOT_CHARSETS
+    return codec.name if usable else None

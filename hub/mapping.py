@@ -23,6 +23,7 @@ from typing import Any, Callable
 import phonenumbers
 import yaml
 
+from connectors.base import clean_text, unix_time, whole_number
 import mappings
 
 MAPPINGS_DIR = mappings.FOLDER
@@ -39,7 +40,7 @@ class InvalidValue(ValueError):
 
 
 def to_text(value: str, region: str) -> str | None:
-    text = value.replace("\x00", "").strip()
+    text = clean_text(value).strip()
     return text or None
 
 
@@ -80,20 +81,28 @@ def stored_phone(phone: str | None) -> phonenumbers.PhoneNumber | None:
 
 
 EMAIL_RE = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+\.[^@\s<>(),;:\"\[\]]+$")
+MAX_LOCAL_PART, MAX_ADDRESS = 64, 254  # RFC 5321's limits (and the e-mail columns' width)
 
 
 def to_email(value: str, region: str) -> str | None:
-    address = value.strip().strip("<>").strip()
+    address = clean_text(value).strip().strip("<>").strip()
     if not address:
         return None
     if not EMAIL_RE.match(address):
         raise InvalidValue("not an e-mail address")
     local, _, domain = address.rpartition("@")
-    return f"{local}@{domain.lower().encode('idna').decode('ascii')}".lower()
+    try:  # IDNA refuses empty labels (a..b) and labels over 63 characters
+        ascii_domain = domain.lower().encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise InvalidValue("not an e-mail address: the domain is not a valid host name") from exc
+    address = f"{local}@{ascii_domain}".lower()
+    if len(local) > MAX_LOCAL_PART or len(address) > MAX_ADDRESS:
+        raise InvalidValue("not an e-mail address: too long")
+    return address
 
 
 def to_url(value: str, region: str) -> str | None:
-    url = value.strip()
+    url = clean_text(value).strip()
     return url or None
 
 
@@ -102,9 +111,9 @@ def to_int(value: str, region: str) -> int | None:
     if not text:
         return None
     try:
-        return int(float(text))
+        return -whole_number(text[1:]) if text.startswith("-") else whole_number(text)
     except ValueError as exc:
-        raise InvalidValue("not a number") from exc
+        raise InvalidValue("not a whole number") from exc
 
 
 def to_datetime(value: str, region: str) -> str | None:
@@ -112,13 +121,13 @@ def to_datetime(value: str, region: str) -> str | None:
     if not text:
         return None
     try:
-        if text.isdigit():
-            moment = datetime.fromtimestamp(int(text), timezone.utc)
+        if text.isascii() and text.isdigit():
+            moment = unix_time(whole_number(text))
         elif "," in text:
             moment = parsedate_to_datetime(text)
         else:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (ValueError, TypeError, OverflowError) as exc:
+    except (ValueError, TypeError, OverflowError, IndexError) as exc:
         raise InvalidValue("not a date and time") from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)

@@ -9,7 +9,6 @@ failed.
 """
 from __future__ import annotations
 
-import codecs
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -21,7 +20,7 @@ from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 
-from connectors.base import BadRequest
+from connectors.base import BadRequest, text_codec
 
 FALLBACK_CHARSETS = ("utf-8", "windows-1251")
 CHARSET_ALIASES = {"x-cp1251": "windows-1251", "win-1251": "windows-1251",
@@ -52,12 +51,7 @@ def codec(charset: str | None) -> str | None:
     if not charset:
         return None
     name = charset.strip().strip('"').lower()
-    name = CHARSET_ALIASES.get(name, name)
-    try:
-        found = codecs.lookup(name)
-    except LookupError:
-        return None
-    return found.name if getattr(found, "_is_text_encoding", True) else None
+    return text_codec(CHARSET_ALIASES.get(name, name))
 
 
 def decode_bytes(data: bytes, declared: str | None = None) -> str:
@@ -66,7 +60,7 @@ def decode_bytes(data: bytes, declared: str | None = None) -> str:
         if charset:
             try:
                 return data.decode(charset)
-            except UnicodeDecodeError:
+            except UnicodeError:  # idna raises its own kind
                 continue
     return data.decode("utf-8", "replace")
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from datetime import datetime, timezone
 from typing import Any, Mapping
 from urllib.parse import parse_qsl
 
@@ -24,6 +23,7 @@ import requests
 from connectors.base import (Ambiguous, BadRequest, DeliveryReport, Forbidden, Inbound, Outgoing, Parsed,
                              PermanentFailure, Reply, Sent, TemporaryFailure, Unauthorized,
                              UnsupportedMediaType)
+from connectors.fields import unix_time_iso, whole_or_none
 
 NAME = "smsru"
 KIND = "sms"
@@ -36,7 +36,7 @@ HANDLES = ("message.status",)
 IGNORES = ("callcheck_status",)
 
 API_URL = "https://sms.ru"
-DATA_KEY = re.compile(r"^data(?:\[(\d*)\])?$")
+DATA_KEY = re.compile(r"^data(?:\[(\d{0,9})\])?$", re.ASCII)  # longer indexes are no SMS.ru record
 DELIVERED, IN_TRANSIT = 103, (100, 101, 102)
 STATUS_TEXT = {104: "cannot be delivered: lifetime expired"}
 TEMPORARY_CODES = frozenset({220}) | frozenset(range(500, 600))  # "try later", server errors
@@ -94,11 +94,12 @@ def parse_record(record: str, where: str) -> Parsed:
     if kind != "sms_status":
         return Parsed(event_type=kind or "unknown", fields=fields,
                       ignore=f"unsupported event {kind or 'without a type'}")
-    if len(lines) < 4 or not lines[1] or not lines[2].isdigit():
+    code = whole_or_none(lines[2]) if len(lines) >= 4 else None
+    if code is None or not lines[1]:
         return Parsed(event_type="message.status", fields=fields, ignore=f"malformed record {where}")
-    sms_id, code, unix_time = lines[1], int(lines[2]), lines[3]
+    sms_id, unix_time = lines[1], lines[3]
     status = delivery_status(code)
-    report = DeliveryReport(provider_message_id=sms_id, status=status, at=iso_time(unix_time),
+    report = DeliveryReport(provider_message_id=sms_id, status=status, at=unix_time_iso(unix_time),
                             error=status_error(code) if status == "failed" else None)
     return Parsed(event_type="message.status", fields={**fields, "sms_id": sms_id},
                   delivery_key=f"{sms_id}:{code}", extra={"delivery": report})
@@ -113,12 +114,6 @@ def delivery_status(code: int) -> str:
 def status_error(code: int) -> str:
     text = STATUS_TEXT.get(code)
     return f"SMS.ru status {code}: {text}" if text else f"SMS.ru status {code}"
-
-
-def iso_time(unix_time: str) -> str | None:
-    if not unix_time.isdigit():
-        return None
-    return datetime.fromtimestamp(int(unix_time), timezone.utc).isoformat()
 
 
 # --- outbound ------------------------------------------------------------------------------

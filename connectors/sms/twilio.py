@@ -31,6 +31,7 @@ OPTIONAL_SECRETS = ("shared_key_env",)  # only for Webhook Settings' shared-key 
 SETTINGS = SECRETS + ("account_sid", "account_sid_env")  # its sms.inbound section
 SENDER_SETTINGS = ("account_sid_env", "auth_token_env", "from", "messaging_service_sid", "status_callback",
                    "base_url", "timeout")  # its sms.twilio section
+METHODS = ("POST", "GET")  # POST by default, GET selectable in the console
 # Sends carry I-Twilio-Idempotency-Token, but Twilio documents that header only for its own
 # webhook retries, so a send whose answer was lost is not retried blindly (see hub.outbox).
 IDEMPOTENT = False
@@ -39,7 +40,7 @@ IGNORES = ("call",)
 
 API_URL = "https://api.twilio.com"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
-MEDIA_URL = re.compile(r"^MediaUrl(\d+)$")
+MEDIA_URL = re.compile(r"^MediaUrl(\d{1,2})$", re.ASCII)  # Twilio sends at most 10 media
 DELIVERY_STATUS = {
     "delivered": "delivered", "read": "delivered",
     "failed": "failed", "undelivered": "failed", "canceled": "failed",
@@ -104,9 +105,9 @@ def error_text(fields: Mapping[str, str]) -> str | None:
 
 def describe_media(fields: Mapping[str, str]) -> str:
     """``"url (image/jpeg), url (image/png)"`` in MediaUrl{N} order."""
-    indexes = sorted(int(match.group(1)) for name in fields if (match := MEDIA_URL.match(name)))
+    indexes = sorted((match.group(1) for name in fields if (match := MEDIA_URL.match(name))), key=int)
     items = []
-    for index in indexes:
+    for index in indexes:  # as written: MediaUrl07 is not MediaUrl7
         url = fields[f"MediaUrl{index}"]
         content_type = fields.get(f"MediaContentType{index}", "")
         items.append(f"{url} ({content_type})" if content_type else url)

@@ -25,7 +25,9 @@ import json
 from typing import Any, Mapping
 from urllib.parse import parse_qsl
 
+from connectors import base
 from connectors.base import BadRequest, CallState, Forbidden, Inbound, Parsed, Reply, Unauthorized
+from connectors.fields import whole
 
 NAME = "mango"
 KIND = "telephony"
@@ -85,7 +87,7 @@ def read_form(inbound: Inbound) -> dict[str, str]:
 
 def read_json(form: Mapping[str, str]) -> dict[str, Any]:
     try:
-        document = json.loads(form.get("json", ""))
+        document = base.read_json(form.get("json", ""))
     except ValueError as exc:
         raise BadRequest("the json field is not valid JSON", {"json": f"not JSON: {exc}"}) from exc
     if not isinstance(document, dict):
@@ -153,13 +155,7 @@ def text(document: dict[str, Any], path: str) -> str:
 
 def number(document: dict[str, Any], path: str) -> int | None:
     """An integer field Mango may send as a number or a string (``"seq": "1"``)."""
-    value = text(document, path)
-    if not value:
-        return None
-    try:
-        return int(float(value))
-    except (ValueError, OverflowError) as exc:
-        raise BadRequest(f"json.{path} is not a number", {f"json.{path}": "invalid"}) from exc
+    return whole(text(document, path), f"json.{path}")
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, str]:

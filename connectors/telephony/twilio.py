@@ -17,12 +17,11 @@ a number's Voice URL it would hang up every call, so point only ``StatusCallback
 """
 from __future__ import annotations
 
-from email.utils import parsedate_to_datetime
 from typing import Any, Mapping
 
 from connectors import twilio_signature
 from connectors.base import BadRequest, CallState, Inbound, Parsed, Reply
-from connectors.fields import integer
+from connectors.fields import integer, rfc2822_seconds
 
 NAME = "twilio"
 KIND = "telephony"
@@ -31,6 +30,7 @@ MAPPING = "telephony/twilio"
 SECRETS = ("auth_token_env", "shared_key_env")
 OPTIONAL_SECRETS = ("shared_key_env",)  # only for Webhook Settings' shared-key signatures
 SETTINGS = SECRETS  # the keys of its config section
+METHODS = ("POST", "GET")  # POST by default, GET selectable in the console
 
 # CallStatus → CallState.status; None means "decided by the duration".
 STATUS = {
@@ -112,13 +112,7 @@ def recording_event(fields: dict[str, str], call_sid: str) -> Parsed:
 def sequence(fields: dict[str, str]) -> float | None:
     if fields.get("SequenceNumber", "").strip():
         return float(integer(fields, "SequenceNumber"))
-    stamp = fields.get("Timestamp", "").strip()
-    if not stamp:
-        return None
-    try:
-        return parsedate_to_datetime(stamp).timestamp()
-    except (TypeError, ValueError) as exc:
-        raise BadRequest("Timestamp is not an RFC 2822 date", {"Timestamp": "invalid"}) from exc
+    return rfc2822_seconds(fields, "Timestamp")
 
 
 def first(fields: dict[str, str], *names: str) -> str:

@@ -44,6 +44,7 @@ CHANNEL = "call"
 MAPPING = "telephony/zadarma"
 SECRETS = ("secret_env",)
 SETTINGS = SECRETS + ("allowed_ips",)  # the keys of its config section
+METHODS = ("POST", "GET")  # GET only for the zd_echo check
 
 _INBOUND_SIGNED = ("caller_id", "called_did", "call_start")
 SIGNED = {

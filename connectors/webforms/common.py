@@ -3,22 +3,22 @@
 A form body becomes a flat ``dict[str, str]``:
 
 * ``application/x-www-form-urlencoded`` — decoded in the ``charset=`` of the content type
-  (default UTF-8); undecodable bytes become U+FFFD.
+  (default UTF-8); undecodable bytes become U+FFFD. A charset Python does not know, or one
+  that is no text charset of the web (``idna``, ``unicode_escape``), is read as UTF-8.
 * ``multipart/form-data`` — text parts decoded the same way; a file part is not kept, only
   described: ``{"cv": "cv.pdf (application/pdf, 5120 bytes)"}`` (an empty file input gives ``""``).
-* ``application/json`` — an object; nested objects flattened with dots (``utm.source``), lists
-  of scalars joined with ``", "``, other lists indexed (``items.0.sku``); ``true``/``false``
-  as ``"true"``/``"false"``, ``null`` as ``""``.
+  A part without a name is no form field and is left out.
+* ``application/json`` — an object, at most ``MAX_JSON_DEPTH`` levels deep; nested objects
+  flattened with dots (``utm.source``), lists of scalars joined with ``", "``, other lists
+  indexed (``items.0.sku``); ``true``/``false`` as ``"true"``/``"false"``, ``null`` as ``""``.
 
-Repeated names (checkboxes) are joined with ``", "``. NUL bytes are removed; every other
-character is kept as sent.
+Repeated names (checkboxes) are joined with ``", "``. NUL characters are removed and lone
+surrogates (``"\\ud800"`` in JSON) become U+FFFD; every other character is kept as sent.
 """
 from __future__ import annotations
 
-import codecs
 import hmac
 import io
-import json
 from typing import Any, Iterable, Mapping
 from urllib.parse import parse_qsl
 
@@ -26,7 +26,8 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.formparser import MultiPartParser
 from werkzeug.http import parse_options_header
 
-from connectors.base import BadRequest, Forbidden, Inbound, Parsed, Unauthorized, UnsupportedMediaType
+from connectors.base import (BadRequest, Forbidden, Inbound, Parsed, Unauthorized, UnsupportedMediaType,
+                             clean_text, read_json, text_codec)
 
 SECRET_HEADER = "X-Hub-Secret"
 SECRET_FIELD = "_secret"
@@ -40,7 +41,7 @@ def read_fields(inbound: Inbound) -> dict[str, str]:
     """The form's fields as flat strings, whatever the supported content type."""
     media_type, options = parse_options_header(inbound.content_type)
     media_type = media_type.lower()
-    charset = text_encoding(options.get("charset"))
+    charset = text_codec(options.get("charset"))
     if media_type == URLENCODED:
         pairs = _urlencoded_pairs(inbound.body, charset or "utf-8")
     elif media_type == MULTIPART:
@@ -57,32 +58,25 @@ def read_fields(inbound: Inbound) -> dict[str, str]:
     return join_repeated(pairs)
 
 
-def text_encoding(charset: str | None) -> str | None:
-    """A usable text codec name for ``charset``, or ``None`` when unknown (or ``rot13``-like)."""
-    if not charset:
-        return None
+def decode_text(body: bytes, charset: str) -> str:
+    """``body`` in ``charset``, undecodable bytes as U+FFFD (UTF-8 should the codec refuse)."""
     try:
-        codec = codecs.lookup(charset.strip().strip('"'))
-    except LookupError:
-        return None
-    return codec.name if getattr(codec, "_is_text_encoding", True) else None
+        return body.decode(charset, "replace")
+    except (UnicodeError, LookupError):
+        return body.decode("utf-8", "replace")
 
 
 def join_repeated(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     """One value per name: repeated names (checkbox groups) joined with ``", "``."""
     fields: dict[str, str] = {}
     for name, value in pairs:
-        name, value = _without_nul(name), _without_nul(value)
+        name, value = clean_text(name), clean_text(value)
         fields[name] = f"{fields[name]}, {value}" if name in fields else value
     return fields
 
 
-def _without_nul(text: str) -> str:
-    return text.replace("\x00", "")
-
-
 def _urlencoded_pairs(body: bytes, charset: str) -> list[tuple[str, str]]:
-    text = body.decode(charset, "replace")
+    text = decode_text(body, charset)
     return parse_qsl(text, keep_blank_values=True, encoding=charset, errors="replace")
 
 
@@ -95,7 +89,7 @@ class _CharsetMultiPartParser(MultiPartParser):
 
     def get_part_charset(self, headers: Any) -> str:
         declared = parse_options_header(headers.get("content-type", ""))[1].get("charset")
-        return text_encoding(declared) or self.charset
+        return text_codec(declared) or self.charset
 
 
 def _multipart_pairs(body: bytes, boundary: str | None, charset: str) -> list[tuple[str, str]]:
@@ -109,7 +103,7 @@ def _multipart_pairs(body: bytes, boundary: str | None, charset: str) -> list[tu
         raise BadRequest("malformed multipart body",
                          fields={"body": f"not multipart/form-data with boundary {boundary!r}"}) from exc
     described = [(name, describe_file(storage)) for name, storage in files.items(multi=True)]
-    return list(texts.items(multi=True)) + described
+    return [(name, value) for name, value in list(texts.items(multi=True)) + described if name is not None]
 
 
 def describe_file(storage: FileStorage) -> str:
@@ -124,11 +118,8 @@ def describe_file(storage: FileStorage) -> str:
 
 def _json_pairs(body: bytes, charset: str) -> list[tuple[str, str]]:
     try:
-        document = json.loads(body.decode(charset, "replace").lstrip("\ufeff"))
-    except json.JSONDecodeError as exc:
-        where = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-        raise BadRequest("malformed JSON body", fields={"body": f"not JSON: {where}"}) from exc
-    except (ValueError, RecursionError) as exc:
+        document = read_json(decode_text(body, charset).lstrip("\ufeff"))
+    except ValueError as exc:
         raise BadRequest("malformed JSON body", fields={"body": f"not JSON: {exc}"}) from exc
     if not isinstance(document, dict):
         raise BadRequest("the JSON body must be an object",

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from hub import clock
-from hub.mapping import SOURCE_KEYS
-from hub.rules.quiet_hours import client_zone, quiet_hours_reason
 from hub.delivery.lifecycle import DUE
+from hub.mapping import LEAD_KEYS, SOURCE_KEYS
+from hub.rules.quiet_hours import client_zone, quiet_hours_reason
 from hub.store.models import DeliveryStatus, Lead, LeadHistory, Notification, RawEvent, SyncDelivery, Task, Touch
 
 
@@ -75,8 +75,19 @@ def lead(item: Lead, zone: str = "Europe/Moscow", now=None, quiet_hours: str | N
         "sync": [sync(s) for s in item.syncs],
         "created_at": iso(item.created_at), "updated_at": iso(item.updated_at),
         "handled_at": iso(item.handled_at), "history": [history(h) for h in item.history],
-        **client_time(item, zone, now),
+        "problems": problems(item), **client_time(item, zone, now),
     }
+
+
+def problems(item: Lead) -> dict[str, str]:
+    """Malformed values the lead's touches brought (field -> what is wrong), the latest word
+    per field, without those the lead has a usable value for by now."""
+    found: dict[str, str] = {}
+    for touch_row in item.touches:
+        found.update((touch_row.details or {}).get("problems") or {})
+    source_now = item.source or {}
+    return {name: problem for name, problem in found.items()
+            if not (getattr(item, name, None) if name in LEAD_KEYS else source_now.get(name))}
 
 
 def client_time(item: Lead, team_zone: str, now) -> dict:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from connectors.base import Inbound, Parsed
+from connectors.base import Inbound, Parsed, clean_text
 from hub import registry
 from hub.config import resolve_secrets
 from hub.mapping import SOURCE_KEYS, load_mapping, normalise_phone
@@ -22,6 +22,7 @@ URL_ATTRIBUTION = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_
 DERIVED_FIELDS = ("http_referer", "http_origin")
 # Fields that differ between two clicks of one submit button; a fingerprint ignores them.
 VOLATILE_FIELDS = ("tranid", "submission_id", "_submission_id", "timestamp", "_ts")
+KEY_WIDTH = 300  # the width of the touch_key and delivery_key columns
 
 
 @dataclass
@@ -73,6 +74,9 @@ def normalise(config, raw) -> list[Normalised]:
 
 
 def normalise_parsed(config, module, raw, parsed: Parsed, index: int) -> Normalised:
+    """A malformed value (an e-mail that is no address) is left out of the lead and named in
+    the touch's ``problems``; the raw event keeps it as sent."""
+    parsed = replace(parsed, fields={clean_text(name): clean_text(value) for name, value in parsed.fields.items()})
     mapped = load_mapping(module.MAPPING).apply(parsed.fields, config["region"])
     source = complete_source({key: None for key in SOURCE_KEYS} | mapped.source)
     if raw.kind == "forms":
@@ -81,12 +85,22 @@ def normalise_parsed(config, module, raw, parsed: Parsed, index: int) -> Normali
         source["mailbox"] = raw.endpoint
     if source.get("called_number"):
         track_call(config, source)
-    key = parsed.extra.get("touch_key") or f"event:{raw.event_id}:{index}"
+    key = storable_key(parsed.extra.get("touch_key") or f"event:{raw.event_id}:{index}")
+    details = touch_details(raw, parsed, mapped.details) | ({"problems": mapped.invalid} if mapped.invalid else {})
     return Normalised(
         channel=parsed.extra.get("channel") or module.CHANNEL, touch_key=key, at=raw.received_at,
-        lead=mapped.lead, source=source, details=touch_details(raw, parsed, mapped.details),
+        lead=mapped.lead, source=source, details=details,
         ignore=None if raw.override == "as-lead" else parsed.ignore, invalid=mapped.invalid,
         extra=parsed.extra)
+
+
+def storable_key(key: str) -> str:
+    """A key built from a provider's ids, made storable: clean text, and a digest in place of what
+    would not fit (cutting it off could make two deliveries one)."""
+    key = clean_text(key)
+    if len(key) <= KEY_WIDTH:
+        return key
+    return key[:KEY_WIDTH - 65] + ":" + hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def track_call(config, source: dict) -> None:
@@ -134,4 +148,4 @@ def fingerprint(form_key: str, fields: dict[str, str]) -> str:
     """Same form, same fields: the identity of a double-clicked submit."""
     kept = {k: v for k, v in fields.items() if k not in VOLATILE_FIELDS}
     payload = json.dumps([form_key, sorted(kept.items())], ensure_ascii=False)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()

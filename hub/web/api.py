@@ -2,22 +2,26 @@
 from __future__ import annotations
 
 import hmac
+import re
 
 from flask import Blueprint, jsonify, request
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
+from connectors.base import MAX_WHOLE_NUMBER, clean_text, whole_number
 from hub.delivery import serialize
 from hub.mapping import InvalidValue, normalise_phone
 from hub.pipeline import manager_actions
 from hub.store.models import Lead, RawEvent, Task
-from hub.web import current_hub
+from hub.web import current_hub, openapi
+from hub.web.body import json_body
 from hub.web.errors import HubError
 
 bp = Blueprint("api", __name__)
 LEAD_STATUSES = ("new", "in_progress", "converted", "junk", "archived")
 EVENT_STATUSES = ("pending", "processed", "ignored", "failed", "dead")
 MAX_PAGE = 200
+EVENT_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @bp.before_request
@@ -33,15 +37,52 @@ def require_token():
     return None
 
 
+@bp.before_request
+def refuse_nul_characters():
+    """PostgreSQL cannot compare text holding a NUL: such a query parameter is a 400, not a crash."""
+    for name, value in request.args.items(multi=True):
+        if "\x00" in name or "\x00" in value:
+            raise HubError(400, "a query parameter holds a NUL character",
+                           {clean_text(name) or "query": "holds a NUL character"})
+
+
 def page_args() -> tuple[int, int | None]:
+    return number_arg("limit", MAX_PAGE) or 50, number_arg("cursor", MAX_WHOLE_NUMBER)
+
+
+def number_arg(name: str, maximum: int) -> int | None:
+    """A whole-number query parameter from 1 to ``maximum``; ``None`` when absent or blank."""
+    text = request.args.get(name, "")
+    if not text:
+        return None
     try:
-        limit = int(request.args.get("limit", 50))
-        cursor = int(request.args["cursor"]) if request.args.get("cursor") else None
-    except ValueError as exc:
-        raise HubError(400, "limit and cursor are integers", {"limit": "integer", "cursor": "integer"}) from exc
-    if not 1 <= limit <= MAX_PAGE:
-        raise HubError(400, f"limit must be 1..{MAX_PAGE}", {"limit": f"1..{MAX_PAGE}"})
-    return limit, cursor
+        value = whole_number(text, maximum)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise HubError(400, f"{name} must be a whole number from 1 to {maximum}", {name: f"1..{maximum}"})
+    return value
+
+
+def path_id(text: str, name: str, what: str) -> int:
+    """A lead number or task id from the URL; 404 naming it when it cannot be one."""
+    try:
+        value = whole_number(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise HubError(404, f"no such {what}", {name: f"a whole number from 1 to {MAX_WHOLE_NUMBER}"})
+    return value
+
+
+def request_json() -> dict:
+    """The request's JSON object (``{}`` for an empty body); 400 for anything else."""
+    document = json_body(current_hub().config["limits"]["body_bytes"])
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise HubError(400, "send a JSON object", {"body": f"expected an object, got {type(document).__name__}"})
+    return document
 
 
 def paginate(session, query, column, limit: int, cursor: int | None, render) -> dict:
@@ -72,6 +113,8 @@ def one_of(name: str, allowed: tuple[str, ...]) -> str | None:
 
 @bp.get("/events/<event_id>")
 def get_event(event_id: str):
+    if not EVENT_ID.fullmatch(event_id):
+        raise HubError(404, "no such event", {"event_id": "unknown"})
     with current_hub().db.read() as session:
         raw = session.scalar(select(RawEvent).where(RawEvent.event_id == event_id))
         if raw is None:
@@ -132,8 +175,9 @@ def list_leads():
         return jsonify(paginate(session, query, Lead.id, limit, cursor, render_lead))
 
 
-@bp.get("/leads/<int:number>")
-def get_lead(number: int):
+@bp.get("/leads/<number>")
+def get_lead(number: str):
+    number = path_id(number, "number", "lead")
     with current_hub().db.read() as session:
         lead = session.scalar(lead_query().where(Lead.id == number))
         if lead is None:
@@ -141,23 +185,32 @@ def get_lead(number: int):
         return jsonify(render_lead(lead))
 
 
-@bp.patch("/leads/<int:number>")
-def update_lead(number: int):
+@bp.get("/openapi.json")
+def openapi_document():
+    return jsonify(openapi.document(current_hub().config, MAX_PAGE, EVENT_STATUSES, LEAD_STATUSES))
+
+
+@bp.patch("/leads/<number>")
+def update_lead(number: str):
     """What a manager does in the CRM: change the status, hand the lead to someone else."""
-    status, assignee = lead_changes(request.get_json(silent=True))
+    number = path_id(number, "number", "lead")
+    status, assignee = lead_changes(request_json())
     with current_hub().db.write() as session:
         lead = session.get(Lead, number)
         if lead is None:
             raise HubError(404, "no such lead", {"number": "unknown"})
         manager_actions.update_lead(session, current_hub(), lead, status, assignee)
     current_hub().kicker.kick("sync")
-    return get_lead(number)
+    return get_lead(str(number))
 
 
-def lead_changes(changes) -> tuple[str | None, str | None]:
-    if not isinstance(changes, dict) or not changes.keys() & {"status", "assignee"}:
+def lead_changes(changes: dict) -> tuple[str | None, str | None]:
+    if not changes.keys() & {"status", "assignee"}:
         raise HubError(400, "send a JSON object with status and/or assignee", {"body": "invalid"})
     status, assignee = changes.get("status"), changes.get("assignee")
+    for name, value in (("status", status), ("assignee", assignee)):
+        if value is not None and not isinstance(value, str):
+            raise HubError(400, f"{name} is a string", {name: "not a string"})
     if status is not None and status not in LEAD_STATUSES:
         raise HubError(422, f"status must be one of {', '.join(LEAD_STATUSES)}", {"status": "invalid"})
     if assignee is not None and assignee not in {m["id"] for m in current_hub().config["team"]}:
@@ -165,15 +218,15 @@ def lead_changes(changes) -> tuple[str | None, str | None]:
     return status, assignee
 
 
-@bp.post("/tasks/<int:task_id>/done")
-def close_task(task_id: int):
-    body = request.get_json(silent=True) or {}
-    outcome = body.get("outcome")
+@bp.post("/tasks/<task_id>/done")
+def close_task(task_id: str):
+    task_id = path_id(task_id, "task_id", "task")
+    outcome = request_json().get("outcome")
     if outcome is not None and not isinstance(outcome, str):
         raise HubError(400, "outcome is a string", {"outcome": "invalid"})
     with current_hub().db.write() as session:
         task = session.get(Task, task_id)
         if task is None:
             raise HubError(404, "no such task", {"task_id": "unknown"})
-        manager_actions.close_task(session, current_hub(), task, outcome)
+        manager_actions.close_task(session, current_hub(), task, clean_text(outcome) if outcome else outcome)
         return jsonify(serialize.task(task))

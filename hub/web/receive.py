@@ -15,22 +15,26 @@ from flask import Blueprint, Response, jsonify, redirect, request
 from sqlalchemy import bindparam, exists, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from connectors.base import ConnectorError, Inbound, Parsed
-from hub.web import metrics
-from hub.store import ratelimit
+from connectors.base import ConnectorError, Inbound, Parsed, clean_text
 from hub import registry
-from hub.web import current_hub
-from hub.web.errors import HubError
-from hub.mapping import load_mapping
-from hub.store.models import RawEvent, new_event_id
-from hub.pipeline.normalise import endpoint_settings, fingerprint
 from hub.delivery import crm_readback
+from hub.mapping import load_mapping
+from hub.pipeline.normalise import endpoint_settings, fingerprint, storable_key
+from hub.store import ratelimit
+from hub.store.models import RawEvent, new_event_id
+from hub.web import current_hub, metrics
+from hub.web.body import read_body
+from hub.web.errors import HubError
 
 log = logging.getLogger("hub.receive")
 bp = Blueprint("receive", __name__)
 KIND_CHANNEL = {"forms": "form", "telephony": "call", "sms": "sms"}
 # Never stored: credentials of the request itself (the form secret, API tokens, cookies).
 DROPPED_HEADERS = {"authorization", "cookie", "x-hub-secret", "proxy-authorization"}
+# Every method is routed here, so a wrong one gets the 405 that names the right ones.
+ROUTED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+FORM_METHODS = ("POST",)  # plus OPTIONS, the browser's CORS preflight
+MAX_SUBPATH = 200  # the stored column's width; no provider path comes near it
 
 
 @dataclass
@@ -66,13 +70,14 @@ def resolve(kind: str, name: str) -> Endpoint:
     return Endpoint(kind, name, None, registry.intake(kind, name), settings)
 
 
-@bp.route("/hooks/<kind>/<name>", methods=["GET", "POST", "OPTIONS"], defaults={"subpath": ""})
-@bp.route("/hooks/<kind>/<name>/<path:subpath>", methods=["GET", "POST", "OPTIONS"])
+@bp.route("/hooks/<kind>/<name>", methods=ROUTED_METHODS, defaults={"subpath": ""})
+@bp.route("/hooks/<kind>/<name>/<path:subpath>", methods=ROUTED_METHODS)
 def receive(kind: str, name: str, subpath: str):
     endpoint = resolve(kind, name)
-    if request.method == "OPTIONS":
+    if request.method == "OPTIONS" and kind == "forms":
         return with_cors(endpoint, Response(status=204))
     try:
+        check_method(endpoint)
         response = intake(endpoint, subpath)
     except HubError as error:
         metrics.observe_intake(kind, endpoint.provider, "rejected")
@@ -80,8 +85,23 @@ def receive(kind: str, name: str, subpath: str):
     return with_cors(endpoint, response)
 
 
+def allowed_methods(endpoint: Endpoint) -> tuple[str, ...]:
+    """What the provider documents (forms: POST); never HEAD or OPTIONS, so nothing is stored
+    for a probe."""
+    return FORM_METHODS if endpoint.kind == "forms" else getattr(endpoint.module, "METHODS", ("POST",))
+
+
+def check_method(endpoint: Endpoint) -> None:
+    allowed = allowed_methods(endpoint)
+    if request.method not in allowed:
+        allow = allowed + (("OPTIONS",) if endpoint.kind == "forms" else ())
+        raise HubError(405, f"{request.method} is not accepted here: use {' or '.join(allowed)}",
+                       {"method": f"use {', '.join(allowed)}"}, headers={"Allow": ", ".join(allow)})
+
+
 def intake(endpoint: Endpoint, subpath: str) -> Response:
-    limit_body(endpoint)
+    if len(subpath) > MAX_SUBPATH:
+        raise HubError(404, "no such path", {"path": f"longer than {MAX_SUBPATH} characters"})
     if endpoint.kind != crm_readback.KIND:  # a CRM's bulk edit sends one event per lead
         limit_rate(endpoint)
     inbound = build_inbound(subpath)
@@ -100,12 +120,6 @@ def intake(endpoint: Endpoint, subpath: str) -> Response:
     response = answer(endpoint, parsed, event_id, duplicate)
     response.headers["X-Hub-Event-Id"] = event_id
     return response
-
-
-def limit_body(endpoint: Endpoint) -> None:
-    limit = current_hub().config["limits"]["body_bytes"]
-    if request.content_length is not None and request.content_length > limit:
-        raise HubError(413, f"request body over the size limit of {limit} bytes", {"body": "too large"})
 
 
 def limit_rate(endpoint: Endpoint) -> None:
@@ -132,7 +146,7 @@ def public_url() -> str:
 
 def build_inbound(subpath: str) -> Inbound:
     headers = {k.lower(): v for k, v in request.headers.items()}
-    body = request.get_data(cache=True)
+    body = read_body(current_hub().config["limits"]["body_bytes"])
     return Inbound(method=request.method, url=public_url(), subpath=subpath,
                    query=tuple(request.args.items(multi=True)), headers=headers, body=body,
                    remote_addr=request.remote_addr)
@@ -151,20 +165,19 @@ def without_credentials(endpoint: Endpoint, inbound: Inbound) -> Inbound:
 
 
 def validate(endpoint: Endpoint, parsed: list[Parsed]) -> None:
-    """Forms name the fields they require; a present but unusable value is also refused."""
-    if endpoint.kind != "forms":
+    """A form's ``required`` fields must be present and usable. A malformed value of any other
+    field refuses nothing: the pipeline keeps it aside as one of the lead's ``problems``."""
+    required = (endpoint.settings.get("required") or []) if endpoint.kind == "forms" else []
+    if not required:
         return
-    required = endpoint.settings.get("required") or []
     mapping = load_mapping(endpoint.module.MAPPING)
     region = current_hub().config["region"]
     for item in parsed:
         if item.ignore:
             continue
         mapped = mapping.apply(item.fields, region)
-        problems = dict(mapped.invalid)
-        for field in required:
-            if field not in problems and not (mapped.lead.get(field) or mapped.source.get(field)):
-                problems[field] = "required"
+        problems = {field: mapped.invalid.get(field, "required") for field in required
+                    if not (mapped.lead.get(field) or mapped.source.get(field))}
         if problems:
             raise HubError(422, "missing or invalid fields: " + ", ".join(sorted(problems)), problems)
 
@@ -173,7 +186,7 @@ def delivery_key(endpoint: Endpoint, parsed: list[Parsed]) -> str | None:
     keys = [item.delivery_key for item in parsed if item.delivery_key]
     if not keys:
         return None
-    return f"{endpoint.kind}/{endpoint.provider}/{endpoint.key or ''}/{keys[0]}"[:300]
+    return storable_key(f"{endpoint.kind}/{endpoint.provider}/{endpoint.key or ''}/{keys[0]}")
 
 
 INTAKE_COLUMNS = ("event_id", "channel", "kind", "provider", "endpoint", "delivery_key", "fingerprint",
@@ -191,11 +204,12 @@ def raw_event_values(endpoint: Endpoint, inbound: Inbound, parsed: list[Parsed])
         "event_id": new_event_id(), "channel": endpoint.channel or endpoint.module.CHANNEL, "kind": endpoint.kind,
         "provider": endpoint.provider, "endpoint": endpoint.key,
         "delivery_key": delivery_key(endpoint, parsed), "fingerprint": form_fp,
-        "method": inbound.method, "url": inbound.url, "subpath": inbound.subpath,
+        "method": inbound.method, "url": clean_text(inbound.url), "subpath": clean_text(inbound.subpath),
         "query": [list(pair) for pair in inbound.query], "body": inbound.body,
         "headers": {k: v for k, v in inbound.headers.items() if k not in DROPPED_HEADERS},
         "remote_addr": inbound.remote_addr, "received_at": current_hub().now(), "attempts": 0,
-        "status": "ignored" if all_ignored else "pending", "error": ignored[0] if all_ignored else None,
+        "status": "ignored" if all_ignored else "pending",
+        "error": clean_text(ignored[0]) if all_ignored else None,
     }
 
 
