@@ -19,3 +19,10 @@ def receive(key: str):
 def receive_any(path: str):
     request.get_data()
     return "", 200, {"Content-Type": "text/plain"}
+
+
+def serve():
+    """Served as ``hub web`` serves the hub: read whole on the event loop, run in a thread."""
+    from hub.web.asgi import BufferedWSGI
+
+    return BufferedWSGI(app, 1024 * 1024, 30.0, 16)

@@ -1,5 +1,6 @@
-"""HTTP load through gunicorn: the hub and the bare Flask app (bench/bare_app.py) served with the
-same settings and driven by the same load generator, in alternating rounds, medians reported.
+"""HTTP load through the server `hub web` runs (uvicorn, each request read whole before a thread
+runs the Flask app): the hub and the bare Flask app (bench/bare_app.py) served the same way and
+driven by the same load generator, in alternating rounds, medians reported.
 
 A bench names its requests (a factory: request number -> path, body, headers; every number
 gives a distinct request), the statuses that count as accepted, its config and extra environment.
@@ -24,7 +25,7 @@ from typing import Callable
 from common import bench_document, free_port, median, rate, start_redis, write_bench_config
 
 BENCH_DIR = Path(__file__).resolve().parent
-APPS = {"bare": ["--pythonpath", str(BENCH_DIR), "bare_app:app"], "hub": ["hub:create_app()"]}
+APPS = {"bare": "bare_app:serve", "hub": "hub.web.asgi:serve"}
 Request = tuple[str, bytes, dict[str, str]]
 
 
@@ -45,19 +46,21 @@ def parse_args(description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per round")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--workers", type=int, default=2, help="web worker processes")
     parser.add_argument("--concurrency", type=int, default=8, help="client processes (connections)")
     parser.add_argument("--rounds", type=int, default=3, help="bare+hub pairs; medians reported")
     return parser.parse_args()
 
 
-def start_gunicorn(app: str, workers: int, env: dict, folder: Path) -> tuple[subprocess.Popen, int]:
+def start_server(app: str, workers: int, env: dict, folder: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    log = open(folder / f"gunicorn-{app}.log", "wb")
-    argv = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", *APPS[app]]
+    log = open(folder / f"server-{app}.log", "wb")
+    argv = [sys.executable, "-m", "uvicorn", "--factory", "--workers", str(workers), "--port", str(port),
+            "--http", "httptools", "--loop", "uvloop", "--no-access-log", "--log-level", "warning",
+            "--app-dir", str(BENCH_DIR), APPS[app]]
     process = subprocess.Popen(argv, env=env, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
     log.close()
-    wait_ready(process, port, folder / f"gunicorn-{app}.log")
+    wait_ready(process, port, folder / f"server-{app}.log")
     return process, port
 
 
@@ -65,7 +68,7 @@ def wait_ready(process: subprocess.Popen, port: int, log: Path, timeout: float =
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"gunicorn exited:\n{log.read_text(errors='replace')[-3000:]}")
+            raise SystemExit(f"the server exited:\n{log.read_text(errors='replace')[-3000:]}")
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             connection.request("GET", "/")
@@ -74,7 +77,7 @@ def wait_ready(process: subprocess.Popen, port: int, log: Path, timeout: float =
             return
         except OSError:
             time.sleep(0.2)
-    raise SystemExit(f"gunicorn on port {port} not ready after {timeout}s")
+    raise SystemExit(f"the server on port {port} not ready after {timeout}s")
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -190,14 +193,14 @@ def report(bench: Bench, figures: dict, hub_statuses: Counter, stored: dict[str,
 
 def main(bench: Bench, description: str) -> None:
     args = parse_args(description)
-    print(f"gunicorn -w {args.workers}, {args.concurrency} client processes, "
+    print(f"uvicorn --workers {args.workers}, {args.concurrency} client processes, "
           f"{args.warmup:g}s warm-up + {args.seconds:g}s measured, {args.rounds} rounds", flush=True)
     with tempfile.TemporaryDirectory(prefix=f"bench-{bench.name}-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
         env = prepare(bench, folder, stack)
         ports = {}
         for name in ("bare", "hub"):
-            process, ports[name] = start_gunicorn(name, args.workers, env, folder)
+            process, ports[name] = start_server(name, args.workers, env, folder)
             stack.callback(stop, process)
         figures, hub_statuses = measure(bench, ports, args)
         report(bench, figures, hub_statuses, stored_events(folder / "hub.db"))

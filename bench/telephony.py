@@ -1,6 +1,6 @@
 """Telephony throughput: signed Zadarma call notifications (NOTIFY_START, NOTIFY_INTERNAL,
 NOTIFY_ANSWER, NOTIFY_END of many distinct calls) posted to /hooks/telephony/zadarma under
-gunicorn, against a bare Flask app served the same way and driven by the same load generator,
+uvicorn, against a bare Flask app served the same way and driven by the same load generator,
 in alternating rounds.
 
     python bench/telephony.py [--seconds 10] [--workers 2] [--concurrency 8] [--rounds 3]

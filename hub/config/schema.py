@@ -262,6 +262,7 @@ class LimitsSchema(Section):
     body_bytes = fields.Integer(load_default=1024 * 1024, validate=validate.Range(min=1024))
     requests_per_minute = fields.Integer(load_default=120, validate=validate.Range(min=1))
     duplicate_window = Duration(load_default="5m")
+    body_timeout = Duration(load_default="30s")  # a body that stops arriving this long: 400
     trusted_proxies = fields.Integer(load_default=0, validate=validate.Range(min=0, max=5))
 
 

@@ -81,7 +81,7 @@ def db_upgrade() -> None:
 
 @main.command()
 def web() -> None:
-    """Serve the intake and the API with gunicorn on HUB_HOST:HUB_PORT."""
+    """Serve the intake and the API (uvicorn) on HUB_HOST:HUB_PORT."""
     from hub.runtime.serve import serve_web
 
     load_hub()

@@ -1,4 +1,4 @@
-"""Long-running processes: gunicorn for the web, the rq worker, the mail poller, and
+"""Long-running processes: uvicorn for the web, the rq worker, the mail poller, and
 ``hub run``, which supervises all of them in one foreground process tree."""
 from __future__ import annotations
 
@@ -24,24 +24,15 @@ def log_level() -> str:
 
 
 def serve_web() -> None:
-    from gunicorn.app.base import BaseApplication
+    """uvicorn: requests are read whole on its event loop (``hub.web.asgi``), then run in a
+    thread, so slow clients hold no thread; ``HUB_WEB_WORKERS`` processes share the port."""
+    import uvicorn
 
-    class Gunicorn(BaseApplication):
-        def load_config(self):
-            self.cfg.set("bind", bind_address())
-            self.cfg.set("workers", int(os.environ.get("HUB_WEB_WORKERS", "2")))
-            self.cfg.set("accesslog", os.environ.get("HUB_ACCESS_LOG") or None)
-            self.cfg.set("timeout", 30)
-            self.cfg.set("loglevel", "debug" if log_level() == "DEBUG" else "warning")
-            if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24 would write to $HOME
-                self.cfg.set("control_socket_disable", True)
-
-        def load(self):
-            from hub import create_app
-
-            return create_app()
-
-    Gunicorn().run()
+    uvicorn.run("hub.web.asgi:serve", factory=True, host=os.environ.get("HUB_HOST", "127.0.0.1"),
+                port=int(os.environ.get("HUB_PORT", "8000")), workers=int(os.environ.get("HUB_WEB_WORKERS", "2")),
+                http="httptools", loop="uvloop", lifespan="on", proxy_headers=False, server_header=False,
+                access_log=bool(os.environ.get("HUB_ACCESS_LOG")),
+                log_level="debug" if log_level() == "DEBUG" else "warning")
 
 
 def settle_heap(hub) -> None:

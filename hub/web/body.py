@@ -14,6 +14,7 @@ from connectors.base import read_json
 from hub.web.errors import HubError
 
 READ_SIZE = 64 * 1024
+INCOMPLETE = "hub.body_incomplete"  # environ key set by the server: the body stopped arriving
 
 
 def read_body(limit: int) -> bytes:
@@ -30,6 +31,9 @@ def read_body(limit: int) -> bytes:
     if declared is not None and len(body) < declared:
         raise HubError(400, "the body ended before its Content-Length",
                        {"body": f"{len(body)} of {declared} bytes arrived"})
+    if request.environ.get(INCOMPLETE):
+        raise HubError(400, "the body stopped arriving before its end",
+                       {"body": f"nothing more came after {len(body)} bytes"})
     return body
 
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics. Under ``hub run`` / gunicorn the processes share
+"""Prometheus metrics. Under ``hub run`` / ``hub web`` the processes share
 ``PROMETHEUS_MULTIPROC_DIR`` so counters add up across web workers and rq workers."""
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import os
 import signal
 import socket
@@ -329,7 +330,7 @@ def test_task_outcome_with_a_lone_surrogate_is_stored_readable(client, api, run_
         assert session.get(Task, task_id).outcome == "ok\ufffd"
 
 
-# --- framing, through gunicorn on loopback ---------------------------------------------------
+# --- framing, through the real server (``hub web``) on loopback --------------------------------
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -338,8 +339,10 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def gunicorn(hub, config_document, database_url, redis_url, tmp_path, logs):
-    """``hub web`` (gunicorn, one worker) on a free loopback port, on the test's database."""
+def server(hub, config_document, database_url, redis_url, tmp_path, logs):
+    """``hub web`` (one worker) on a free loopback port, on the test's database; a body that
+    stops arriving for a second is given up."""
+    config_document.setdefault("limits", {})["body_timeout"] = "1s"
     config_path = tmp_path / "hub.yaml"
     config_path.write_text(yaml.safe_dump(config_document, allow_unicode=True), encoding="utf-8")
     port = free_port()
@@ -351,7 +354,7 @@ def gunicorn(hub, config_document, database_url, redis_url, tmp_path, logs):
         wait_until_listening(port, process)
         yield port
     finally:
-        process.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
+        process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
 
 
@@ -363,23 +366,34 @@ def wait_until_listening(port: int, process: subprocess.Popen) -> None:
                 return
         except OSError:
             time.sleep(0.1)
-    raise RuntimeError("gunicorn did not start")
+    raise RuntimeError("hub web did not start")
 
 
-def exchange(port: int, head: str, body: bytes = b"") -> tuple[int, dict | None]:
-    """Send raw bytes, end our side, read the whole answer: (status, JSON body or None)."""
+def exchange(port: int, head: str, body: bytes = b"", half_close: bool = True) -> tuple[int | None, dict | None]:
+    """Send raw bytes, end our side (unless ``half_close`` is false: a client that waits), read
+    the whole answer: (status, JSON body or None); (None, None) when nothing came back."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         try:
             sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
-            sock.shutdown(socket.SHUT_WR)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
         except OSError:  # the server answered and closed before it read everything: read the answer
             pass
         answer = b""
-        while chunk := sock.recv(65536):
+        while not answered(answer, head.startswith("HEAD")) and (chunk := sock.recv(65536)):
             answer += chunk
+    if not answer:
+        return None, None
     status_line, _, rest = answer.partition(b"\r\n")
     payload = rest.partition(b"\r\n\r\n")[2]
     return int(status_line.split()[1]), json.loads(payload) if payload.startswith(b"{") else None
+
+
+def answered(answer: bytes, no_body: bool = False) -> bool:
+    """A whole response with a Content-Length is in (the connection may stay open)."""
+    head, found, body = answer.partition(b"\r\n\r\n")
+    length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    return bool(found and (no_body or (length and len(body) >= int(length.group(1)))))
 
 
 def chunked(body: bytes, size: int = 65536) -> bytes:
@@ -390,21 +404,54 @@ def chunked(body: bytes, size: int = 65536) -> bytes:
 POST = "POST /hooks/forms/landing HTTP/1.1\nHost: 127.0.0.1\nContent-Type: application/x-www-form-urlencoded\n"
 
 
-def test_framing_through_gunicorn(gunicorn, hub):
+def test_framing_through_the_server(server, hub):
     form = urlencode({"name": "Ivan", "phone": PHONE}).encode()
     big = form + b"&message=" + b"x" * 3_000_000
-    assert exchange(gunicorn, POST + "Transfer-Encoding: chunked\n", chunked(big)) == (
+    assert exchange(server, POST + "Transfer-Encoding: chunked\n", chunked(big)) == (
         413, {"error": "request body over the size limit of 1048576 bytes", "fields": {"body": "too large"}})
-    assert exchange(gunicorn, POST + "Content-Length: 200\n", form) == (
+    assert exchange(server, POST + "Content-Length: 200\n", form, half_close=False) == (
         400, {"error": "the body ended before its Content-Length",
-              "fields": {"body": f"{len(form)} of 200 bytes arrived"}})
-    status, answer = exchange(gunicorn, POST + "Transfer-Encoding: chunked\n", b"zz\r\nphone=1\r\n0\r\n\r\n")
-    assert (status, list(answer["fields"])) == (400, ["body"])
-    assert exchange(gunicorn, "GET /hooks/forms/landing?phone=%2B79161234567 HTTP/1.1\nHost: x\n")[0] == 405
-    assert exchange(gunicorn, "HEAD /hooks/forms/landing?phone=%2B79161234567 HTTP/1.1\nHost: x\n")[0] == 405
+              "fields": {"body": f"{len(form)} of 200 bytes arrived"}})  # it stopped arriving
+    assert exchange(server, POST + "Content-Length: 200\n", form) == (None, None)  # gone: nobody to answer
+    partial = chunked(form, 7).rpartition(b"0\r\n\r\n")[0]  # chunks, but never the last one
+    assert exchange(server, POST + "Transfer-Encoding: chunked\n", partial, half_close=False) == (
+        400, {"error": "the body stopped arriving before its end",
+              "fields": {"body": f"nothing more came after {len(form)} bytes"}})
+    assert exchange(server, POST + "Transfer-Encoding: chunked\n", b"zz\r\nphone=1\r\n0\r\n\r\n")[0] == 400
+    for method in ("GET", "HEAD"):
+        request = f"{method} /hooks/forms/landing?phone=%2B79161234567 HTTP/1.1\nHost: x\n"
+        assert exchange(server, request, half_close=False)[0] == 405
     assert stored(hub) == 0
-    status, answer = exchange(gunicorn, POST + "Transfer-Encoding: chunked\n", chunked(form, 7))
+    status, answer = exchange(server, POST + "Transfer-Encoding: chunked\n", chunked(form, 7), half_close=False)
     assert (status, answer["status"], stored(hub)) == (202, "accepted", 1)  # chunked itself is fine
     with hub.db.read() as session:
         assert session.scalar(select(RawEvent.body)) == form
         assert session.scalar(select(func.count()).select_from(Lead)) == 0  # not processed here
+
+
+def test_slow_clients_hold_no_worker(server, hub):
+    """Twenty clients trickle their bodies a byte at a time into a single web worker; a normal
+    form post meanwhile is answered at once, while every trickler is still mid-body."""
+    head = POST + "Content-Length: 4000\n"
+    tricklers = [socket.create_connection(("127.0.0.1", server), timeout=10) for _ in range(20)]
+    try:
+        for sock in tricklers:
+            sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n")
+        for _ in range(10):  # two seconds of trickling before the normal post
+            for sock in tricklers:
+                sock.sendall(b"x")
+            time.sleep(0.2)
+        form = urlencode({"name": "Ivan", "phone": PHONE}).encode()
+        started = time.monotonic()
+        status, answer = exchange(server, POST + f"Content-Length: {len(form)}\n", form, half_close=False)
+        print(f"a normal post beside 20 slow clients: {1000 * (time.monotonic() - started):.0f} ms")
+        assert (status, answer["status"]) == (202, "accepted")
+        for sock in tricklers:  # none of them was answered, and every one can still send
+            sock.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                sock.recv(1)
+            sock.sendall(b"x")
+    finally:
+        for sock in tricklers:
+            sock.close()
+    assert stored(hub) == 1
