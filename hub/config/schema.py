@@ -11,7 +11,8 @@ from hub.durations import parse_duration
 from hub.mapping import SOURCE_KEYS
 from hub.rules.business_hours import DAYS, parse_window
 
-ROLES = ("manager", "head", "director")
+ROLES = ("manager", "head", "director", "admin")
+LOCALES = ("ru", "en")
 CHANNELS = ("form", "mail", "call", "sms")
 
 
@@ -297,6 +298,7 @@ class CrmTargetSchema(Section):
 
 class ConfigSchema(Section):
     region = fields.String(load_default="RU", validate=validate.Regexp(r"^[A-Z]{2}$"))
+    locale = fields.String(load_default="ru", validate=validate.OneOf(LOCALES))  # the console's language
     timezone = TimeZone(load_default="Europe/Moscow")
     public_url = fields.Url(load_default=None, allow_none=True, require_tld=False)
     business_hours = fields.Nested(BusinessHoursSchema, load_default=None, allow_none=True)

@@ -92,6 +92,19 @@ class TeamMember(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+class ConsoleUser(Base):
+    """A team member's console sign-in: a password hash, or a pending one-time invitation
+    (only its hash is kept). The member's role and name come from the config."""
+
+    __tablename__ = "console_users"
+
+    member_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    invite_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    invite_expires_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class Lead(Base):
     """``id`` is the lead number quoted to the client: one sequence for every channel."""
 

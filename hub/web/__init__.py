@@ -1,4 +1,5 @@
-"""The web layer: intake, the JSON API under ``/api``, health and metrics, in one Flask app."""
+"""The web layer: intake, the JSON API under ``/api``, health and metrics, and the operator
+console under ``/console``, in one Flask app."""
 from __future__ import annotations
 
 from flask import Flask, current_app
@@ -11,12 +12,13 @@ def current_hub():
 
 def create_app(test_config: dict | None = None) -> Flask:
     """The web app. ``test_config`` may carry a ready ``hub`` (``hub.context.Hub``) or any of
-    ``config`` (a document), ``database_url``, ``redis_url``."""
+    ``config`` (a document), ``database_url``, ``redis_url``, and a ``secret_key`` for the
+    console's sessions."""
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from hub import context
     from hub.config import load_config
-    from hub.web import api, errors, health, receive
+    from hub.web import api, console, errors, health, receive
 
     test_config = test_config or {}
     hub = test_config.get("hub")
@@ -36,4 +38,5 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(receive.bp)
     app.register_blueprint(api.bp, url_prefix="/api")
     app.register_blueprint(health.bp)
+    console.init_app(app, hub, test_config.get("secret_key"))
     return app

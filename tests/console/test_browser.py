@@ -1,0 +1,89 @@
+"""The console in a real Chromium (headless, driven by Selenium) against the app served on
+loopback by a real server thread. One browser for the module; each test signs in afresh."""
+from __future__ import annotations
+
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
+from sqlalchemy import select
+
+from hub.store.models import Task
+from tests.console.conftest import browser_sign_in
+
+
+def wait_for(browser, css: str):
+    return WebDriverWait(browser, 10).until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def wait_page(browser, title: str) -> None:
+    """Until the page whose heading is ``title`` has loaded (a click's navigation is async)."""
+    WebDriverWait(browser, 10, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
+        lambda b: b.find_element(By.CSS_SELECTOR, "main h1").text.startswith(title))
+
+
+def test_signing_in_and_a_wrong_password(browser, live):
+    browser_sign_in(browser, live, "anna", "not the password")
+    assert wait_for(browser, "#sign-in-error").text == "Неверный логин или пароль."
+    browser_sign_in(browser, live, "anna")
+    wait_page(browser, "Мои задачи")
+    assert browser.find_element(By.CSS_SELECTOR, ".who").text.startswith("Anna Petrova")
+    browser.find_element(By.CSS_SELECTOR, ".signout button").click()
+    wait_page(browser, "Вход")
+
+
+def test_a_manager_sees_only_their_own_leads(browser, live, make_lead, hub):
+    numbers = [make_lead(f"Client {i}", f"+7916222000{i}") for i in range(4)]
+    with hub.db.read() as session:
+        owned = set(session.scalars(select(Task.lead_id).where(Task.assignee_id == "boris")))
+    browser_sign_in(browser, live, "boris")
+    wait_page(browser, "Мои задачи")
+    browser.get(f"{live}/console/leads")
+    shown = {int(cell.text) for cell in browser.find_elements(By.CSS_SELECTOR, "table.leads tbody td:first-child a")}
+    assert shown == owned and 0 < len(shown) < len(numbers)
+
+
+def test_closing_a_call_task_with_no_answer_schedules_the_next_step(browser, live, make_lead, hub):
+    number = make_lead()
+    with hub.db.read() as session:
+        task = session.scalar(select(Task).where(Task.lead_id == number))
+    browser_sign_in(browser, live, task.assignee_id)
+    item = wait_for(browser, f"#task-{task.id}")
+    item.find_element(By.CSS_SELECTOR, 'input[value="no_answer"]').click()
+    item.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".flash"))
+    assert browser.find_element(By.CSS_SELECTOR, ".flash").text == "Задача закрыта."
+    [step] = browser.find_elements(By.CSS_SELECTOR, ".task .kind")
+    assert step.text == "перезвонить · шаг 1"
+    assert "01.12.2026 11:05" in browser.find_element(By.CSS_SELECTOR, ".task .facts").text
+
+
+def test_a_lead_named_like_a_script_renders_as_text(browser, live, make_lead):
+    number = make_lead("<script>alert(1)</script>")
+    browser_sign_in(browser, live, "vera")
+    wait_page(browser, "Мои задачи")
+    browser.get(f"{live}/console/leads/{number}")
+    assert wait_for(browser, ".lead-name").text == "<script>alert(1)</script>"
+    assert not expected_conditions.alert_is_present()(browser)
+
+
+def test_a_form_post_without_its_csrf_token_is_refused(browser, live, make_lead):
+    number = make_lead()
+    browser_sign_in(browser, live, "vera")
+    wait_page(browser, "Мои задачи")
+    browser.get(f"{live}/console/leads/{number}")
+    browser.execute_script("document.querySelectorAll('input[name=csrf_token]').forEach(e => e.remove())")
+    browser.find_element(By.ID, "note").send_keys("sneaky")
+    browser.find_element(By.CSS_SELECTOR, "form[action$='/note'] button").click()
+    wait_page(browser, "400")
+    assert "Форма устарела" in browser.find_element(By.CSS_SELECTOR, "main").text
+
+
+def test_the_russian_and_the_english_page(browser, live):
+    browser.get(f"{live}/console/sign-in")
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ru"
+    wait_page(browser, "Вход")
+    browser.find_element(By.CSS_SELECTOR, "footer button").click()
+    wait_page(browser, "Sign in")
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
+    assert browser.find_element(By.CSS_SELECTOR, "label[for=login]").text == "Login or e-mail"
