@@ -61,6 +61,10 @@ def routing_problems(document: dict) -> list[str]:
         assign = rule.get("assign") if isinstance(rule.get("assign"), dict) else {}
         people = assign.get("to") if isinstance(assign.get("to"), list) else []
         found += [f"routing.{index}.assign.to: unknown team member {p!r}" for p in people if p not in ids]
+        for key in ("by", "escalate_to"):
+            who = assign.get(key)
+            if isinstance(who, str) and who not in ids | set(ROLES_ESCALATED_TO):
+                found.append(f"routing.{index}.assign.{key}: not a role (head, director) or team member id")
         group = assign.get("group")
         if isinstance(group, str) and group not in groups:
             found.append(f"routing.{index}.assign.group: no team member is in group {group!r}")

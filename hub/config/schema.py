@@ -116,7 +116,12 @@ class AssignSchema(Section):
     to = fields.List(fields.String(), load_default=list)
     group = fields.String(load_default=None, allow_none=True)
     strategy = fields.String(load_default="round_robin",
-                             validate=validate.OneOf(("round_robin", "least_busy", "weighted")))
+                             validate=validate.OneOf(("round_robin", "least_busy", "weighted", "manual")))
+    # strategy manual: the lead waits unassigned; ``by`` (a role or a team id) gets the task to
+    # assign it, due ``within`` (default: the SLA's first_response), then ``escalate_to`` is told
+    by = fields.String(load_default="head")
+    within = Duration(load_default=None, allow_none=True)
+    escalate_to = fields.String(load_default="director")
 
 
 class RoutingConditionSchema(Section):

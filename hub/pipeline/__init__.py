@@ -22,6 +22,7 @@ from hub.pipeline.normalise import normalise
 from hub.pipeline.route import Counters, decide, facts_of, known_owners, sync_team, uses_geography
 from hub.pipeline.store import NewLead, NewTouch, write_new
 from hub.pipeline.sync import plan_syncs, queue_update
+from hub.rules.assignment import request_assignment
 from hub.rules.callbacks import start_ladder, stop_ladder
 from hub.rules.history import record
 from hub.rules.sla import sla_of, start_new_chain
@@ -197,6 +198,9 @@ def record_start(out, hub, lead: NewLead, decision, hours) -> None:
         out.add(Assignment, lead_id=lead.id, member_id=decision.member_id, reason=decision.reason, at=hub.now())
         record(out, lead.id, "assigned", hub.now(), to=decision.member_id, reason=decision.reason)
     sla = sla_of(hub.config, lead)
+    if decision.manual:
+        request_assignment(out, hub, lead, decision.rule, sla, hours)
+        return
     open_first_task(out, hub, lead, sla, hours)
     start_new_chain(out, hub, lead, sla, hours)
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from hub.store.models import Assignment, Lead, Task
 from hub.pipeline.sync import queue_update
 from hub.store.writer import RowWriter
-from hub.rules import callbacks, history, sla, timers
+from hub.rules import assignment, callbacks, history, sla, timers
 
 CLOSED = ("converted", "junk", "archived")
 
@@ -37,11 +37,13 @@ def update_lead(session: Session, hub, lead: Lead, status: str | None, assignee:
         else:
             sla.start_stage_limit(out, hub, lead, sla.sla_of(hub.config, lead))
     if assignee and assignee != lead.assignee_id:
-        reassign(session, out, lead, assignee, now, actor)
+        reassign(session, out, hub, lead, assignee, actor)
     out.flush()
 
 
-def reassign(session: Session, out, lead: Lead, assignee: str, now, actor: str = "api") -> None:
+def reassign(session: Session, out, hub, lead: Lead, assignee: str, actor: str = "api") -> None:
+    """A lead waiting for a manual assignment also gets its manager's call task here."""
+    now = hub.now()
     previous = lead.assignee_id
     lead.assignee_id = assignee
     lead.assignment_reason = f"reassigned to {assignee} via the API" if actor == "api" else f"reassigned to {assignee} by {actor}"
@@ -49,6 +51,8 @@ def reassign(session: Session, out, lead: Lead, assignee: str, now, actor: str =
     session.execute(update(Task).where(Task.lead_id == lead.id, Task.status == "open",
                                        Task.kind.in_(("call", "callback"))).values(assignee_id=assignee))
     history.record(out, lead.id, "reassigned", now, actor=actor, **{"from": previous, "to": assignee})
+    if previous is None:
+        assignment.assigned(session, out, hub, lead, now)
 
 
 def close_task(session: Session, hub, task: Task, outcome: str | None, actor: str = "api") -> None:

@@ -2,14 +2,23 @@
 loopback by a real server thread. One browser for the module; each test signs in afresh."""
 from __future__ import annotations
 
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+import pytest
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 from sqlalchemy import select
 
 from hub.store.models import Task
 from tests.console.conftest import browser_sign_in
+
+
+@pytest.fixture
+def config_document(config_document):
+    """Leads from the wholesale campaign wait for the head to choose their manager."""
+    config_document["routing"] = [{"name": "wholesale", "when": {"utm_source": ["wholesale"]},
+                                   "assign": {"strategy": "manual", "by": "head"}}]
+    return config_document
 
 
 def wait_for(browser, css: str):
@@ -18,7 +27,8 @@ def wait_for(browser, css: str):
 
 def wait_page(browser, title: str) -> None:
     """Until the page whose heading is ``title`` has loaded (a click's navigation is async)."""
-    WebDriverWait(browser, 10, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
+    # the old page may go away between finding its heading and reading it
+    WebDriverWait(browser, 10, ignored_exceptions=(WebDriverException,)).until(
         lambda b: b.find_element(By.CSS_SELECTOR, "main h1").text.startswith(title))
 
 
@@ -56,6 +66,37 @@ def test_closing_a_call_task_with_no_answer_schedules_the_next_step(browser, liv
     [step] = browser.find_elements(By.CSS_SELECTOR, ".task .kind")
     assert step.text == "перезвонить · шаг 1"
     assert "01.12.2026 11:05" in browser.find_element(By.CSS_SELECTOR, ".task .facts").text
+
+
+def test_a_head_reassigns_a_lead_on_its_card(browser, live, make_lead, hub):
+    number = make_lead()
+    with hub.db.read() as session:
+        owner = session.scalar(select(Task.assignee_id).where(Task.lead_id == number))
+    other = "boris" if owner == "anna" else "anna"
+    browser_sign_in(browser, live, "vera")
+    wait_page(browser, "Мои задачи")
+    browser.get(f"{live}/console/leads/{number}")
+    Select(wait_for(browser, "#assignee")).select_by_value(other)
+    browser.find_element(By.CSS_SELECTOR, "form[action$='/assignee'] button").click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".flash"))
+    assert "vera · передана" in browser.find_element(By.CSS_SELECTOR, ".history").text
+    with hub.db.read() as session:
+        assert session.scalar(select(Task.assignee_id).where(Task.lead_id == number)) == other
+
+
+def test_a_head_assigns_from_the_unassigned_queue(browser, live, make_lead, hub):
+    number = make_lead(utm_source="wholesale")
+    browser_sign_in(browser, live, "vera")
+    wait_page(browser, "Мои задачи")
+    wait_for(browser, ".task .button").click()  # the head's task leads to the queue
+    wait_page(browser, "Без ответственного")
+    wait_for(browser, f"#lead-{number} button[value=boris]").click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".flash"))
+    assert not browser.find_elements(By.ID, f"lead-{number}")
+    with hub.db.read() as session:
+        tasks = [(t.kind, t.assignee_id, t.status) for t in session.scalars(
+            select(Task).where(Task.lead_id == number).order_by(Task.id))]
+    assert tasks == [("assign", "vera", "done"), ("call", "boris", "open")]
 
 
 def test_a_lead_named_like_a_script_renders_as_text(browser, live, make_lead):

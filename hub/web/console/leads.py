@@ -4,16 +4,19 @@ from __future__ import annotations
 from flask import flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
+from sqlalchemy import and_, func, select
+
 from hub.mapping import SOURCE_KEYS
 from hub.rules import manager_actions
-from hub.store.models import Lead
+from hub.store.models import Lead, Task
 from hub.web import current_hub
 from hub.web.api import lead_query, render_lead
 from hub.web.console import access, bp, leadlist
 from hub.web.console.auth import safe_next
-from hub.web.console.views import client_clock
+from hub.web.console.views import client_clock, roles
 
 NOTE_LIMIT = 5000
+QUEUE_LIMIT = 200
 
 
 def list_context(args) -> dict:
@@ -31,6 +34,22 @@ def leads():
     with hub.db.read() as session:
         page = leadlist.fetch(session, args, hub.config, only_assignee=only)
     return render_template("console/leads.html", page=page, **list_context(args))
+
+
+@bp.get("/unassigned")
+@roles(*access.ACTS_ON_ALL)
+def unassigned():
+    """Open leads nobody owns, oldest first, each with a button per available manager."""
+    hub = current_hub()
+    open_statuses = ("new", "in_progress")
+    waiting = (select(Lead, Task).outerjoin(Task, and_(Task.lead_id == Lead.id, Task.kind == "assign", Task.status == "open"))
+               .where(Lead.assignee_id.is_(None), Lead.status.in_(open_statuses)).order_by(Lead.id).limit(QUEUE_LIMIT))
+    loads = select(Lead.assignee_id, func.count()).where(Lead.status.in_(open_statuses)).group_by(Lead.assignee_id)
+    with hub.db.read() as session:
+        rows = list(session.execute(waiting))
+        load = dict(session.execute(loads).all())
+    managers = [dict(m, load=load.get(m["id"], 0)) for m in hub.config["team"] if m["role"] == "manager" and not m["away"]]
+    return render_template("console/unassigned.html", rows=rows, managers=managers, now=hub.now())
 
 
 @bp.get("/leads/<int:number>")

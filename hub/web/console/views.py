@@ -19,6 +19,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';
 NAV = (
     ("console.my_tasks", _l("My tasks"), ("manager", "head", "director"), ()),
     ("console.leads", _l("Leads"), ("manager", "head", "director", "admin"), ("console.lead",)),
+    ("console.unassigned", _l("Unassigned"), ("head", "director"), ()),
 )
 HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
            "Referrer-Policy": "same-origin", "X-Frame-Options": "DENY", "Cache-Control": "no-store"}
