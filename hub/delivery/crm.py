@@ -133,7 +133,12 @@ def due_count(hub) -> int:
             SyncDelivery.status.in_(RETRYABLE), SyncDelivery.next_attempt_at <= hub.now())) or 0
 
 
-def replay(hub) -> int:
+def replay(hub, ids: list[int] | None = None, target: str | None = None) -> int:
+    """Dead deliveries back in line: all, these ``ids``, or one ``target``'s."""
+    query = update(SyncDelivery).where(SyncDelivery.status == "dead")
+    if ids is not None:
+        query = query.where(SyncDelivery.id.in_(ids))
+    if target:
+        query = query.where(SyncDelivery.target == target)
     with hub.db.write() as session:
-        return session.execute(update(SyncDelivery).where(SyncDelivery.status == "dead").values(
-            status="pending", attempts=0, next_attempt_at=hub.now())).rowcount
+        return session.execute(query.values(status="pending", attempts=0, next_attempt_at=hub.now())).rowcount

@@ -144,10 +144,13 @@ def due_count(hub) -> int:
             Notification.status.in_(RETRYABLE), Notification.next_attempt_at <= hub.now())) or 0
 
 
-def replay(hub, statuses=("dead", "unknown")) -> int:
-    """Put dead (or unknown) notifications back into the outbox."""
+def replay(hub, statuses=("dead", "unknown"), ids: list[int] | None = None, channel: str | None = None) -> int:
+    """Put dead (or unknown) notifications back into the outbox: all, these ``ids``, or one
+    ``channel``'s."""
+    query = update(Notification).where(or_(*[Notification.status == s for s in statuses]))
+    if ids is not None:
+        query = query.where(Notification.id.in_(ids))
+    if channel:
+        query = query.where(Notification.channel == channel)
     with hub.db.write() as session:
-        result = session.execute(
-            update(Notification).where(or_(*[Notification.status == s for s in statuses]))
-            .values(status="pending", next_attempt_at=hub.now(), attempts=0))
-        return result.rowcount
+        return session.execute(query.values(status="pending", next_attempt_at=hub.now(), attempts=0)).rowcount

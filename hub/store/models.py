@@ -74,7 +74,9 @@ class RawEvent(Base):
     lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"), index=True)
     processed_at: Mapped[datetime | None]
     retry_at: Mapped[datetime | None]
-    override: Mapped[str | None] = mapped_column(String(16))  # "as-lead": an operator overrode an ignore
+    override: Mapped[str | None] = mapped_column(String(16))  # "as-lead": an operator overrode an ignore; "spam"
+    triaged_by: Mapped[str | None] = mapped_column(String(64))  # who made a lead of it, or called it spam
+    triaged_at: Mapped[datetime | None]
 
     lead: Mapped["Lead | None"] = relationship()
 

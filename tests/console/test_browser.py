@@ -9,15 +9,21 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 from sqlalchemy import select
 
-from hub.store.models import Task
+from hub.pipeline import process_pending
+from hub.store.models import Notification, Task
 from tests.console.conftest import browser_sign_in
+from tests.console.test_admin import kill_notifications
+from tests.hub.test_mail_leads import store_mail
 
 
 @pytest.fixture
-def config_document(config_document):
-    """Leads from the wholesale campaign wait for the head to choose their manager."""
+def config_document(config_document, monkeypatch):
+    """Leads from the wholesale campaign wait for the head to choose their manager; a mailbox."""
     config_document["routing"] = [{"name": "wholesale", "when": {"utm_source": ["wholesale"]},
                                    "assign": {"strategy": "manual", "by": "head"}}]
+    monkeypatch.setenv("SALES_IMAP_PASSWORD", "imap-password")
+    config_document["mailboxes"] = {"sales": {"host": "127.0.0.1", "username": "sales@example.com",
+                                              "password_env": "SALES_IMAP_PASSWORD"}}
     return config_document
 
 
@@ -97,6 +103,38 @@ def test_a_head_assigns_from_the_unassigned_queue(browser, live, make_lead, hub)
         tasks = [(t.kind, t.assignee_id, t.status) for t in session.scalars(
             select(Task).where(Task.lead_id == number).order_by(Task.id))]
     assert tasks == [("assign", "vera", "done"), ("call", "boris", "open")]
+
+
+def test_an_admin_replays_a_dead_notification(browser, live, make_lead, hub):
+    number = make_lead(email="ivan@example.com")
+    kill_notifications(hub, number)
+    browser_sign_in(browser, live, "ada")
+    wait_page(browser, "Входящие")
+    browser.get(f"{live}/console/dead")
+    with hub.db.read() as session:
+        email = session.scalar(select(Notification.id).where(Notification.channel == "email"))
+    assert "smtp: 550 mailbox unavailable" in wait_for(browser, f"#notification-{email}").text
+    browser.find_element(By.CSS_SELECTOR, f"#notification-{email} button").click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".flash"))
+    assert not browser.find_elements(By.ID, f"notification-{email}")
+    with hub.db.read() as session:
+        assert session.get(Notification, email).status == "pending"
+
+
+def test_an_admin_makes_a_lead_of_an_ignored_mail(browser, live, hub):
+    event_id = store_mail(hub, "autoreply__auto_submitted.eml")
+    process_pending(hub)
+    browser_sign_in(browser, live, "ada")
+    wait_page(browser, "Входящие")
+    browser.find_element(By.LINK_TEXT, "Пропущенные письма").click()
+    wait_for(browser, f"a[href='/console/events/{event_id}']").click()
+    wait_page(browser, "Событие")
+    assert "auto-reply" in browser.find_element(By.CSS_SELECTOR, "main").text
+    browser.find_element(By.CSS_SELECTOR, "button[value=lead]").click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".flash"))
+    browser.find_element(By.CSS_SELECTOR, ".facts a[href^='/console/leads/']").click()
+    wait_page(browser, "Заявка")
+    assert browser.find_element(By.CSS_SELECTOR, ".lead-name").text == "Иван Петров"
 
 
 def test_a_lead_named_like_a_script_renders_as_text(browser, live, make_lead):

@@ -20,6 +20,8 @@ NAV = (
     ("console.my_tasks", _l("My tasks"), ("manager", "head", "director"), ()),
     ("console.leads", _l("Leads"), ("manager", "head", "director", "admin"), ("console.lead",)),
     ("console.unassigned", _l("Unassigned"), ("head", "director"), ()),
+    ("console.inbox", _l("Inbox"), ("admin",), ("console.event",)),
+    ("console.dead_letters", _l("Dead letters"), ("admin",), ()),
 )
 HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
            "Referrer-Policy": "same-origin", "X-Frame-Options": "DENY", "Cache-Control": "no-store"}
