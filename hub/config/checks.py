@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from hub import registry
+from hub.durations import parse_duration
 from hub.config.schema import did_you_mean, unknown_keys
 from hub.mapping import SOURCE_KEYS
 
@@ -105,7 +106,8 @@ def provider_problems(document: dict) -> list[str]:
                 found.append(f"{where}.{name}: unknown provider{did_you_mean(name, names + ['numbers'] if kind == 'telephony' else names)}")
                 continue
             module = registry.intake(kind, name)
-            found += section_key_problems(f"{where}.{name}", section, module.SETTINGS)
+            found += section_key_problems(f"{where}.{name}", section, {*module.SETTINGS, "quiet_after"})
+            found += duration_problems(f"{where}.{name}", section)
             found += secret_problems(f"{where}.{name}", section, module)
     return found
 
@@ -114,7 +116,20 @@ def number_problems(numbers: Any) -> list[str]:
     if not isinstance(numbers, dict):
         return []
     return [line for number, source in numbers.items()
-            for line in section_key_problems(f"telephony.numbers.{number}", source, SOURCE_KEYS)]
+            for line in section_key_problems(f"telephony.numbers.{number}", source, {*SOURCE_KEYS, "quiet_after"})
+            + duration_problems(f"telephony.numbers.{number}", source)]
+
+
+def duration_problems(where: str, section: Any) -> list[str]:
+    """``quiet_after`` in a provider's or a number's section (sections checked by key)."""
+    value = section.get("quiet_after") if isinstance(section, dict) else None
+    if value is None:
+        return []
+    try:
+        parse_duration(str(value))
+    except ValueError as exc:
+        return [f"{where}.quiet_after: {exc}"]
+    return []
 
 
 def crm_problems(document: dict) -> list[str]:

@@ -171,6 +171,7 @@ class FormSchema(Section):
     redirect = fields.Url(load_default=None, allow_none=True)
     honeypot = fields.String(load_default="website", allow_none=True)
     cors_origins = fields.List(fields.String(), load_default=list)
+    quiet_after = Duration(load_default="6h", allow_none=True)  # silence alarm, in business hours
 
 
 class MailboxSchema(Section):
@@ -192,6 +193,7 @@ class MailboxSchema(Section):
     batch_size = fields.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
     own_addresses = fields.List(fields.String(), load_default=list)
     company_phones = fields.List(fields.String(), load_default=list)
+    quiet_after = Duration(load_default="6h", allow_none=True)
 
     @validates_schema
     def check_actions(self, data, **kwargs):

@@ -80,7 +80,7 @@ def hand_to_sender(hub, row: Notification):
 def hold_for_quiet_hours(hub, row: Notification) -> bool:
     """A retry that would now arrive at night waits for the morning (the try is not counted)."""
     with hub.db.write() as session:
-        lead = session.get(Lead, row.lead_id)
+        lead = session.get(Lead, row.lead_id) if row.lead_id else None
         zone = client_zone(lead.phone if lead else row.to, hub.config["timezone"])
         release = release_time(hub.now(), zone, hub.config["sms"]["quiet_hours"])
         if release <= hub.now():
@@ -99,7 +99,7 @@ def record_failure(hub, row: Notification, error: SendError) -> None:
         values["next_attempt_at"] = hub.now() + policy.delay(row.attempts, error.retry_after)
     with hub.db.write() as session:
         session.execute(update(Notification).where(Notification.id == row.id).values(**values))
-        lead = session.get(Lead, row.lead_id)
+        lead = session.get(Lead, row.lead_id) if row.lead_id else None  # None: a message to the team
         out = RowWriter(session)
         fell_back = (status == "dead" and row.channel == "sms" and lead is not None
                      and fallback_email(session, out, hub, lead, row.rule, row.text))

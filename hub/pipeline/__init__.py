@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from hub.store.models import Assignment, Lead, Notification, RawEvent, Touch
+from hub.pipeline.activity import note_events
 from hub.pipeline.confirm import plan_confirmations
 from hub.pipeline.dedupe import ContactIndex, existing_touches
 from hub.pipeline.merge import Batch, thread_index
@@ -139,6 +140,7 @@ def run_batch(session: Session, hub, events: list[RawEvent]) -> BatchResult:
     for raw, lead in batch.links:
         raw.lead_id = lead.id
     settle(session, events, hub.now())
+    note_events(session, work, events)
     finish_new_leads(session, out, hub, batch.new_leads, decisions, hours, result)
     if batch.touched:
         result.syncs += queue_update(session, batch.touched, hub.now())

@@ -8,7 +8,7 @@ import threading
 from sqlalchemy import exists, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.delivery import crm, outbox
+from hub.delivery import crm, outbox, sources
 from hub.rules import timers
 from hub.store.models import RawEvent
 
@@ -38,6 +38,7 @@ def tick(hub) -> dict:
     done["outbox"] = outbox.due_count(hub) > 0 and hub.kicker.kick("outbox")
     done["sync_stuck"] = crm.recover_stuck(hub)
     done["sync"] = crm.due_count(hub) > 0 and hub.kicker.kick("sync")
+    done["silence"] = sources.check(hub)
     return done
 
 

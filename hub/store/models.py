@@ -237,7 +237,7 @@ class Notification(Base):
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"), index=True)  # None: to the team (alarms)
     rule: Mapped[str] = mapped_column(String(100))
     channel: Mapped[str] = mapped_column(String(8))
     sender: Mapped[str] = mapped_column(String(32))
@@ -275,6 +275,20 @@ class SyncDelivery(Base):
     # random, minted by the first attempt of a push and kept by its retries; a new push of the
     # changed lead gets a new one (targets name their requests by it: webhook-id)
     delivery_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class SourceState(Base):
+    """One configured source (a form, a mailbox, a telephony or SMS provider, a tracked number):
+    when its last event came, written by the pipeline, and its silence alarm, kept by the
+    scheduler. ``key`` is ``forms/landing``, ``mail/sales``, ``telephony/zadarma``,
+    ``number/+74951234567``, ``sms/twilio``."""
+
+    __tablename__ = "source_states"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_event_at: Mapped[datetime | None]
+    watched_since: Mapped[datetime | None]  # when the scheduler first saw it configured
+    silent_since: Mapped[datetime | None]  # set while the alarm is on
 
 
 class Checkpoint(Base):

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from connectors.base import ConnectorError, Inbound, Parsed
 from hub.web import metrics
-from hub.store import ratelimit
+from hub.store import ratelimit, rejects
 from hub import registry
 from hub.web import current_hub
 from hub.web.errors import HubError
@@ -62,6 +62,7 @@ def receive(kind: str, name: str, subpath: str):
         response = intake(endpoint, subpath)
     except HubError as error:
         metrics.observe_intake(kind, endpoint.provider, "rejected")
+        rejects.count(current_hub(), f"{kind}/{endpoint.key or endpoint.provider}", error.status)
         raise error
     return with_cors(endpoint, response)
 

@@ -2,6 +2,8 @@
 loopback by a real server thread. One browser for the module; each test signs in afresh."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
@@ -135,6 +137,19 @@ def test_an_admin_makes_a_lead_of_an_ignored_mail(browser, live, hub):
     browser.find_element(By.CSS_SELECTOR, ".facts a[href^='/console/leads/']").click()
     wait_page(browser, "Заявка")
     assert browser.find_element(By.CSS_SELECTOR, ".lead-name").text == "Иван Петров"
+
+
+def test_a_silent_source_shows_its_alarm(browser, live, make_lead, hub):
+    make_lead()
+    later = hub.now() + timedelta(hours=7)  # the landing form's quiet_after is the default 6 h
+    hub.clock = lambda: later
+    browser_sign_in(browser, live, "ada")
+    wait_page(browser, "Входящие")
+    browser.find_element(By.LINK_TEXT, "Источники").click()
+    wait_page(browser, "Источники")
+    row = browser.find_element(By.ID, "source-forms-landing")
+    assert "молчит с 01.12.2026 17:00" in row.text
+    assert "молчит" not in browser.find_element(By.ID, "source-forms-tilda").text  # never watched yet
 
 
 def test_a_lead_named_like_a_script_renders_as_text(browser, live, make_lead):

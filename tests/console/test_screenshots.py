@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from datetime import timedelta
+
 import pytest
 from selenium.webdriver.common.by import By
 from sqlalchemy import select
@@ -54,5 +56,15 @@ def test_screenshots_of_the_main_pages(browser, live, make_lead, hub, folder):
     browser.get(f"{live}/console/leads/{numbers[0]}")
     wait_page(browser, "Заявка")
     files += shoot(browser, folder, "lead-card")
-    assert all(path.stat().st_size > 10_000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in files)
     assert browser.find_element(By.CSS_SELECTOR, ".lead-name").text == "Иван Петров"
+    browser.get(f"{live}/console/sign-in")
+    browser.delete_all_cookies()
+    browser_sign_in(browser, live, "ada")
+    wait_page(browser, "Входящие")
+    files += shoot(browser, folder, "inbox")
+    later = hub.now() + timedelta(hours=7)
+    hub.clock = lambda: later
+    browser.get(f"{live}/console/sources")
+    wait_page(browser, "Источники")
+    files += shoot(browser, folder, "sources")
+    assert all(path.stat().st_size > 10_000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in files)

@@ -32,7 +32,7 @@ def init_app(app: Flask, hub, secret_key: str | None = None) -> None:
     """``secret_key`` signs the session cookie and the CSRF tokens: ``HUB_SECRET_KEY``, or a
     random key that lives as long as the process (``hub run`` / ``hub web`` set one for all
     their workers)."""
-    from hub.web.console import auth, inbox, leads, tasks, views  # noqa: F401 (their routes join bp)
+    from hub.web.console import auth, inbox, leads, sources, tasks, views  # noqa: F401 (their routes join bp)
 
     app.secret_key = secret_key or hub.environ.get("HUB_SECRET_KEY") or secrets.token_hex(32)
     app.session_interface = SessionInterface()

@@ -10,6 +10,8 @@ LABELS = {
     "junk": _l("junk"), "archived": _l("archived"),
     # channels
     "form": _l("form"), "mail": _l("mail"), "call": _l("call"), "sms": _l("SMS"), "email": _l("e-mail"),
+    # source kinds
+    "mailbox": _l("mailbox"), "telephony": _l("telephony"), "number": _l("number"),
     # roles
     "manager": _l("manager"), "head": _l("head"), "director": _l("director"), "admin": _l("admin"),
     # task kinds

@@ -9,6 +9,7 @@ from flask_babel import format_datetime, get_locale, gettext as _, lazy_gettext 
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from hub.durations import format_duration
 from hub.rules.quiet_hours import client_zone, release_time
 from hub.web.console import bp
 
@@ -22,6 +23,8 @@ NAV = (
     ("console.unassigned", _l("Unassigned"), ("head", "director"), ()),
     ("console.inbox", _l("Inbox"), ("admin",), ("console.event",)),
     ("console.dead_letters", _l("Dead letters"), ("admin",), ()),
+    ("console.sources", _l("Sources"), ("admin",), ()),
+    ("console.config", _l("Config"), ("admin",), ()),
 )
 HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
            "Referrer-Policy": "same-origin", "X-Frame-Options": "DENY", "Cache-Control": "no-store"}
@@ -98,6 +101,6 @@ def web_link(url) -> str | None:
 def init_app(app: Flask) -> None:
     from hub.web.console import access, labels
 
-    app.jinja_env.filters.update(moment=moment, web_link=web_link)
+    app.jinja_env.filters.update(moment=moment, web_link=web_link, duration=format_duration)
     app.jinja_env.globals.update(get_locale=get_locale, nav=nav, label=labels.label, task_title=labels.task_title, may_reassign=access.may_reassign, may_act=access.may_act)
 
