@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-test test-servers screenshots translations bench-intake bench-pipeline bench-mail bench-telephony clean
+.PHONY: run test install install-test test-servers screenshots translations bench-intake bench-pipeline bench-mail bench-telephony bench-console clean
 
 run: install
 	$(BIN)/hub run
@@ -64,6 +64,9 @@ bench-mail: install-test test-servers
 
 bench-telephony: install-test
 	$(BIN)/python bench/telephony.py
+
+bench-console: install-test
+	$(BIN)/python bench/console.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

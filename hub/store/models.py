@@ -111,9 +111,14 @@ class Lead(Base):
     """``id`` is the lead number quoted to the client: one sequence for every channel."""
 
     __tablename__ = "leads"
+    __table_args__ = (  # the console's list pages: newest first within an assignee or a status
+        Index("ix_leads_assignee_id_id", "assignee_id", "id"),
+        Index("ix_leads_status_id", "status", "id"),
+        Index("ix_leads_updated_at_id", "updated_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    status: Mapped[str] = mapped_column(String(16), default="new")
     name: Mapped[str | None] = mapped_column(Text)
     phone: Mapped[str | None] = mapped_column(String(32), index=True)
     email: Mapped[str | None] = mapped_column(String(254), index=True)
@@ -121,7 +126,7 @@ class Lead(Base):
     channel: Mapped[str] = mapped_column(String(8))
     source: Mapped[dict[str, Any]] = mapped_column(default=dict)
     last_source: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    assignee_id: Mapped[str | None] = mapped_column(ForeignKey("team_members.id"), index=True)
+    assignee_id: Mapped[str | None] = mapped_column(ForeignKey("team_members.id"))
     assignment_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -146,6 +151,7 @@ class Touch(Base):
     event, one per call (however many webhooks the call sends), one per e-mail."""
 
     __tablename__ = "touches"
+    __table_args__ = (Index("ix_touches_at", "at"),)  # a day's calls per tracked number
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
@@ -180,6 +186,7 @@ class RouteCounter(Base):
 
 class Task(Base):
     __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_assignee_status_due", "assignee_id", "status", "due_at"),)  # my tasks
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
@@ -261,6 +268,7 @@ class SyncDelivery(Base):
     __table_args__ = (
         UniqueConstraint("lead_id", "target", name="uq_sync_deliveries_lead_target"),
         Index("ix_sync_deliveries_status_next", "status", "next_attempt_at"),
+        Index("ix_sync_deliveries_target_synced", "target", "synced_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
