@@ -2,7 +2,7 @@
 everything; admins see leads but act only on the inbox, dead letters and sources."""
 from __future__ import annotations
 
-from flask import abort, g
+from flask import abort
 
 from hub.store.models import Lead, Task
 
@@ -34,7 +34,3 @@ def require(allowed: bool) -> None:
     """Not found rather than forbidden: a manager does not learn which lead numbers exist."""
     if not allowed:
         abort(404)
-
-
-def me() -> dict:
-    return g.member
