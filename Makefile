@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-test test-servers bench-intake bench-pipeline bench-mail bench-telephony clean
+.PHONY: run test install install-test test-servers screenshots translations bench-intake bench-pipeline bench-mail bench-telephony bench-console clean
 
 run: install
 	$(BIN)/hub run
@@ -12,7 +12,8 @@ run: install
 test: install-test test-servers
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# The mailbox tests run a real Dovecot; install it from Debian's packages when we may.
+# The mailbox tests run a real Dovecot and the console tests a real Chromium; install them from
+# Debian's packages when we may.
 test-servers:
 	@test -x /usr/sbin/dovecot || command -v dovecot >/dev/null || \
 	if [ "$$(id -u)" -eq 0 ]; then \
@@ -20,6 +21,24 @@ test-servers:
 	else \
 		echo "the mailbox tests need Dovecot: sudo apt-get install dovecot-imapd" >&2; exit 1; \
 	fi
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
+	if [ "$$(id -u)" -eq 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else \
+		echo "the console tests need Chromium: sudo apt-get install chromium chromium-driver" >&2; exit 1; \
+	fi
+
+# The README's screenshots of the console, taken by the browser tests' Chromium.
+screenshots: install-test test-servers
+	HUB_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/console/test_screenshots.py
+
+# New console messages from the code into the Russian catalogue, then compiled.
+translations: install-test
+	mkdir -p instance
+	$(BIN)/pybabel -q extract -F hub/web/console/translations/babel.cfg -k _l --no-location --sort-output \
+		-o instance/console.pot hub/web/console
+	$(BIN)/pybabel -q update -i instance/console.pot -d hub/web/console/translations -l ru --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel -q compile -d hub/web/console/translations
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -45,6 +64,9 @@ bench-mail: install-test test-servers
 
 bench-telephony: install-test
 	$(BIN)/python bench/telephony.py
+
+bench-console: install-test
+	$(BIN)/python bench/console.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -10,6 +10,7 @@ from typing import Any
 
 from hub import registry
 from hub.config.schema import ESCALATION_ROLES, did_you_mean, unknown_keys
+from hub.durations import parse_duration
 from hub.mapping import SOURCE_KEYS
 
 PLACEHOLDERS = ("number", "name", "manager", "manager_phone", "phone", "email")
@@ -60,6 +61,10 @@ def routing_problems(document: dict) -> list[str]:
         assign = rule.get("assign") if isinstance(rule.get("assign"), dict) else {}
         people = assign.get("to") if isinstance(assign.get("to"), list) else []
         found += [f"routing.{index}.assign.to: unknown team member {p!r}" for p in people if p not in ids]
+        for key in ("by", "escalate_to"):
+            who = assign.get(key)
+            if isinstance(who, str) and who not in ids | set(ESCALATION_ROLES):
+                found.append(f"routing.{index}.assign.{key}: not a role (head, director) or team member id")
         group = assign.get("group")
         if isinstance(group, str) and group not in groups:
             found.append(f"routing.{index}.assign.group: no team member is in group {group!r}")
@@ -100,7 +105,8 @@ def provider_problems(document: dict) -> list[str]:
                 found.append(f"{where}.{name}: unknown provider{did_you_mean(name, names + ['numbers'] if kind == 'telephony' else names)}")
                 continue
             module = registry.intake(kind, name)
-            found += section_key_problems(f"{where}.{name}", section, module.SETTINGS)
+            found += section_key_problems(f"{where}.{name}", section, {*module.SETTINGS, "quiet_after"})
+            found += duration_problems(f"{where}.{name}", section)
             found += secret_problems(f"{where}.{name}", section, module)
     return found
 
@@ -109,7 +115,20 @@ def number_problems(numbers: Any) -> list[str]:
     if not isinstance(numbers, dict):
         return []
     return [line for number, source in numbers.items()
-            for line in section_key_problems(f"telephony.numbers.{number}", source, SOURCE_KEYS)]
+            for line in section_key_problems(f"telephony.numbers.{number}", source, {*SOURCE_KEYS, "quiet_after"})
+            + duration_problems(f"telephony.numbers.{number}", source)]
+
+
+def duration_problems(where: str, section: Any) -> list[str]:
+    """``quiet_after`` in a provider's or a number's section (sections checked by key)."""
+    value = section.get("quiet_after") if isinstance(section, dict) else None
+    if value is None:
+        return []
+    try:
+        parse_duration(str(value))
+    except ValueError as exc:
+        return [f"{where}.quiet_after: {exc}"]
+    return []
 
 
 def crm_problems(document: dict) -> list[str]:

@@ -17,10 +17,12 @@ class Role(StrEnum):
     MANAGER = "manager"    # works their own leads
     HEAD = "head"          # first to hear of a lead nobody works
     DIRECTOR = "director"  # next in the escalation chain
+    ADMIN = "admin"        # runs the hub: inbox, dead letters, sources, the config
 
 
 ROLES = tuple(Role)
 ESCALATION_ROLES = (Role.HEAD, Role.DIRECTOR)  # an escalation step names one of these or a person
+LOCALES = ("ru", "en")
 CHANNELS = ("form", "mail", "call", "sms")
 
 
@@ -124,7 +126,12 @@ class AssignSchema(Section):
     to = fields.List(fields.String(), load_default=list)
     group = fields.String(load_default=None, allow_none=True)
     strategy = fields.String(load_default="round_robin",
-                             validate=validate.OneOf(("round_robin", "least_busy", "weighted")))
+                             validate=validate.OneOf(("round_robin", "least_busy", "weighted", "manual")))
+    # strategy manual: the lead waits unassigned; ``by`` (a role or a team id) gets the task to
+    # assign it, due ``within`` (default: the SLA's first_response), then ``escalate_to`` is told
+    by = fields.String(load_default="head")
+    within = Duration(load_default=None, allow_none=True)
+    escalate_to = fields.String(load_default="director")
 
 
 class RoutingConditionSchema(Section):
@@ -174,6 +181,7 @@ class FormSchema(Section):
     redirect = fields.Url(load_default=None, allow_none=True)
     honeypot = fields.String(load_default="website", allow_none=True)
     cors_origins = fields.List(fields.String(), load_default=list)
+    quiet_after = Duration(load_default="6h", allow_none=True)  # silence alarm, in business hours
 
 
 class MailboxSchema(Section):
@@ -195,6 +203,7 @@ class MailboxSchema(Section):
     batch_size = fields.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
     own_addresses = fields.List(fields.String(), load_default=list)
     company_phones = fields.List(fields.String(), load_default=list)
+    quiet_after = Duration(load_default="6h", allow_none=True)
 
     @validates_schema
     def check_actions(self, data, **kwargs):
@@ -311,6 +320,7 @@ class CrmTargetSchema(Section):
 
 class ConfigSchema(Section):
     region = fields.String(load_default="RU", validate=validate.Regexp(r"^[A-Z]{2}$"))
+    locale = fields.String(load_default="ru", validate=validate.OneOf(LOCALES))  # the console's language
     timezone = TimeZone(load_default="Europe/Moscow")
     public_url = fields.Url(load_default=None, allow_none=True, require_tld=False)
     business_hours = fields.Nested(BusinessHoursSchema, load_default=None, allow_none=True)

@@ -124,5 +124,8 @@ def due_count(hub) -> int:
     return SYNCS.due_count(hub)
 
 
-def replay(hub) -> int:
-    return SYNCS.replay(hub)
+def replay(hub, ids: list[int] | None = None, target: str | None = None) -> int:
+    """Dead deliveries back in line: all, these ``ids``, or one ``target``'s."""
+    where = [SyncDelivery.id.in_(ids)] if ids is not None else []
+    where += [SyncDelivery.target == target] if target else []
+    return SYNCS.replay(hub, (DeliveryStatus.DEAD,), *where)

@@ -68,7 +68,7 @@ def hand_to_sender(hub, row: Notification):
 def hold_for_quiet_hours(hub, row: Notification) -> bool:
     """A retry that would now arrive at night waits for the morning (the try is not counted)."""
     with hub.db.write() as session:
-        lead = session.get(Lead, row.lead_id)
+        lead = session.get(Lead, row.lead_id) if row.lead_id else None
         zone = client_zone(lead.phone if lead else row.to, hub.config["timezone"])
         release = release_time(hub.now(), zone, hub.config["sms"]["quiet_hours"])
         if release <= hub.now():
@@ -83,7 +83,7 @@ def record_failure(hub, row: Notification, error: SendError) -> None:
     status = values["status"]
     with hub.db.write() as session:
         session.execute(update(Notification).where(Notification.id == row.id).values(**values))
-        lead = session.get(Lead, row.lead_id)
+        lead = session.get(Lead, row.lead_id) if row.lead_id else None  # None: a message to the team
         out = RowWriter(session)
         fell_back = (status == DeliveryStatus.DEAD and row.channel == "sms" and lead is not None
                      and fallback_email(session, out, hub, lead, row.rule, row.text))
@@ -123,6 +123,10 @@ def due_count(hub) -> int:
     return NOTIFICATIONS.due_count(hub)
 
 
-def replay(hub, statuses=(DeliveryStatus.DEAD, DeliveryStatus.UNKNOWN)) -> int:
-    """Put dead (or unknown) notifications back into the outbox."""
-    return NOTIFICATIONS.replay(hub, statuses)
+def replay(hub, statuses=(DeliveryStatus.DEAD, DeliveryStatus.UNKNOWN), ids: list[int] | None = None,
+           channel: str | None = None) -> int:
+    """Put dead (or unknown) notifications back into the outbox: all, these ``ids``, or one
+    ``channel``'s."""
+    where = [Notification.id.in_(ids)] if ids is not None else []
+    where += [Notification.channel == channel] if channel else []
+    return NOTIFICATIONS.replay(hub, statuses, *where)

@@ -43,13 +43,29 @@ def describe(event: dict) -> str:
     return f"{event['event_id']} {event['status']}{lead}{error}"
 
 
-def replay_notifications(hub) -> int:
-    count = outbox.replay(hub)
+def replay_notifications(hub, ids: list[int] | None = None, channel: str | None = None) -> int:
+    count = outbox.replay(hub, ids=ids, channel=channel)
     hub.kicker.kick("outbox")
     return count
 
 
-def replay_syncs(hub) -> int:
-    count = crm.replay(hub)
+def replay_syncs(hub, ids: list[int] | None = None, target: str | None = None) -> int:
+    count = crm.replay(hub, ids=ids, target=target)
     hub.kicker.kick("sync")
     return count
+
+
+def triage(hub, event_id: str, verdict: str, actor: str) -> list[str]:
+    """An operator's word on an ignored event: ``lead`` makes a lead of it (as ``--as-lead``),
+    ``spam`` confirms the ignore. Who said so, and when, stays on the event."""
+    if verdict not in ("lead", "spam"):
+        raise ValueError(f"verdict must be lead or spam, not {verdict!r}")
+    with hub.db.write() as session:
+        raw = session.scalar(select(RawEvent).where(RawEvent.event_id == event_id))
+        if raw is None:
+            raise LookupError(f"no event {event_id}")
+        raw.triaged_by, raw.triaged_at = actor, hub.now()
+        if verdict == "spam":
+            raw.override = "spam"
+            return [describe(serialize.event(raw))]
+    return replay_events(hub, event_id=event_id, as_lead=True)

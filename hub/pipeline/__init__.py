@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from hub.store.models import Assignment, Lead, Notification, RawEvent, Touch
+from hub.pipeline.activity import note_events
 from hub.pipeline.confirm import plan_confirmations
 from hub.pipeline.dedupe import ContactIndex, existing_touches
 from hub.pipeline.merge import Batch, thread_index
@@ -22,6 +23,7 @@ from hub.pipeline.normalise import normalise
 from hub.pipeline.route import Counters, decide, facts_of, known_owners, sync_team, uses_geography
 from hub.pipeline.store import NewLead, NewTouch, write_new
 from hub.pipeline.sync import plan_syncs, queue_update
+from hub.rules.assignment import request_assignment
 from hub.rules.callbacks import start_ladder, stop_ladder
 from hub.rules.history import record
 from hub.rules.sla import sla_of, start_new_chain
@@ -144,6 +146,7 @@ def run_batch(session: Session, hub, events: list[RawEvent]) -> BatchResult:
     for raw, lead in batch.links:
         raw.lead_id = lead.id
     settle(session, events, hub.now())
+    note_events(session, work, events)
     finish_new_leads(session, out, hub, batch.new_leads, decisions, hours, result)
     if batch.touched:
         result.syncs += queue_update(session, batch.touched, hub.now())
@@ -203,6 +206,9 @@ def record_start(out, hub, lead: NewLead, decision, hours) -> None:
         out.add(Assignment, lead_id=lead.id, member_id=decision.member_id, reason=decision.reason, at=hub.now())
         record(out, lead.id, "assigned", hub.now(), to=decision.member_id, reason=decision.reason)
     sla = sla_of(hub.config, lead)
+    if decision.manual:
+        request_assignment(out, hub, lead, decision.rule, sla, hours)
+        return
     open_first_task(out, hub, lead, sla, hours)
     start_new_chain(out, hub, lead, sla, hours)
 

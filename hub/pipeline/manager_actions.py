@@ -1,8 +1,10 @@
-"""What managers do (through the API, or in a CRM the hub reads back), and how the timed rules
-react: any action stops the "untouched lead" escalation; a status change starts that status's
-stage limit; a closed lead cancels what is scheduled; a task closed with an outcome stops the
-reminders, and a callback ladder. Every source goes through ``act``, so all drive the rules
-the same way; only the actor and what the source says differ."""
+"""What managers do (through the API, the console, or in a CRM the hub reads back), and how the
+timed rules react: any action stops the "untouched lead" escalation; a status change starts
+that status's stage limit; a closed lead cancels what is scheduled; a task closed with an
+outcome stops the reminders, and a callback ladder, while ``no answer`` moves the ladder to its
+next rung; the first assignment of a lead waiting for one opens its manager's call task. Every
+source goes through these functions, so all drive the rules the same way; only the actor
+("api", a team member signed in to the console, a CRM user) and what the source says differ."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,9 +15,10 @@ from sqlalchemy.orm import Session
 from hub.store.models import Assignment, Lead, Task
 from hub.pipeline.sync import queue_update
 from hub.store.writer import RowWriter
-from hub.rules import callbacks, history, sla, timers
+from hub.rules import assignment, callbacks, history, sla, timers
 
 CLOSED = ("converted", "junk", "archived")
+NO_ANSWER = "no answer"
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ def act(session: Session, hub, lead: Lead, action: Action) -> None:
         change_status(session, out, hub, lead, action)
         changed = True
     if action.assignee and action.assignee != lead.assignee_id:
-        reassign(session, out, lead, action.assignee, now, action.actor)
+        reassign(session, out, hub, lead, action.assignee, action.actor)
         changed = True
     closed = close_open_tasks(session, out, hub, lead, action) if action.outcome else False
     if changed:
@@ -58,9 +61,10 @@ def act(session: Session, hub, lead: Lead, action: Action) -> None:
     out.flush()
 
 
-def update_lead(session: Session, hub, lead: Lead, status: str | None, assignee: str | None) -> None:
-    """The API's ``PATCH /api/leads/<number>``."""
-    act(session, hub, lead, Action(status=status, assignee=assignee))
+def update_lead(session: Session, hub, lead: Lead, status: str | None, assignee: str | None,
+                actor: str = "api") -> None:
+    """The API's ``PATCH /api/leads/<number>`` and the console's lead actions."""
+    act(session, hub, lead, Action(actor=actor, status=status, assignee=assignee))
 
 
 def change_status(session: Session, out, hub, lead: Lead, action: Action) -> None:
@@ -75,7 +79,9 @@ def change_status(session: Session, out, hub, lead: Lead, action: Action) -> Non
         sla.start_stage_limit(out, hub, lead, sla.sla_of(hub.config, lead))
 
 
-def reassign(session: Session, out, lead: Lead, assignee: str, now, actor: str = "api") -> None:
+def reassign(session: Session, out, hub, lead: Lead, assignee: str, actor: str = "api") -> None:
+    """A lead waiting for a manual assignment also gets its manager's call task here."""
+    now = hub.now()
     previous = lead.assignee_id
     lead.assignee_id = assignee
     via = "via the API" if actor == "api" else f"by {actor}"
@@ -84,6 +90,8 @@ def reassign(session: Session, out, lead: Lead, assignee: str, now, actor: str =
     session.execute(update(Task).where(Task.lead_id == lead.id, Task.status == "open",
                                        Task.kind.in_(("call", "callback"))).values(assignee_id=assignee))
     history.record(out, lead.id, "reassigned", now, actor=actor, **{"from": previous, "to": assignee})
+    if previous is None:
+        assignment.assigned(session, out, hub, lead, now)
 
 
 def close_open_tasks(session: Session, out, hub, lead: Lead, action: Action) -> bool:
@@ -100,14 +108,24 @@ def close_open_tasks(session: Session, out, hub, lead: Lead, action: Action) -> 
     return bool(tasks) or stopped
 
 
-def close_task(session: Session, hub, task: Task, outcome: str | None) -> None:
+def close_task(session: Session, hub, task: Task, outcome: str | None, actor: str = "api") -> None:
     if task.status != "open":
         return
     now, out = hub.now(), RowWriter(session)
     task.status, task.outcome, task.closed_at = "done", outcome, now
     lead = session.get(Lead, task.lead_id)
     touch(lead, now)
-    history.record(out, lead.id, "task_done", now, actor="api", task=task.id, outcome=outcome)
-    if task.kind == "callback":
+    history.record(out, lead.id, "task_done", now, actor=actor, task=task.id, outcome=outcome)
+    if task.kind in ("call", "callback") and outcome == NO_ANSWER:
+        callbacks.not_reached(session, out, hub, task)
+    elif task.kind == "callback":
         callbacks.stop_ladder(session, out, hub, lead.id, outcome or "closed by a manager")
+    out.flush()
+
+
+def add_note(session: Session, hub, lead: Lead, text: str, actor: str) -> None:
+    """A note counts as handling the lead, like any other action."""
+    now, out = hub.now(), RowWriter(session)
+    touch(lead, now)
+    history.record(out, lead.id, "note", now, actor=actor, text=text)
     out.flush()

@@ -109,7 +109,8 @@ def track_call(config, source: dict) -> None:
     for number, attribution in numbers.items():
         if normalise_phone(str(number), config["region"]) == source["called_number"]:
             for key, value in attribution.items():
-                source[key] = source.get(key) or value
+                if key != "quiet_after":  # the number's silence alarm, not attribution
+                    source[key] = source.get(key) or value
             return
 
 

@@ -29,6 +29,11 @@ class Decision:
     reason: str
     rule: dict | None = None
 
+    @property
+    def manual(self) -> bool:
+        """The rule leaves the choice to a person (``assign: {strategy: manual, by: head}``)."""
+        return bool(self.rule) and self.rule["assign"]["strategy"] == "manual"
+
 
 def sync_team(session: Session, team: list[dict]) -> None:
     """Mirror the config's team into the database (upsert; people removed become inactive)."""
@@ -149,6 +154,8 @@ def decide(config, facts: dict, counters: Counters, owner: tuple[str, int] | Non
     for rule in config["routing"]:
         if not matches(rule["when"], facts):
             continue
+        if rule["assign"]["strategy"] == "manual":
+            return Decision(None, f"rule '{rule['name']}' -> waits for the {rule['assign']['by']} to assign a manager", rule)
         pool = candidates(config, rule["assign"])
         if pool:
             member, how = pick(rule["assign"]["strategy"], pool, counters, f"rule:{rule['name']}")

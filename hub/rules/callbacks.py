@@ -40,14 +40,30 @@ def advance(session: Session, out, hub, timer: Timer) -> None:
         return
     task.status, task.closed_at = "expired", hub.now()
     task.outcome = task.outcome or "not reached before the next step was due"
-    lead = session.get(Lead, timer.lead_id)
-    step, ladder = timer.payload["step"], hub.config["callbacks"]["ladder"]
+    next_step(out, hub, session.get(Lead, timer.lead_id), timer.payload)
+
+
+def next_step(out, hub, lead: Lead, payload: dict) -> None:
+    """The rung after ``payload["step"]`` (a callback timer's payload), or the end of the ladder."""
+    step, ladder = payload["step"], hub.config["callbacks"]["ladder"]
     if step < len(ladder):
-        open_step(out, hub, lead, step + 1, datetime.fromisoformat(timer.payload["missed_at"]),
-                  timer.payload["call"])
+        open_step(out, hub, lead, step + 1, datetime.fromisoformat(payload["missed_at"]), payload["call"])
     elif hub.config["callbacks"]["then"] == "archive" and lead.status in ("new", "in_progress"):
         lead.status, lead.status_changed_at = "archived", hub.now()
         history.record(out, lead.id, "archived", hub.now(), reason="callback ladder exhausted")
+
+
+def not_reached(session: Session, out, hub, task: Task) -> None:
+    """A manager called and nobody answered: the ladder moves on to its next rung now (or,
+    for a first call, starts), instead of waiting for the step's deadline."""
+    lead = session.get(Lead, task.lead_id)
+    timer = session.scalar(select(Timer).where(Timer.task_id == task.id, Timer.kind == "callback",
+                                               Timer.status == "pending"))
+    if task.kind != "callback" or timer is None:
+        start_ladder(session, out, hub, lead, hub.now(), f"task:{task.id}")
+        return
+    timer.status = "cancelled"
+    next_step(out, hub, lead, timer.payload)
 
 
 def stop_ladder(session: Session, out, hub, lead_id: int, outcome: str) -> bool:

@@ -22,9 +22,9 @@ def sla_of(config, lead: Lead) -> dict:
     return (rule or {}).get("sla") or config["sla"]
 
 
-def start_new_chain(out, hub, lead: Lead, sla: dict, hours=None) -> None:
-    schedule_step(out, hub, lead, stored_chain(sla), 0, lead.created_at, stage="new", since=lead.created_at,
-                  hours=hours)
+def start_new_chain(out, hub, lead: Lead, sla: dict, hours=None, start=None) -> None:
+    start = start or lead.created_at
+    schedule_step(out, hub, lead, stored_chain(sla), 0, start, stage="new", since=start, hours=hours)
 
 
 def start_stage_limit(out, hub, lead: Lead, sla: dict) -> None:
@@ -56,6 +56,8 @@ def schedule_step(out, hub, lead: Lead, sla: dict, step: int, start: datetime,
 
 
 def chain_stopped(lead: Lead, payload: dict) -> bool:
+    if payload["stage"] == "assign":  # waiting for a manual assignment
+        return lead.assignee_id is not None or lead.status not in ("new", "in_progress")
     if payload["stage"] == "new":
         return lead.status != "new" or lead.handled_at is not None
     changed = lead.status_changed_at.isoformat() if lead.status_changed_at else None
@@ -80,7 +82,9 @@ def escalate(session: Session, out, hub, timer: Timer) -> None:
 
 
 def hand_over(out, hub, lead: Lead, person: dict, payload: dict) -> None:
-    if payload["stage"] == "new":
+    if payload["stage"] == "assign":
+        title = f"Lead {lead.id} still has no manager: assign one"
+    elif payload["stage"] == "new":
         title = f"Assign or handle lead {lead.id}"
     else:
         title = f"Lead {lead.id} is {payload['stage']} longer than {payload.get('limit')}: move it on"

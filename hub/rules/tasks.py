@@ -13,9 +13,10 @@ def business_hours(config):
     return from_config(config.get("business_hours"), config["timezone"])
 
 
-def open_first_task(out, hub, lead: Lead, sla: dict, hours=None) -> None:
+def open_first_task(out, hub, lead: Lead, sla: dict, hours=None, start=None) -> None:
+    """Due ``first_response`` after the lead came in (or after ``start``: a manual assignment)."""
     hours = hours or business_hours(hub.config)
-    due = hours.add(lead.created_at, sla["first_response"])
+    due = hours.add(start or lead.created_at, sla["first_response"])
     who = " ".join(part for part in (lead.name, lead.phone or lead.email) if part)
     task = out.add(Task, lead_id=lead.id, kind="call", title=f"Call {who}", due_at=due,
                    assignee_id=lead.assignee_id, status="open", created_at=hub.now())

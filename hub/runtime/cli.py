@@ -168,6 +168,37 @@ def crm_connect(name: str) -> None:
 
 
 @main.group()
+def user() -> None:
+    """Console users."""
+
+
+@user.command("password")
+@click.argument("member_id")
+@click.option("--invite", is_flag=True, help="Print a one-time link to set the password instead.")
+def user_password(member_id: str, invite: bool) -> None:
+    """Set a team member's console password (asked twice), or print a one-time invitation link."""
+    from hub.rules.people import member
+    from hub.runtime.serve import bind_address
+    from hub.web.console import accounts
+
+    hub = load_hub()
+    if member(hub.config, member_id) is None:
+        raise click.ClickException(f"{member_id!r} is not in the config's team")
+    if invite:
+        base = (hub.config["public_url"] or f"http://{bind_address()}").rstrip("/")
+        token = accounts.invite(hub, member_id)
+        click.echo(f"{member_id}: open this link within {accounts.INVITE_VALID.days} days (once):")
+        click.echo(f"{base}/console/invitation/{token}")
+        return
+    password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        accounts.set_password(hub, member_id, password)
+    except accounts.PasswordTooShort as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"{member_id}: password set")
+
+
+@main.group()
 def route() -> None:
     """Routing rules."""
 

@@ -8,7 +8,7 @@ import threading
 from sqlalchemy import exists, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.delivery import crm, crm_readback, outbox
+from hub.delivery import crm, crm_readback, outbox, sources
 from hub.rules import firing
 from hub.store.models import RawEvent
 
@@ -40,6 +40,7 @@ def tick(hub) -> dict:
     done["sync"] = crm.due_count(hub) > 0 and hub.kicker.kick("sync")
     done["crm"] = crm_readback.events_due(hub, hub.config["pipeline"]["sweep_after"]) and hub.kicker.kick("crm")
     done["crm_poll"] = crm_readback.polls_due(hub) and hub.kicker.kick("crm_poll")
+    done["silence"] = sources.check(hub)
     return done
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -23,11 +24,20 @@ def log_level() -> str:
     return os.environ.get("HUB_LOG_LEVEL", "INFO").upper()
 
 
+def share_secret_key(env) -> None:
+    """Every web worker must sign sessions with one key: without ``HUB_SECRET_KEY`` the
+    process tree gets a random one, and console sessions end when it restarts."""
+    if not env.get("HUB_SECRET_KEY"):
+        log.warning("HUB_SECRET_KEY is not set: console sessions end when the hub restarts")
+        env["HUB_SECRET_KEY"] = secrets.token_hex(32)
+
+
 def serve_web() -> None:
     """uvicorn: requests are read whole on its event loop (``hub.web.asgi``), then run in a
     thread, so slow clients hold no thread; ``HUB_WEB_WORKERS`` processes share the port."""
     import uvicorn
 
+    share_secret_key(os.environ)
     uvicorn.run("hub.web.asgi:serve", factory=True, host=os.environ.get("HUB_HOST", "127.0.0.1"),
                 port=int(os.environ.get("HUB_PORT", "8000")), workers=int(os.environ.get("HUB_WEB_WORKERS", "2")),
                 http="httptools", loop="uvloop", lifespan="on", proxy_headers=False, server_header=False,
@@ -88,6 +98,7 @@ def child_environment() -> dict[str, str]:
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True, exist_ok=True)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
+    share_secret_key(env)
     return env
 
 

@@ -41,6 +41,8 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        # SQLite's lower() folds ASCII only; searches by name need Cyrillic folded too
+        dbapi_connection.create_function("casefold", 1, casefold, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
@@ -50,6 +52,10 @@ def _sqlite_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def casefold(value):
+    return value.casefold() if isinstance(value, str) else value
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -92,7 +92,9 @@ class RawEvent(Base):
     lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"), index=True)
     processed_at: Mapped[datetime | None]
     retry_at: Mapped[datetime | None]
-    override: Mapped[str | None] = mapped_column(String(16))  # "as-lead": an operator overrode an ignore
+    override: Mapped[str | None] = mapped_column(String(16))  # "as-lead": an operator overrode an ignore; "spam"
+    triaged_by: Mapped[str | None] = mapped_column(String(64))  # who made a lead of it, or called it spam
+    triaged_at: Mapped[datetime | None]
 
     lead: Mapped["Lead | None"] = relationship()
 
@@ -110,13 +112,31 @@ class TeamMember(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+class ConsoleUser(Base):
+    """A team member's console sign-in: a password hash, or a pending one-time invitation
+    (only its hash is kept). The member's role and name come from the config."""
+
+    __tablename__ = "console_users"
+
+    member_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    invite_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    invite_expires_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class Lead(Base):
     """``id`` is the lead number quoted to the client: one sequence for every channel."""
 
     __tablename__ = "leads"
+    __table_args__ = (  # the console's list pages: newest first within an assignee or a status
+        Index("ix_leads_assignee_id_id", "assignee_id", "id"),
+        Index("ix_leads_status_id", "status", "id"),
+        Index("ix_leads_updated_at_id", "updated_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    status: Mapped[str] = mapped_column(String(16), default="new")
     name: Mapped[str | None] = mapped_column(Text)
     phone: Mapped[str | None] = mapped_column(String(32), index=True)
     email: Mapped[str | None] = mapped_column(String(254), index=True)
@@ -124,7 +144,7 @@ class Lead(Base):
     channel: Mapped[str] = mapped_column(String(8))
     source: Mapped[dict[str, Any]] = mapped_column(default=dict)
     last_source: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    assignee_id: Mapped[str | None] = mapped_column(ForeignKey("team_members.id"), index=True)
+    assignee_id: Mapped[str | None] = mapped_column(ForeignKey("team_members.id"))
     assignment_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -149,6 +169,7 @@ class Touch(Base):
     event, one per call (however many webhooks the call sends), one per e-mail."""
 
     __tablename__ = "touches"
+    __table_args__ = (Index("ix_touches_at", "at"),)  # a day's calls per tracked number
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
@@ -183,6 +204,7 @@ class RouteCounter(Base):
 
 class Task(Base):
     __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_assignee_status_due", "assignee_id", "status", "due_at"),)  # my tasks
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
@@ -240,7 +262,7 @@ class Notification(Base):
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"), index=True)  # None: to the team (alarms)
     rule: Mapped[str] = mapped_column(String(100))
     channel: Mapped[str] = mapped_column(String(8))
     sender: Mapped[str] = mapped_column(String(32))
@@ -267,6 +289,7 @@ class SyncDelivery(Base):
         UniqueConstraint("lead_id", "target", name="uq_sync_deliveries_lead_target"),
         Index("ix_sync_deliveries_status_next", "status", "next_attempt_at"),
         Index("ix_sync_deliveries_target_external", "target", "external_id"),
+        Index("ix_sync_deliveries_target_synced", "target", "synced_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -285,6 +308,20 @@ class SyncDelivery(Base):
     pushed: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # the CRM's lead as last read back (webhook or poll), and what the hub made of it
     readback: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class SourceState(Base):
+    """One configured source (a form, a mailbox, a telephony or SMS provider, a tracked number):
+    when its last event came, written by the pipeline, and its silence alarm, kept by the
+    scheduler. ``key`` is ``forms/landing``, ``mail/sales``, ``telephony/zadarma``,
+    ``number/+74951234567``, ``sms/twilio``."""
+
+    __tablename__ = "source_states"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_event_at: Mapped[datetime | None]
+    watched_since: Mapped[datetime | None]  # when the scheduler first saw it configured
+    silent_since: Mapped[datetime | None]  # set while the alarm is on
 
 
 class Checkpoint(Base):

@@ -74,3 +74,14 @@ def insert_with_ids(connection: Connection, table: Table, rows: list[dict]) -> l
     if after != before + len(rows):  # only at the largest possible id, where SQLite picks at random
         raise RuntimeError(f"{table.name}: ids of the inserted rows are not {before + 1}..{before + len(rows)}")
     return list(range(before + 1, after + 1))
+
+
+def insert_missing(connection: Connection, table: Table, rows: list[dict]) -> None:
+    """Insert the rows whose primary key is not there yet (another writer may add them too)."""
+    if not rows:
+        return
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    connection.execute(dialect_insert(table).on_conflict_do_nothing(), rows)

@@ -6,12 +6,13 @@ from flask import Flask
 
 def create_app(test_config: dict | None = None) -> Flask:
     """The web app. ``test_config`` may carry a ready ``hub`` (``hub.context.Hub``) or any of
-    ``config`` (a document), ``database_url``, ``redis_url``."""
+    ``config`` (a document), ``database_url``, ``redis_url``, and a ``secret_key`` for the
+    console's sessions."""
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from hub import context
     from hub.config import load_config
-    from hub.web import api, errors, health, metrics, receive
+    from hub.web import api, console, errors, health, metrics, receive
 
     test_config = test_config or {}
     hub = test_config.get("hub")
@@ -32,4 +33,5 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp, url_prefix="/api")
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
+    console.init_app(app, hub, test_config.get("secret_key"))
     return app

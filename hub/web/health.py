@@ -8,6 +8,7 @@ from flask import Blueprint, jsonify
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from hub.delivery import sources
 from hub.delivery.outbox import due_count
 from hub.store.models import Checkpoint, RawEvent
 from hub.web import current_hub
@@ -23,9 +24,19 @@ def healthz():
     if hub.config["mailboxes"]:
         state["mailboxes"] = mailbox_states(hub)
         healthy = healthy and all(v == "ok" for v in state["mailboxes"].values())
+    state["sources"] = source_states(hub)  # shown, not failing the check: a quiet form is no outage
     response = jsonify(state)
     response.status_code = 200 if healthy else 503
     return response
+
+
+def source_states(hub) -> dict[str, str]:
+    """``{"forms/landing": "ok" | "silent since <instant>"}``; empty when the DB is down."""
+    try:
+        silent = sources.alarms(hub)
+    except SQLAlchemyError:
+        return {}
+    return {key: f"silent since {since.isoformat()}" if since else "ok" for key, since in silent.items()}
 
 
 def check_db(hub) -> str:

@@ -51,6 +51,23 @@ class StateCollector:
         outbox.add_metric([], health.outbox_due(self.hub))
         yield outbox
         yield from mailbox_gauges(self.hub)
+        yield source_gauge(self.hub)
+
+
+def source_gauge(hub):
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from hub.delivery import sources
+
+    gauge = GaugeMetricFamily("hub_source_silent", "1 while a source has sent nothing for its quiet_after",
+                              labels=["source"])
+    try:
+        silent = sources.alarms(hub)
+    except SQLAlchemyError:
+        silent = {}
+    for key, since in silent.items():
+        gauge.add_metric([key], 1 if since else 0)
+    return gauge
 
 
 def mailbox_gauges(hub):

@@ -16,6 +16,7 @@ from sqlalchemy import bindparam, exists, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from connectors.base import ConnectorError, Inbound, Parsed, clean_text
+from hub.store import rejects
 from hub import registry
 from hub.delivery import crm_readback
 from hub.mapping import load_mapping
@@ -81,6 +82,7 @@ def receive(kind: str, name: str, subpath: str):
         response = intake(endpoint, subpath)
     except HubError as error:
         metrics.observe_intake(kind, endpoint.provider, "rejected")
+        rejects.count(current_hub(), f"{kind}/{endpoint.key or endpoint.provider}", error.status)
         raise error
     return with_cors(endpoint, response)
 

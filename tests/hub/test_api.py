@@ -77,7 +77,8 @@ def test_events_list_filters_by_kind_provider_status(client, api, run_jobs):
 
 
 def test_healthz_names_what_is_down(client, hub):
-    assert client.get("/healthz").get_json() == {"db": "ok", "redis": "ok"}
+    assert client.get("/healthz").get_json() == {
+        "db": "ok", "redis": "ok", "sources": {"forms/landing": "ok", "forms/tilda": "ok", "forms/wordpress": "ok"}}
     import redis
 
     from hub.store.queue import Kicker

@@ -99,7 +99,8 @@ def test_hub_run_works_with_no_configuration(tmp_path, clock_start):
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
     base, auth = f"http://127.0.0.1:{port}", {"Authorization": "Bearer t0ken"}
     try:
-        assert wait_json(f"{base}/healthz") == {"db": "ok", "redis": "ok"}
+        health = wait_json(f"{base}/healthz")
+        assert (health["db"], health["redis"], health["sources"]["forms/landing"]) == ("ok", "ok", "ok")
         form = {"name": "Ivan", "phone": "+7 916 123-45-67", "utm_source": "yandex",
                 "utm_medium": "cpc", "utm_campaign": "brand", "gclid": "EAIaIQ"}
         posted = requests.post(f"{base}/hooks/forms/landing", data=form,

@@ -37,7 +37,7 @@ def put(path: str, value):
 
 
 CASES = {
-    "bad role": (put("team.0.role", "boss"), ["team.0.role: Must be one of: manager, head, director."]),
+    "bad role": (put("team.0.role", "boss"), ["team.0.role: Must be one of: manager, head, director, admin."]),
     "duplicate team ids": (put("team.1.id", "anna"), ["team: duplicate team ids ['anna']"]),
     "form key of the wrong type": (put("forms.landing.required", "phone"),
                                    ["forms.landing.required: Not a valid list."]),

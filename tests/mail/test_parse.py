@@ -55,7 +55,7 @@ def test_windows_1251_8bit_body_and_b_encoded_headers():
     assert mapped(parsed).lead == {"name": "Иван Петров", "email": "ivan.petrov@example.ru",
                                    "phone": "+79161234567", "message": parsed.fields["text"]}
     assert mapped(parsed).details == {"message_id": "20261123100000.4A1B2C3D@example.ru",
-                                      "subject": "Заявка на подключение CRM"}
+                                      "subject": "Заявка на подключение CRM", "text": parsed.fields["text"]}
     assert parsed.ignore is None
 
 

@@ -74,7 +74,7 @@ def test_the_pipeline_turns_stored_mail_into_leads(dovecot, mail_hub, drain_queu
     assert leads["alexey@example.org"].source["utm_source"] == "yandex"
     assert touches[0].touch_key == "mail:20261123100000.4A1B2C3D@example.ru"
     assert touches[0].details == {"mailbox": "sales", "message_id": "20261123100000.4A1B2C3D@example.ru",
-                                  "subject": "Заявка на подключение CRM"}
+                                  "subject": "Заявка на подключение CRM", "text": ivan.message}
 
 
 def test_batches_in_uid_order_and_only_new_mail_on_the_next_poll(dovecot, mail_hub, monkeypatch):

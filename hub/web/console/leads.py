@@ -1,0 +1,101 @@
+"""Leads: the list (filters, search, sorting, pages) and the lead card with its actions."""
+from __future__ import annotations
+
+from flask import flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from sqlalchemy import and_, func, select
+
+from hub.mapping import SOURCE_KEYS
+from hub.pipeline import manager_actions
+from hub.store.models import Lead, Task
+from hub.web import current_hub
+from hub.web.api import lead_query, render_lead
+from hub.web.console import access, leadlist
+from hub.web.console.blueprint import bp
+from hub.web.console.auth import safe_next
+from hub.web.console.views import client_clock, roles
+
+NOTE_LIMIT = 5000
+QUEUE_LIMIT = 200
+
+
+def list_context(args) -> dict:
+    """What the list's filter bar offers."""
+    config = current_hub().config
+    return {"statuses": leadlist.STATUSES, "channels": leadlist.CHANNELS, "team": config["team"],
+            "source_keys": SOURCE_KEYS, "sorts": list(leadlist.SORTS), "args": args,
+            "unassigned": leadlist.UNASSIGNED}
+
+
+@bp.get("/leads")
+def leads():
+    hub, args = current_hub(), request.args.to_dict()
+    only = None if access.sees_all(g.member) else g.member["id"]
+    with hub.db.read() as session:
+        page = leadlist.fetch(session, args, hub.config, only_assignee=only)
+    return render_template("console/leads.html", page=page, **list_context(args))
+
+
+@bp.get("/unassigned")
+@roles(*access.ACTS_ON_ALL)
+def unassigned():
+    """Open leads nobody owns, oldest first, each with a button per available manager."""
+    hub = current_hub()
+    open_statuses = ("new", "in_progress")
+    waiting = (select(Lead, Task).outerjoin(Task, and_(Task.lead_id == Lead.id, Task.kind == "assign", Task.status == "open"))
+               .where(Lead.assignee_id.is_(None), Lead.status.in_(open_statuses)).order_by(Lead.id).limit(QUEUE_LIMIT))
+    loads = select(Lead.assignee_id, func.count()).where(Lead.status.in_(open_statuses)).group_by(Lead.assignee_id)
+    with hub.db.read() as session:
+        rows = list(session.execute(waiting))
+        load = dict(session.execute(loads).all())
+    managers = [dict(m, load=load.get(m["id"], 0)) for m in hub.config["team"] if m["role"] == "manager" and not m["away"]]
+    return render_template("console/unassigned.html", rows=rows, managers=managers, now=hub.now())
+
+
+@bp.get("/leads/<int:number>")
+def lead(number: int):
+    hub = current_hub()
+    with hub.db.read() as session:
+        row = session.scalar(lead_query().where(Lead.id == number))
+        access.require(row is not None and access.may_see(g.member, row))
+        card = render_lead(row)
+        acts = access.may_act(g.member, row)
+    return render_template("console/lead.html", lead=card, acts=acts, clock=client_clock(hub, card["phone"]),
+                           statuses=leadlist.STATUSES, team=hub.config["team"], call_kinds=("call", "callback"))
+
+
+def acted(number: int, action) -> object:
+    """Run ``action(session, lead)`` on a lead the member may act on, then back to its card."""
+    hub = current_hub()
+    with hub.db.write() as session:
+        row = session.get(Lead, number)
+        access.require(row is not None and access.may_act(g.member, row))
+        action(session, row)
+    hub.kicker.kick("sync")
+    flash(_("Saved."))
+    return redirect(safe_next(request.form.get("next"), url_for("console.lead", number=number)))
+
+
+@bp.post("/leads/<int:number>/status")
+def change_status(number: int):
+    status = request.form.get("status")
+    access.require(status in leadlist.STATUSES)
+    return acted(number, lambda session, row: manager_actions.update_lead(
+        session, current_hub(), row, status, None, actor=g.member["id"]))
+
+
+@bp.post("/leads/<int:number>/assignee")
+def reassign(number: int):
+    assignee = request.form.get("assignee")
+    access.require(access.may_reassign(g.member) and assignee in {m["id"] for m in current_hub().config["team"]})
+    return acted(number, lambda session, row: manager_actions.update_lead(
+        session, current_hub(), row, None, assignee, actor=g.member["id"]))
+
+
+@bp.post("/leads/<int:number>/note")
+def add_note(number: int):
+    text = request.form.get("text", "").strip()[:NOTE_LIMIT]
+    access.require(bool(text))
+    return acted(number, lambda session, row: manager_actions.add_note(
+        session, current_hub(), row, text, actor=g.member["id"]))
