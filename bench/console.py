@@ -19,7 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import redis
@@ -27,19 +27,19 @@ from sqlalchemy import func, select, text
 from werkzeug.security import generate_password_hash
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bench_document, phone, start_redis  # noqa: E402
+from common import bench_document, phone, start_redis
 
-from hub import context  # noqa: E402
-from hub.config import load_config  # noqa: E402
-from hub.pipeline.route import sync_team  # noqa: E402
-from hub.store.db import Database, make_engine  # noqa: E402
-from hub.store.migrate import upgrade  # noqa: E402
-from hub.store.models import Base, ConsoleUser, Lead  # noqa: E402
-from hub.store.queue import Kicker  # noqa: E402
-from hub.web.app import create_app  # noqa: E402
+from hub import context
+from hub.config import load_config
+from hub.pipeline.route import sync_team
+from hub.store.db import Database, make_engine
+from hub.store.migrate import upgrade
+from hub.store.models import Base, ConsoleUser, Lead
+from hub.store.queue import Kicker
+from hub.web.app import create_app
 
 TARGET_MS = 150
-START = datetime(2025, 12, 1, tzinfo=timezone.utc)
+START = datetime(2025, 12, 1, tzinfo=UTC)
 MANAGERS = ("anna", "boris")
 STATUSES = ("new", "in_progress", "in_progress", "converted", "junk", "archived", "archived")
 CHANNELS = ("form", "form", "call", "mail", "sms")
@@ -151,7 +151,7 @@ def quoted(columns: tuple) -> str:
 def sqlite_value(value):
     """As SQLAlchemy stores it on SQLite: naive UTC text for datetimes."""
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
     return value
 
 
@@ -214,7 +214,8 @@ def fresh_database(url: str | None, folder: Path) -> str:
     upgrade(url)
     engine = make_engine(url)
     with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {', '.join(t.name for t in Base.metadata.sorted_tables)} RESTART IDENTITY CASCADE"))
+        tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
     return url
 
@@ -262,7 +263,8 @@ def page_requests(app, leads: int, seed: int = 11) -> dict:
                 f'href="/console/leads/{number}"')
 
     return {
-        "leads list, head (newest 50 of all)": lambda n: checked(head, "/console/leads", f'href="/console/leads/{leads}"'),
+        "leads list, head (newest 50 of all)":
+            lambda n: checked(head, "/console/leads", f'href="/console/leads/{leads}"'),
         "leads list, manager (own, newest 50)": lambda n: checked(manager, "/console/leads", 'rel="next"'),
         "leads list, status filter, page 2": lambda n: checked(
             head, f"/console/leads?status=in_progress&cursor=|{leads - 1000}", 'rel="next"'),
@@ -283,7 +285,8 @@ def bare_select(hub, leads: int, seed: int = 11):
 
 def measure(url: str, args: argparse.Namespace, redis_url: str) -> None:
     config = load_config(document=bench_document())
-    hub = context.Hub(config=config, db=Database(make_engine(url)), kicker=Kicker(lambda: redis.Redis.from_url(redis_url)))
+    hub = context.Hub(config=config, db=Database(make_engine(url)),
+                      kicker=Kicker(lambda: redis.Redis.from_url(redis_url)))
     hub.clock = lambda: START + timedelta(days=366)
     context.install(hub)
     app = create_app({"hub": hub, "secret_key": "bench"})

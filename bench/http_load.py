@@ -17,10 +17,10 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from common import bench_document, free_port, median, rate, start_redis, write_bench_config
 
@@ -54,12 +54,11 @@ def parse_args(description: str) -> argparse.Namespace:
 
 def start_server(app: str, workers: int, env: dict, folder: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    log = open(folder / f"server-{app}.log", "wb")
     argv = [sys.executable, "-m", "uvicorn", "--factory", "--workers", str(workers), "--port", str(port),
             "--http", "httptools", "--loop", "uvloop", "--no-access-log", "--log-level", "warning",
             "--app-dir", str(BENCH_DIR), APPS[app]]
-    process = subprocess.Popen(argv, env=env, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
+    with open(folder / f"server-{app}.log", "wb") as log:
+        process = subprocess.Popen(argv, env=env, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
     wait_ready(process, port, folder / f"server-{app}.log")
     return process, port
 
@@ -179,7 +178,7 @@ def report(bench: Bench, figures: dict, hub_statuses: Counter, stored: dict[str,
     ratio = hub / bare if bare else 0.0
     print(f"\nmedian bare: {bare:8.1f} req/s")
     print(f"median hub : {hub:8.1f} req/s")
-    paired = median([h / b for b, h in zip(figures["bare"], figures["hub"]) if b])
+    paired = median([h / b for b, h in zip(figures["bare"], figures["hub"], strict=True) if b])
     line = f"ratio hub/bare: {ratio:.2f} (median of per-round ratios {paired:.2f}"
     if bench.target_ratio is None:
         print(line + ")")

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import LANDING, form_body  # noqa: E402
-from http_load import Bench, Request, main  # noqa: E402
+from common import LANDING, form_body
+from http_load import Bench, Request, main
 
 PATH = "/hooks/forms/landing"
 HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "Referer": LANDING,

@@ -22,11 +22,11 @@ import sys
 import tempfile
 import time
 from email import policy
-from email.policy import compat32
 from email.charset import QP, Charset
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
+from email.policy import compat32
 from email.utils import formataddr
 from pathlib import Path
 
@@ -38,15 +38,16 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from common import bench_document, median, rate, start_redis  # noqa: E402
 
+from connectors.mail.parse import html_to_text  # noqa: E402
 from hub import context  # noqa: E402
-from hub.runtime import mailpoll
 from hub.config import load_config  # noqa: E402
-from hub.store.migrate import upgrade  # noqa: E402
-from hub.store.models import Lead, RawEvent  # noqa: E402
 from hub.pipeline import process_pending  # noqa: E402
 from hub.pipeline.normalise import normalise  # noqa: E402
-from connectors.mail.parse import html_to_text  # noqa: E402
+from hub.runtime import mailpoll  # noqa: E402
 from hub.runtime.serve import settle_heap  # noqa: E402
+from hub.store.migrate import upgrade  # noqa: E402
+from hub.store.models import Lead, RawEvent  # noqa: E402
+
 from tests.mail.conftest import PASSWORD, PASSWORD_ENV, lead_message, new_dovecot  # noqa: E402
 
 TARGET_RAW_RATIO = 0.3  # raw events/s over bare fetch/s
@@ -252,7 +253,7 @@ def bench_corpus(server, folder: Path, redis_url: str, corpus: str, args) -> dic
         *seconds, found = hub_round(folder, name, mailbox, redis_url, args.profile and run == 0)
         both_ways, found_end_to_end = end_to_end_round(folder, name, mailbox, redis_url, args.messages)
         ok = found == expected and found_end_to_end == expected
-        for key, elapsed in zip(figures, (fetch, fetch_parse, *seconds, both_ways)):
+        for key, elapsed in zip(figures, (fetch, fetch_parse, *seconds, both_ways), strict=True):
             figures[key].append(rate(args.messages, elapsed))
         print(f"round {run + 1}: " + ", ".join(f"{key} {values[-1]:.0f}/s" for key, values in figures.items())
               + f"; {found} {'ok' if ok else 'MISMATCH'}", flush=True)

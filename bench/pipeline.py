@@ -16,24 +16,23 @@ import random
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, insert, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (LANDING, bench_document, form_body, form_fields, median, phone, rate,  # noqa: E402
-                    start_redis)
+from common import LANDING, bench_document, form_body, form_fields, median, phone, rate, start_redis
 
-from connectors.base import Inbound  # noqa: E402
-from hub import context, registry  # noqa: E402
-from hub.config import load_config  # noqa: E402
-from hub.store.db import make_engine  # noqa: E402
-from hub.store.migrate import upgrade  # noqa: E402
-from hub.store.models import Base, Lead, RawEvent, Touch, new_event_id  # noqa: E402
-from hub.pipeline import process_pending  # noqa: E402
-from hub.pipeline.normalise import endpoint_settings, fingerprint  # noqa: E402
-from hub.runtime.serve import settle_heap  # noqa: E402
+from connectors.base import Inbound
+from hub import context, registry
+from hub.config import load_config
+from hub.pipeline import process_pending
+from hub.pipeline.normalise import endpoint_settings, fingerprint
+from hub.runtime.serve import settle_heap
+from hub.store.db import make_engine
+from hub.store.migrate import upgrade
+from hub.store.models import Base, Lead, RawEvent, Touch, new_event_id
 
 TARGET_LEADS_PER_SECOND = 1000
 HEADERS = {"content-type": "application/x-www-form-urlencoded", "referer": LANDING}
@@ -106,7 +105,7 @@ def create_backlog(hub, who: list[int]) -> float:
 
 def insert_leads(hub, count: int, batch: int) -> float:
     """The baseline: ``count`` Lead rows added with the ORM, one transaction per batch."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     source = {key: value for key, value in form_fields(0).items() if key.startswith("utm_")}
     started = time.perf_counter()
     for first in range(0, count, batch):

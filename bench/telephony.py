@@ -16,8 +16,8 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bench_document  # noqa: E402
-from http_load import Bench, Request, main  # noqa: E402
+from common import bench_document
+from http_load import Bench, Request, main
 
 PATH = "/hooks/telephony/zadarma"
 SECRET_ENV, SECRET = "ZADARMA_SECRET", "bench-zadarma-secret"

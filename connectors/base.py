@@ -45,7 +45,7 @@ import codecs
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 MAX_WHOLE_NUMBER = 2**63 - 1  # what a BIGINT column holds, and far more than any id or time
@@ -250,7 +250,7 @@ def whole_number(text: str, maximum: int = MAX_WHOLE_NUMBER) -> int:
 def unix_time(seconds: int) -> datetime:
     """The UTC moment of a Unix time; ``ValueError`` outside the years 1..9999."""
     try:
-        return datetime.fromtimestamp(seconds, timezone.utc)
+        return datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError, ValueError) as exc:
         raise ValueError(f"Unix time {seconds} is out of range") from exc
 

@@ -3,9 +3,9 @@ a provider sends is read here (through ``connectors.base.whole_number``), so a f
 ``'²'``, Arabic-Indic digits or ten thousand digits is a 400 naming it, never a crash."""
 from __future__ import annotations
 
-from datetime import timezone
+from collections.abc import Mapping
+from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import Mapping
 
 from connectors.base import BadRequest, unix_time, whole_number
 
@@ -50,6 +50,6 @@ def rfc2822_seconds(fields: Mapping[str, str], name: str) -> float | None:
         return None
     try:
         moment = parsedate_to_datetime(text)
-        return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError) as exc:
         raise BadRequest(f"{name} is not an RFC 2822 date", {name: "invalid"}) from exc

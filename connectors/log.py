@@ -9,7 +9,7 @@ import fcntl
 import json
 import logging
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from connectors.base import Outgoing, Sent, TemporaryFailure
 
@@ -30,7 +30,7 @@ def send(message: Outgoing, settings: dict) -> Sent:
         "message_id": message_id,
         "idempotency_key": message.idempotency_key,
         "in_reply_to": message.reply_to_message_id,
-        "sent_at": datetime.now(timezone.utc).isoformat(),
+        "sent_at": datetime.now(UTC).isoformat(),
     }
     path = settings.get("path")
     if not path:

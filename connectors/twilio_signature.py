@@ -18,7 +18,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
 
 from connectors.base import Forbidden, Inbound, Unauthorized, UnsupportedMediaType

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 START_VARIABLE = "HUB_CLOCK_START"
 ANCHOR_VARIABLE = "HUB_CLOCK_ANCHOR"
@@ -33,8 +33,8 @@ def offset() -> timedelta:
     if not text:
         return timedelta(0)
     anchor = float(os.environ.setdefault(ANCHOR_VARIABLE, repr(time.time())))
-    return parse_start(text) - datetime.fromtimestamp(anchor, timezone.utc)
+    return parse_start(text) - datetime.fromtimestamp(anchor, UTC)
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc) + offset()
+    return datetime.now(UTC) + offset()

@@ -15,16 +15,17 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable
+from typing import Any
 
 import phonenumbers
 import yaml
 
-from connectors.base import clean_text, unix_time, whole_number
 import mappings
+from connectors.base import clean_text, unix_time, whole_number
 
 MAPPINGS_DIR = mappings.FOLDER
 SECTIONS = ("lead", "source", "details")
@@ -130,7 +131,7 @@ def to_datetime(value: str, region: str) -> str | None:
     except (ValueError, TypeError, OverflowError, IndexError) as exc:
         raise InvalidValue("not a date and time") from exc
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.isoformat()
 
 
@@ -167,7 +168,7 @@ class Mapping:
     name: str
     sections: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
 
-    def apply(self, fields: dict[str, str], region: str) -> "Mapped":
+    def apply(self, fields: dict[str, str], region: str) -> Mapped:
         mapped = Mapped()
         for section, rules in self.sections.items():
             target = getattr(mapped, section)
@@ -226,7 +227,7 @@ def _parse_rule(name: str, section: str, key: str, spec: Any) -> Rule:
     return Rule(output=key, sources=tuple(str(s) for s in sources), transform=transform)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_mapping(name: str) -> Mapping:
     """``name`` is the path below ``mappings/`` without ``.yaml`` (``webforms/tilda``)."""
     path = MAPPINGS_DIR / f"{name}.yaml"

@@ -25,7 +25,7 @@ from connectors.base import Inbound
 MAPPINGS = mappings.FOLDER / "crm"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_mapping(name: str) -> dict:
     """``mappings/crm/<name>.yaml``: field names, source ids and stages, as data."""
     with (MAPPINGS / f"{name}.yaml").open(encoding="utf-8") as handle:

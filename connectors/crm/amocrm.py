@@ -24,14 +24,22 @@ import hashlib
 import hmac
 import logging
 import re
-from datetime import datetime, timezone
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import requests
 
 from connectors import crm
-from connectors.base import (BadRequest, CrmEvent, CrmLead, Forbidden, Inbound, Parsed,
-                             PermanentFailure, TemporaryFailure)
+from connectors.base import (
+    BadRequest,
+    CrmEvent,
+    CrmLead,
+    Forbidden,
+    Inbound,
+    Parsed,
+    PermanentFailure,
+    TemporaryFailure,
+)
 
 NAME = "amocrm"
 SECRETS = ("token_env", "hook_secret_env")
@@ -106,7 +114,7 @@ def assignee_id(lead: dict, settings: dict) -> int | None:
     return (settings.get("team") or {}).get(team_id)
 
 
-def find_existing(account: "Account", number: int) -> str | None:
+def find_existing(account: Account, number: int) -> str | None:
     body = account.request("GET", "/api/v4/leads", params={"query": marker(number)})
     leads = ((body or {}).get("_embedded") or {}).get("leads") or []
     for item in leads:
@@ -115,7 +123,7 @@ def find_existing(account: "Account", number: int) -> str | None:
     return None
 
 
-def add_note(account: "Account", lead_id: str, text: str) -> None:
+def add_note(account: Account, lead_id: str, text: str) -> None:
     """Best effort: the lead exists by now, and a failed push would make the retry find it
     without knowing whether the note landed; the message stays in the hub either way."""
     note = [{"note_type": "common", "params": {"text": text}}]
@@ -130,7 +138,7 @@ def status_ids(settings: dict) -> dict:
     return {**load_mapping()["status_ids"], **(settings.get("status_ids") or {})}
 
 
-def update(account: "Account", lead: dict, settings: dict, lead_id: str) -> None:
+def update(account: Account, lead: dict, settings: dict, lead_id: str) -> None:
     changed = crm.changed_since_last_push(lead, settings)
     changes = {"status_id": crm.first(status_ids(settings).get(lead.get("status"))) if "status" in changed else None,
                "responsible_user_id": assignee_id(lead, settings) if "assignee" in changed else None}
@@ -335,4 +343,4 @@ def connect(settings: dict, url: str, throttle: Callable[[], None]) -> list[str]
 
 def _unix(value) -> datetime | None:
     text = str(value or "").strip()
-    return datetime.fromtimestamp(int(text), timezone.utc) if text.isdigit() else None
+    return datetime.fromtimestamp(int(text), UTC) if text.isdigit() else None

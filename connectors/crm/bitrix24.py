@@ -23,15 +23,23 @@ from __future__ import annotations
 
 import hmac
 import html
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
 import requests
 
 from connectors import crm
-from connectors.base import (BadRequest, CrmEvent, CrmLead, Forbidden, Inbound, Parsed,
-                             PermanentFailure, TemporaryFailure)
+from connectors.base import (
+    BadRequest,
+    CrmEvent,
+    CrmLead,
+    Forbidden,
+    Inbound,
+    Parsed,
+    PermanentFailure,
+    TemporaryFailure,
+)
 
 NAME = "bitrix24"
 SECRETS = ("webhook_url_env", "application_token_env")
@@ -105,7 +113,7 @@ def assignee_id(lead: dict, settings: dict) -> int | None:
     return (settings.get("team") or {}).get(team_id)
 
 
-def find_existing(portal: "Portal", lead: dict, settings: dict) -> str | None:
+def find_existing(portal: Portal, lead: dict, settings: dict) -> str | None:
     marker = {"ORIGINATOR_ID": originator_id(settings), "ORIGIN_ID": str(lead["number"])}
     found = portal.call("crm.lead.list", {"filter": marker, "select": ["ID"], "order": {"ID": "ASC"}})
     return str(found[0]["ID"]) if found else None
@@ -116,7 +124,7 @@ def status_ids(settings: dict) -> dict:
     return {**load_mapping()["status_ids"], **(settings.get("status_ids") or {})}
 
 
-def update(portal: "Portal", lead: dict, settings: dict, lead_id: str) -> None:
+def update(portal: Portal, lead: dict, settings: dict, lead_id: str) -> None:
     changed = crm.changed_since_last_push(lead, settings)
     fields = {"STATUS_ID": crm.first(status_ids(settings).get(lead.get("status"))) if "status" in changed else None,
               "ASSIGNED_BY_ID": assignee_id(lead, settings) if "assignee" in changed else None}
@@ -127,7 +135,7 @@ def update(portal: "Portal", lead: dict, settings: dict, lead_id: str) -> None:
     comment_touches(portal, lead.get("touches") or [], lead_id)
 
 
-def comment_touches(portal: "Portal", touches: list[dict], lead_id: str) -> None:
+def comment_touches(portal: Portal, touches: list[dict], lead_id: str) -> None:
     """One timeline comment per touch after the first, skipping those already commented."""
     if len(touches) < 2:
         return

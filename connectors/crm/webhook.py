@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import requests
 
@@ -54,7 +54,7 @@ def push(lead: dict, settings: dict, external_id: str | None, attempt: int,
 def signature_headers(webhook_id: str, timestamp: int, body: bytes, secret: str | None) -> dict:
     headers = {"webhook-id": webhook_id, "webhook-timestamp": str(timestamp)}
     if secret:
-        signed = f"{webhook_id}.{timestamp}.".encode("utf-8") + body
+        signed = f"{webhook_id}.{timestamp}.".encode() + body
         digest = hmac.new(signing_key(secret), signed, hashlib.sha256).digest()
         headers["webhook-signature"] = "v1," + base64.b64encode(digest).decode("ascii")
     return headers

@@ -13,9 +13,9 @@ from __future__ import annotations
 import base64
 import re
 import unicodedata
+from collections.abc import Callable
 from datetime import datetime
 from email.utils import format_datetime, parseaddr
-from typing import Callable
 
 from connectors.base import Outgoing, PermanentFailure
 

@@ -13,11 +13,12 @@ import hashlib
 import ssl
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.parser import BytesHeaderParser
 from email.policy import compat32
-from typing import Any, Mapping
+from typing import Any
 
 from imapclient import IMAPClient
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email import errors
 from email.header import decode_header
 from email.message import Message
@@ -28,7 +28,7 @@ CHARSET_ALIASES = {"x-cp1251": "windows-1251", "win-1251": "windows-1251",
 FATAL_DEFECTS = (errors.NoBoundaryInMultipartDefect, errors.StartBoundaryNotFoundDefect,
                  errors.MultipartInvariantViolationDefect)
 MESSAGE_ID_RE = re.compile(r"<([^<>]+)>")
-EARLIEST_DATE = datetime(1990, 1, 1, tzinfo=timezone.utc)
+EARLIEST_DATE = datetime(1990, 1, 1, tzinfo=UTC)
 
 
 def read_message(raw: bytes) -> Message:
@@ -123,8 +123,8 @@ def message_date(message: Message, internaldate: str | None) -> str | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         moment = None
     if moment is not None and moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    latest = (fallback or datetime.now(timezone.utc)) + timedelta(days=1)
+        moment = moment.replace(tzinfo=UTC)
+    latest = (fallback or datetime.now(UTC)) + timedelta(days=1)
     if moment is None or not EARLIEST_DATE <= moment <= latest:
         moment = fallback
     return moment.isoformat() if moment else None

@@ -3,9 +3,8 @@ message's bytes are built by ``connectors.mail.compose``."""
 from __future__ import annotations
 
 import smtplib
-import socket
 import ssl
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parseaddr
 
 from connectors.base import Outgoing, PermanentFailure, Sent, TemporaryFailure
@@ -17,7 +16,7 @@ SECRETS = ("password_env",)
 
 def build_message(message: Outgoing, settings: dict) -> tuple[str, bytes]:
     """(Message-ID, bytes); dated by the hub's clock when the outbox passes it in ``meta``."""
-    date = message.meta.get("date") or datetime.now(timezone.utc)
+    date = message.meta.get("date") or datetime.now(UTC)
     return compose.build(message, settings["from"], date)
 
 
@@ -45,7 +44,7 @@ def send(message: Outgoing, settings: dict) -> Sent:
         raise classify(code, reason) from exc
     except smtplib.SMTPResponseException as exc:
         raise classify(exc.smtp_code, exc.smtp_error) from exc
-    except (smtplib.SMTPException, socket.error, ssl.SSLError) as exc:
+    except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
         raise TemporaryFailure(f"SMTP: {exc}") from exc
     return Sent(provider_message_id=message_id)
 

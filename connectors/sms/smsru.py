@@ -15,14 +15,27 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qsl
 
 import requests
 
-from connectors.base import (Ambiguous, BadRequest, DeliveryReport, Forbidden, Inbound, Outgoing, Parsed,
-                             PermanentFailure, Reply, Sent, TemporaryFailure, Unauthorized,
-                             UnsupportedMediaType)
+from connectors.base import (
+    Ambiguous,
+    BadRequest,
+    DeliveryReport,
+    Forbidden,
+    Inbound,
+    Outgoing,
+    Parsed,
+    PermanentFailure,
+    Reply,
+    Sent,
+    TemporaryFailure,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from connectors.fields import unix_time_iso, whole_or_none
 
 NAME = "smsru"
@@ -90,7 +103,7 @@ def read_callback(inbound: Inbound) -> tuple[list[str], str | None]:
 def parse_record(record: str, where: str) -> Parsed:
     lines = [line.strip() for line in record.splitlines()]
     kind = lines[0] if lines else ""
-    fields = dict(zip(("type", "id", "status_code", "unix_time"), lines))
+    fields = dict(zip(("type", "id", "status_code", "unix_time"), lines, strict=False))
     if kind != "sms_status":
         return Parsed(event_type=kind or "unknown", fields=fields,
                       ignore=f"unsupported event {kind or 'without a type'}")

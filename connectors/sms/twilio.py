@@ -12,15 +12,26 @@ Sending uses the Messages API (``POST /2010-04-01/Accounts/{sid}/Messages.json``
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Mapping
+from typing import Any
 
 import requests
 
 from connectors import twilio_signature
-from connectors.base import (BadRequest, DeliveryReport, Forbidden, Inbound, Outgoing, Parsed,
-                             PermanentFailure, Reply, Sent, TemporaryFailure)
+from connectors.base import (
+    BadRequest,
+    DeliveryReport,
+    Forbidden,
+    Inbound,
+    Outgoing,
+    Parsed,
+    PermanentFailure,
+    Reply,
+    Sent,
+    TemporaryFailure,
+)
 
 NAME = "twilio"
 KIND = "sms"
@@ -194,5 +205,5 @@ def retry_after(response: requests.Response) -> float | None:
     except (TypeError, ValueError):
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())

@@ -17,7 +17,8 @@ a number's Voice URL it would hang up every call, so point only ``StatusCallback
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from connectors import twilio_signature
 from connectors.base import BadRequest, CallState, Inbound, Parsed, Reply

@@ -32,7 +32,8 @@ import hmac
 import ipaddress
 import json
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qsl
 
 from connectors.base import BadRequest, CallState, Forbidden, Inbound, Parsed, Reply, Unauthorized

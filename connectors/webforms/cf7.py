@@ -6,7 +6,8 @@ hash of the content, so two people sending the same text share it: it is no deli
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from connectors.base import Inbound, Parsed, Reply
 from connectors.webforms import common

@@ -19,15 +19,25 @@ from __future__ import annotations
 
 import hmac
 import io
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qsl
 
 from werkzeug.datastructures import FileStorage
 from werkzeug.formparser import MultiPartParser
 from werkzeug.http import parse_options_header
 
-from connectors.base import (BadRequest, Forbidden, Inbound, Parsed, Unauthorized, UnsupportedMediaType,
-                             clean_text, read_json, text_codec)
+from connectors.base import (
+    BadRequest,
+    Forbidden,
+    Inbound,
+    Parsed,
+    Unauthorized,
+    UnsupportedMediaType,
+    clean_text,
+    read_json,
+    text_codec,
+)
 
 SECRET_HEADER = "X-Hub-Secret"
 SECRET_FIELD = "_secret"

@@ -1,7 +1,8 @@
 """Any site form posting urlencoded, multipart or JSON to ``/hooks/forms/<key>``."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from connectors.base import Inbound, Parsed, Reply
 from connectors.webforms import common

@@ -6,7 +6,8 @@ Saving the webhook in Tilda posts ``test=test`` and expects 200; every submissio
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 from connectors.base import Inbound, Parsed, Reply

@@ -101,8 +101,9 @@ def provider_problems(document: dict) -> list[str]:
         kind = where.partition(".")[0]
         names = registry.providers(kind)
         for name, section in providers.items():
+            known = names + ["numbers"] if kind == "telephony" else names
             if not registry.has(kind, name):
-                found.append(f"{where}.{name}: unknown provider{did_you_mean(name, names + ['numbers'] if kind == 'telephony' else names)}")
+                found.append(f"{where}.{name}: unknown provider{did_you_mean(name, known)}")
                 continue
             module = registry.intake(kind, name)
             found += section_key_problems(f"{where}.{name}", section, {*module.SETTINGS, "quiet_after"})

@@ -12,7 +12,6 @@ from hub.durations import DAYS, opening_window, parse_duration
 from hub.mapping import SOURCE_KEYS
 
 
-
 class Role(StrEnum):
     MANAGER = "manager"    # works their own leads
     HEAD = "head"          # first to hear of a lead nobody works

@@ -70,7 +70,8 @@ def make_throttle(hub, name: str, entry: dict, module, clock=None, sleep=None) -
 def push_one(hub, row: SyncDelivery, throttles: dict) -> None:
     entry = targets(hub.config).get(row.target)
     if entry is None:
-        SYNCS.record(hub, row.id, status=DeliveryStatus.DEAD, last_error=f"target {row.target!r} is no longer configured")
+        SYNCS.record(hub, row.id, status=DeliveryStatus.DEAD,
+                     last_error=f"target {row.target!r} is no longer configured")
         return
     module = registry.crm(entry["target"])
     settings = {**resolve_secrets(entry, hub.environ), "team": entry.get("team") or {},
@@ -78,7 +79,7 @@ def push_one(hub, row: SyncDelivery, throttles: dict) -> None:
     lead = lead_json(hub, row.lead_id)
     try:
         external_id = module.push(lead, settings, row.external_id, row.attempts, throttles[row.target])
-    except Exception as error:  # noqa: BLE001 - a connector bug must not strand the row
+    except Exception as error:
         if not isinstance(error, SendError):
             log.exception("target %s crashed", row.target)
             error = SendError(f"{type(error).__name__}: {error}")

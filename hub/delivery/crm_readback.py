@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 
 from sqlalchemy import or_, select
@@ -31,9 +31,8 @@ from connectors.base import ConnectorError, CrmLead, SendError
 from hub import registry, retry
 from hub.config import resolve_secrets
 from hub.delivery.crm import make_throttle, target_name
-from hub.pipeline import CRM_KIND
+from hub.pipeline import CRM_KIND, manager_actions
 from hub.pipeline.normalise import inbound_of
-from hub.pipeline import manager_actions
 from hub.rules import history
 from hub.store.models import Checkpoint, DeliveryStatus, Lead, RawEvent, SyncDelivery
 from hub.store.writer import RowWriter
@@ -81,7 +80,7 @@ def drain(hub, clock=None, sleep=None, limit: int = 20, ids: list[int] | None = 
         for raw in events:
             try:
                 handle(hub, raw, throttles, clock, sleep)
-            except Exception as error:  # noqa: BLE001 - one bad event must not hold up the others
+            except Exception as error:
                 log.exception("CRM event %s could not be handled", raw.event_id)
                 fail(hub, raw, error)
         taken += len(events)
@@ -250,7 +249,8 @@ def judge(session: Session, hub, target: Target, row: SyncDelivery, lead: Lead, 
     manager_actions.act(session, hub, lead, manager_actions.Action(
         actor=actor, status=status, assignee=mapped.get("assignee"), origin=target.name,
         outcome=f"crm:{crm_lead.status}" if status else None))
-    row.pushed = {**(row.pushed or {}), "hub": {"status": lead.status, "assignee": lead.assignee_id}}  # the CRM has these
+    # the CRM has these now: the next push to it sends only what moves after them
+    row.pushed = {**(row.pushed or {}), "hub": {"status": lead.status, "assignee": lead.assignee_id}}
     return "applied", mapped
 
 
@@ -309,7 +309,7 @@ def moment(text: str | None) -> datetime | None:
 
 
 def iso(value: datetime | None) -> str | None:
-    return value.astimezone(timezone.utc).isoformat() if value else None
+    return value.astimezone(UTC).isoformat() if value else None
 
 
 # --- polling -------------------------------------------------------------------------------
@@ -394,7 +394,7 @@ def poll(hub, target: Target, since: datetime, throttle) -> int:
 def advance(mark: datetime, hold: datetime | None, page: list[CrmLead], outcomes: list[Outcome]):
     """The newest change applied, and the oldest one deferred (a push in flight), which the
     checkpoint must not pass: the next poll reads it again."""
-    for crm_lead, outcome in zip(page, outcomes):
+    for crm_lead, outcome in zip(page, outcomes, strict=True):
         if crm_lead.modified_at is None:
             continue
         if outcome.deferred:
@@ -420,7 +420,7 @@ def record_poll(hub, target: Target, error: str | None) -> None:
 
 
 def from_unix(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, timezone.utc)
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 # --- connecting a CRM ----------------------------------------------------------------------

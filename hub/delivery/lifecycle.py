@@ -16,7 +16,6 @@ from connectors.base import Ambiguous, SendError
 from hub.retry import RetryPolicy
 from hub.store.models import DeliveryStatus
 
-
 DUE = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
 
 

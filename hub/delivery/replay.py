@@ -4,8 +4,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from hub.delivery import crm, crm_readback, outbox, serialize
-from hub.store.models import RawEvent
 from hub.pipeline import process_batch
+from hub.store.models import RawEvent
 
 
 def replay_events(hub, event_id: str | None = None, failed: bool = False, as_lead: bool = False) -> list[str]:

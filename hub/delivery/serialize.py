@@ -42,8 +42,10 @@ def notification(item: Notification, now, why_held: str | None) -> dict:
     """``held_until`` and ``reason`` say when a row that waits will go out, and why."""
     waiting = item.status in DUE and item.next_attempt_at and item.next_attempt_at > now
     reason = None
-    if waiting:
-        reason = (why_held or "waiting to be sent") if item.status == DeliveryStatus.PENDING else "retrying after a failed attempt"
+    if waiting and item.status == DeliveryStatus.PENDING:
+        reason = why_held or "waiting to be sent"
+    elif waiting:
+        reason = "retrying after a failed attempt"
     return {"id": item.id, "rule": item.rule, "channel": item.channel, "to": item.to,
             "text": item.text, "status": item.status, "attempts": item.attempts,
             "error": item.last_error, "sent_at": iso(item.sent_at),

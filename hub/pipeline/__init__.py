@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
-from hub.store.models import Assignment, Lead, Notification, RawEvent, Touch
+from hub import retry
 from hub.pipeline.activity import note_events
 from hub.pipeline.confirm import plan_confirmations
 from hub.pipeline.dedupe import ContactIndex, existing_touches
@@ -28,7 +28,7 @@ from hub.rules.callbacks import start_ladder, stop_ladder
 from hub.rules.history import record
 from hub.rules.sla import sla_of, start_new_chain
 from hub.rules.tasks import business_hours, open_first_task
-from hub import retry
+from hub.store.models import Assignment, Lead, Notification, RawEvent, Touch
 from hub.store.writer import RowWriter
 
 log = logging.getLogger("hub.pipeline")
@@ -192,7 +192,7 @@ def route_new_leads(session: Session, hub, leads: list[NewLead], hours) -> list:
 def finish_new_leads(session: Session, out, hub, leads: list[NewLead], decisions: list, hours,
                      result: BatchResult) -> None:
     """The written leads' first task and SLA chain, confirmations and CRM syncs."""
-    for lead, decision in zip(leads, decisions):
+    for lead, decision in zip(leads, decisions, strict=True):
         record_start(out, hub, lead, decision, hours)
         if lead.channel != "call":  # a call's lead is confirmed when its call has ended
             result.notifications += plan_confirmations(session, out, hub, lead)

@@ -8,9 +8,9 @@ from sqlalchemy.orm import Session
 
 from hub.config.schema import ConfirmationSchema
 from hub.mapping import stored_phone
-from hub.store.models import DeliveryStatus, Lead, Notification
-from hub.rules.quiet_hours import client_zone, release_time
 from hub.pipeline.segments import count_segments
+from hub.rules.quiet_hours import client_zone, release_time
+from hub.store.models import DeliveryStatus, Lead, Notification
 
 CONTACT_OF = {"sms": "phone", "email": "email"}
 
@@ -124,7 +124,8 @@ def fallback_email(session: Session, out, hub, lead: Lead, rule: str, text: str)
         return False
     emails = list(session.scalars(select(Notification.rule).where(
         Notification.lead_id == lead.id, Notification.channel == "email")))
-    emails += [row["rule"] for row in out.pending(Notification) if row["lead_id"] == lead.id and row["channel"] == "email"]
+    emails += [row["rule"] for row in out.pending(Notification)
+               if row["lead_id"] == lead.id and row["channel"] == "email"]
     if any(is_confirmation(name) for name in emails):
         return False
     manager = manager_of(hub.config, lead)

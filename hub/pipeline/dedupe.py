@@ -16,7 +16,7 @@ class ContactIndex:
         self._by_key: dict[tuple[str, str], Lead] = {}
 
     @classmethod
-    def load(cls, session: Session, contacts: list[dict]) -> "ContactIndex":
+    def load(cls, session: Session, contacts: list[dict]) -> ContactIndex:
         index = cls()
         phones = {c["phone"] for c in contacts if c.get("phone")}
         emails = {c["email"] for c in contacts if c.get("email")}

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from hub.store.models import Assignment, Lead, Task
 from hub.pipeline.sync import queue_update
-from hub.store.writer import RowWriter
 from hub.rules import assignment, callbacks, history, sla, timers
+from hub.store.models import Assignment, Lead, Task
+from hub.store.writer import RowWriter
 
 CLOSED = ("converted", "junk", "archived")
 NO_ANSWER = "no answer"

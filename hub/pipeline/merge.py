@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.store.models import DeliveryStatus, Lead, Notification, RawEvent, Touch
 from hub.pipeline import calls
 from hub.pipeline.confirm import fallback_email
 from hub.pipeline.dedupe import ContactIndex, merge_contact
 from hub.pipeline.normalise import Normalised
 from hub.pipeline.store import NewLead, NewTouch
+from hub.store.models import DeliveryStatus, Lead, Notification, RawEvent, Touch
+
 # Handed to the provider (or maybe): a delivery report may still come for these.
 HANDED_OVER = (DeliveryStatus.SENT, DeliveryStatus.UNKNOWN, DeliveryStatus.DELIVERED, DeliveryStatus.SENDING)
 

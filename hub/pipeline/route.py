@@ -139,7 +139,8 @@ def pick(strategy: str, pool: list[dict], counters: Counters, pool_key: str) -> 
         weights = {m["id"]: m["weight"] for m in pool}
         wheel = [i for i in ids for _ in range(weights[i])]
         position = counters.next_position(pool_key)
-        return wheel[position % len(wheel)], f"weighted round-robin over [{', '.join(f'{i}×{weights[i]}' for i in ids)}] (turn {position + 1})"
+        shares = ", ".join(f"{i}×{weights[i]}" for i in ids)
+        return wheel[position % len(wheel)], f"weighted round-robin over [{shares}] (turn {position + 1})"
     position = counters.next_position(pool_key)
     return ids[position % len(ids)], f"round-robin over [{', '.join(ids)}] (turn {position + 1})"
 
@@ -155,7 +156,8 @@ def decide(config, facts: dict, counters: Counters, owner: tuple[str, int] | Non
         if not matches(rule["when"], facts):
             continue
         if rule["assign"]["strategy"] == "manual":
-            return Decision(None, f"rule '{rule['name']}' -> waits for the {rule['assign']['by']} to assign a manager", rule)
+            who = rule["assign"]["by"]
+            return Decision(None, f"rule '{rule['name']}' -> waits for the {who} to assign a manager", rule)
         pool = candidates(config, rule["assign"])
         if pool:
             member, how = pick(rule["assign"]["strategy"], pool, counters, f"rule:{rule['name']}")

@@ -43,7 +43,7 @@ class NewLead:
     status_changed_at: datetime | None = None
     updated_at: datetime = field(default_factory=utcnow)
     id: int | None = None
-    touches: list["NewTouch"] = field(default_factory=list)
+    touches: list[NewTouch] = field(default_factory=list)
 
     @property
     def number(self) -> int | None:
@@ -70,7 +70,7 @@ def write_new(session: Session, leads: list[NewLead], touches: list[NewTouch]) -
     connection = session.connection()
     if leads:
         rows = [{column: getattr(lead, column) for column in LEAD_COLUMNS} for lead in leads]
-        for lead, lead_id in zip(leads, insert_with_ids(connection, Lead.__table__, rows)):
+        for lead, lead_id in zip(leads, insert_with_ids(connection, Lead.__table__, rows), strict=True):
             lead.id = lead_id
     if touches:
         rows = [{"lead_id": touch.lead.id} | {column: getattr(touch, column) for column in TOUCH_COLUMNS}

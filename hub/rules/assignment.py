@@ -9,7 +9,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from hub.durations import format_duration
-from hub.rules import history, people, sla as sla_rules, timers
+from hub.rules import history, people, timers
+from hub.rules import sla as sla_rules
 from hub.rules.tasks import business_hours, open_first_task
 from hub.store.models import Lead, Task
 

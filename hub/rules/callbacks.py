@@ -8,9 +8,9 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from hub.store.models import Lead, Task, Timer
 from hub.rules import history, timers
 from hub.rules.tasks import business_hours
+from hub.store.models import Lead, Task, Timer
 
 OPEN = "open"
 

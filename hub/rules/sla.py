@@ -11,9 +11,9 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from hub.durations import format_duration, parse_duration
-from hub.store.models import Lead, Notification, Task, Timer
 from hub.rules import history, people, timers
 from hub.rules.tasks import business_hours
+from hub.store.models import Lead, Notification, Task, Timer
 
 
 def sla_of(config, lead: Lead) -> dict:

@@ -4,9 +4,9 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from hub.durations import format_duration, parse_duration
-from hub.store.models import Lead, Notification, Task, Timer
 from hub.rules import history, people, timers
 from hub.rules.business_hours import from_config
+from hub.store.models import Lead, Notification, Task, Timer
 
 
 def business_hours(config):

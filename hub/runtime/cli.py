@@ -220,7 +220,8 @@ def route_simulate(path: str) -> None:
     results = simulate(config, samples, Counters(), business_hours(config))
     for index, (sample, decision) in enumerate(results, start=1):
         who = sample.get("name") or sample.get("phone") or sample.get("email") or "?"
-        click.echo(f"{index}. {sample.get('channel', 'form')} {who} -> {decision.member_id or 'nobody'}: {decision.reason}")
+        channel, member = sample.get("channel", "form"), decision.member_id or "nobody"
+        click.echo(f"{index}. {channel} {who} -> {member}: {decision.reason}")
 
 
 @main.command()

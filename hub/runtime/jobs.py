@@ -5,8 +5,8 @@ import time
 
 from hub import context
 from hub.delivery import crm, crm_readback, outbox
-from hub.web import metrics
 from hub.pipeline import process_pending as run_pipeline
+from hub.web import metrics
 
 
 def process_pending() -> int:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
@@ -75,7 +75,7 @@ class WriterLock:
     def held(self) -> Iterator[None]:
         handle = getattr(self.local, "handle", None)
         if handle is None:
-            handle = self.local.handle = open(self.path, "a+b")
+            handle = self.local.handle = open(self.path, "a+b")  # noqa: SIM115 - held for the thread's life
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

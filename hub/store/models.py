@@ -2,12 +2,24 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer,
-                        LargeBinary, String, Text, TypeDecorator, UniqueConstraint)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from hub import clock
@@ -51,13 +63,13 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime")
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value, dialect):
         if value is None:
             return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -96,7 +108,7 @@ class RawEvent(Base):
     triaged_by: Mapped[str | None] = mapped_column(String(64))  # who made a lead of it, or called it spam
     triaged_at: Mapped[datetime | None]
 
-    lead: Mapped["Lead | None"] = relationship()
+    lead: Mapped[Lead | None] = relationship()
 
 
 class TeamMember(Base):
@@ -153,11 +165,11 @@ class Lead(Base):
     status_changed_at: Mapped[datetime | None]
 
     assignee: Mapped[TeamMember | None] = relationship(lazy="joined")
-    touches: Mapped[list["Touch"]] = relationship(back_populates="lead", order_by="Touch.id")
-    tasks: Mapped[list["Task"]] = relationship(order_by="Task.id")
-    notifications: Mapped[list["Notification"]] = relationship(order_by="Notification.id")
-    syncs: Mapped[list["SyncDelivery"]] = relationship(order_by="SyncDelivery.id")
-    history: Mapped[list["LeadHistory"]] = relationship(order_by="LeadHistory.id")
+    touches: Mapped[list[Touch]] = relationship(back_populates="lead", order_by="Touch.id")
+    tasks: Mapped[list[Task]] = relationship(order_by="Task.id")
+    notifications: Mapped[list[Notification]] = relationship(order_by="Notification.id")
+    syncs: Mapped[list[SyncDelivery]] = relationship(order_by="SyncDelivery.id")
+    history: Mapped[list[LeadHistory]] = relationship(order_by="LeadHistory.id")
 
     @property
     def number(self) -> int:

@@ -37,6 +37,6 @@ def last_day(hub, sources: list[str]) -> dict[str, dict[str, int]]:
     except redis.RedisError:
         hub.kicker.breaker.trip()
         return totals
-    for (source, reason, _), value in zip(names, values):
+    for (source, reason, _), value in zip(names, values, strict=True):
         totals[source][reason] += int(value or 0)
     return totals

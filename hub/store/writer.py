@@ -48,7 +48,7 @@ class RowWriter:
             table = model.__table__  # Core executemany: no ORM bookkeeping for write-only rows
             connection = self.session.connection()
             if model is Task:  # other rows refer to tasks: learn their ids
-                for (ref, _), task_id in zip(items, insert_with_ids(connection, table, rows)):
+                for (ref, _), task_id in zip(items, insert_with_ids(connection, table, rows), strict=True):
                     ref.id = task_id
             else:
                 connection.execute(insert(table), rows)

@@ -140,7 +140,8 @@ def list_events():
 
 
 def render_lead(lead: Lead) -> dict:
-    return serialize.lead(lead, current_hub().config["timezone"], current_hub().now(), current_hub().config["sms"]["quiet_hours"])
+    hub = current_hub()
+    return serialize.lead(lead, hub.config["timezone"], hub.now(), hub.config["sms"]["quiet_hours"])
 
 
 def lead_query():

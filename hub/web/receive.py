@@ -16,12 +16,11 @@ from sqlalchemy import bindparam, exists, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from connectors.base import ConnectorError, Inbound, Parsed, clean_text
-from hub.store import rejects
 from hub import registry
 from hub.delivery import crm_readback
 from hub.mapping import load_mapping
 from hub.pipeline.normalise import endpoint_settings, fingerprint, storable_key
-from hub.store import ratelimit
+from hub.store import ratelimit, rejects
 from hub.store.models import RawEvent, new_event_id
 from hub.web import current_hub, metrics
 from hub.web.body import read_body

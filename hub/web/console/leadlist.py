@@ -57,7 +57,8 @@ def filters(args, config, dialect: str) -> list:
     if args.get("channel") in CHANNELS:
         found.append(Lead.channel == args["channel"])
     if args.get("assignee"):
-        found.append(Lead.assignee_id.is_(None) if args["assignee"] == UNASSIGNED else Lead.assignee_id == args["assignee"])
+        unassigned = args["assignee"] == UNASSIGNED
+        found.append(Lead.assignee_id.is_(None) if unassigned else Lead.assignee_id == args["assignee"])
     wanted = {key: args[key] for key in SOURCE_KEYS if args.get(key)}
     if args.get("source_key") in SOURCE_KEYS and args.get("source_value"):
         wanted[args["source_key"]] = args["source_value"]

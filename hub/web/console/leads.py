@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-
 from sqlalchemy import and_, func, select
 
 from hub.mapping import SOURCE_KEYS
@@ -12,8 +11,8 @@ from hub.store.models import Lead, Task
 from hub.web import current_hub
 from hub.web.api import lead_query, render_lead
 from hub.web.console import access, leadlist
-from hub.web.console.blueprint import bp
 from hub.web.console.auth import safe_next
+from hub.web.console.blueprint import bp
 from hub.web.console.views import client_clock, roles
 
 NOTE_LIMIT = 5000
@@ -43,13 +42,15 @@ def unassigned():
     """Open leads nobody owns, oldest first, each with a button per available manager."""
     hub = current_hub()
     open_statuses = ("new", "in_progress")
-    waiting = (select(Lead, Task).outerjoin(Task, and_(Task.lead_id == Lead.id, Task.kind == "assign", Task.status == "open"))
+    head_task = and_(Task.lead_id == Lead.id, Task.kind == "assign", Task.status == "open")
+    waiting = (select(Lead, Task).outerjoin(Task, head_task)
                .where(Lead.assignee_id.is_(None), Lead.status.in_(open_statuses)).order_by(Lead.id).limit(QUEUE_LIMIT))
     loads = select(Lead.assignee_id, func.count()).where(Lead.status.in_(open_statuses)).group_by(Lead.assignee_id)
     with hub.db.read() as session:
         rows = list(session.execute(waiting))
         load = dict(session.execute(loads).all())
-    managers = [dict(m, load=load.get(m["id"], 0)) for m in hub.config["team"] if m["role"] == "manager" and not m["away"]]
+    managers = [dict(m, load=load.get(m["id"], 0)) for m in hub.config["team"]
+                if m["role"] == "manager" and not m["away"]]
     return render_template("console/unassigned.html", rows=rows, managers=managers, now=hub.now())
 
 

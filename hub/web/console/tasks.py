@@ -9,8 +9,8 @@ from hub.pipeline import manager_actions
 from hub.store.models import Lead, Task
 from hub.web import current_hub
 from hub.web.console import access
-from hub.web.console.blueprint import bp
 from hub.web.console.auth import safe_next
+from hub.web.console.blueprint import bp
 from hub.web.console.views import client_clock
 
 CALL_KINDS = ("call", "callback")

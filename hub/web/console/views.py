@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 
 from flask import Flask, abort, g, redirect, render_template, url_for
-from flask_babel import format_datetime, get_locale, gettext as _, lazy_gettext as _l
+from flask_babel import format_datetime, get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -102,5 +104,6 @@ def init_app(app: Flask) -> None:
     from hub.web.console import access, labels
 
     app.jinja_env.filters.update(moment=moment, web_link=web_link, duration=format_duration)
-    app.jinja_env.globals.update(get_locale=get_locale, nav=nav, label=labels.label, task_title=labels.task_title, may_reassign=access.may_reassign, may_act=access.may_act)
+    app.jinja_env.globals.update(get_locale=get_locale, nav=nav, label=labels.label, task_title=labels.task_title,
+                                 may_reassign=access.may_reassign, may_act=access.may_act)
 
