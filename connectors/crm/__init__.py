@@ -83,3 +83,16 @@ def changed_since_last_push(lead: dict, settings: dict) -> set[str]:
     if previous is None:
         return set(current)
     return {key for key, value in current.items() if previous.get(key) != value}
+
+
+def moved(lead: dict, settings: dict, status_codes: dict, user, created: bool = False) -> dict:
+    """The CRM's stage code and user a push sends: what moved in the hub since the last push;
+    a create sends the user and leaves the stage to the CRM's default. ``None``: not sent."""
+    changed = {"assignee"} if created else changed_since_last_push(lead, settings)
+    return {"status": first(status_codes.get(lead.get("status"))) if "status" in changed else None,
+            "user": user if "assignee" in changed else None}
+
+
+def sent_state(sent: dict, lead: dict) -> dict:
+    """What a push sent, as the echo check reads it, beside the lead as the hub had it."""
+    return {"status": text(sent["status"]), "user": text(sent["user"]), "hub": hub_values(lead)}

@@ -139,10 +139,9 @@ def status_ids(settings: dict) -> dict:
 
 
 def update(account: Account, lead: dict, settings: dict, lead_id: str) -> None:
-    changed = crm.changed_since_last_push(lead, settings)
-    changes = {"status_id": crm.first(status_ids(settings).get(lead.get("status"))) if "status" in changed else None,
-               "responsible_user_id": assignee_id(lead, settings) if "assignee" in changed else None}
-    changes = {key: value for key, value in changes.items() if value}
+    sent = crm.moved(lead, settings, status_ids(settings), assignee_id(lead, settings))
+    changes = {key: value for key, value in (("status_id", sent["status"]), ("responsible_user_id", sent["user"]))
+               if value}
     if changes:
         account.request("PATCH", f"/api/v4/leads/{lead_id}", json=changes)
 
@@ -319,12 +318,9 @@ def hub_status(lead: CrmLead, settings: dict) -> str | None:
 
 
 def sent_state(lead: dict, settings: dict, created: bool) -> dict:
-    """What the push sent: a create lands in the pipeline's first stage; an update sends what
-    moved since the last push. ``hub`` is the lead as the hub had it."""
-    changed = {"assignee"} if created else crm.changed_since_last_push(lead, settings)
-    status = crm.first(status_ids(settings).get(lead.get("status"))) if "status" in changed else None
-    user = assignee_id(lead, settings) if "assignee" in changed else None
-    return {"status": crm.text(status), "user": crm.text(user), "hub": crm.hub_values(lead)}
+    """What the push sent (``crm.moved``: a create lands in the pipeline's first stage); ``hub`` is
+    the lead as the hub had it."""
+    return crm.sent_state(crm.moved(lead, settings, status_ids(settings), assignee_id(lead, settings), created), lead)
 
 
 def connect(settings: dict, url: str, throttle: Callable[[], None]) -> list[str]:

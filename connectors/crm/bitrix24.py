@@ -125,10 +125,9 @@ def status_ids(settings: dict) -> dict:
 
 
 def update(portal: Portal, lead: dict, settings: dict, lead_id: str) -> None:
-    changed = crm.changed_since_last_push(lead, settings)
-    fields = {"STATUS_ID": crm.first(status_ids(settings).get(lead.get("status"))) if "status" in changed else None,
-              "ASSIGNED_BY_ID": assignee_id(lead, settings) if "assignee" in changed else None}
-    fields = {name: value for name, value in fields.items() if value}
+    sent = crm.moved(lead, settings, status_ids(settings), assignee_id(lead, settings))
+    fields = {name: value for name, value in (("STATUS_ID", sent["status"]), ("ASSIGNED_BY_ID", sent["user"]))
+              if value}
     if fields:
         portal.call("crm.lead.update", {"id": lead_id, "fields": fields,
                                         "params": {"REGISTER_SONET_EVENT": "Y"}})
@@ -318,12 +317,8 @@ def hub_status(lead: CrmLead, settings: dict) -> str | None:
 
 
 def sent_state(lead: dict, settings: dict, created: bool) -> dict:
-    """What the push sent: a create leaves the stage to the portal's default; an update sends
-    what moved since the last push. ``hub`` is the lead as the hub had it."""
-    changed = {"assignee"} if created else crm.changed_since_last_push(lead, settings)
-    status = crm.first(status_ids(settings).get(lead.get("status"))) if "status" in changed else None
-    user = assignee_id(lead, settings) if "assignee" in changed else None
-    return {"status": status, "user": crm.text(user), "hub": crm.hub_values(lead)}
+    """What the push sent (``crm.moved``); ``hub`` is the lead as the hub had it."""
+    return crm.sent_state(crm.moved(lead, settings, status_ids(settings), assignee_id(lead, settings), created), lead)
 
 
 def connect(settings: dict, url: str, throttle: Callable[[], None]) -> list[str]:
