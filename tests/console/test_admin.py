@@ -104,3 +104,13 @@ def test_dead_crm_deliveries_are_replayed_by_target(console, make_lead, hub):
     with hub.db.read() as session:
         states = dict(session.execute(select(SyncDelivery.target, SyncDelivery.status)).all())
     assert states == {"bitrix24": "dead", "webhook": "pending"}
+
+
+def test_a_dead_message_to_the_team_is_listed_without_a_lead(console, hub):
+    """Silence alarms go to admins with no lead behind them."""
+    with hub.db.write() as session:
+        session.add(Notification(lead_id=None, rule="silence:forms/landing", channel="email", sender="log",
+                                 to="ada@example.com", text="silent", status="dead", attempts=8,
+                                 last_error="smtp: 550 mailbox unavailable"))
+    page = console("ada").get("/console/dead")
+    assert page.status_code == 200 and "ada@example.com" in page.text and "silence:forms/landing" in page.text
