@@ -68,13 +68,13 @@ class Batch:
     def apply_touch(self, raw: RawEvent, item: Normalised) -> None:
         lead = self.thread_lead(item) or self.contacts.find(item.lead)
         if lead is None:
-            lead = NewLead(channel=item.channel, source=item.source, last_source=item.source,
+            lead = NewLead(channel=item.channel, source=item.source, last_source=item.last_source,
                            created_at=item.at, **item.lead)
             self.contacts.add(lead)
             self.new_leads.append(lead)
         else:
             merge_contact(lead, item.lead)
-            lead.last_source = item.source
+            lead.last_source = item.last_source
             self.changed(lead)
         details = item.details | ({"applied": [raw.event_id]} if item.call else {})
         touch = NewTouch(lead=lead, touch_key=item.touch_key, event_id=raw.event_id, channel=item.channel,

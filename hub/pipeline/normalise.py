@@ -17,6 +17,7 @@ from hub.pipeline import calls
 
 URL_ATTRIBUTION = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
                    "gclid", "yclid")
+TRACKED_KEYS = (*URL_ATTRIBUTION, "referrer", "landing_page")  # what the tracking script keeps per touch
 # Header-derived fields the webforms connectors add for the mapping's fallbacks: they are
 # attribution, not what the client typed, so they stay out of the touch's field list.
 DERIVED_FIELDS = ("http_referer", "http_origin")
@@ -32,6 +33,7 @@ class Normalised:
     at: datetime
     lead: dict[str, Any] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
+    last_source: dict[str, Any] = field(default_factory=dict)  # the latest touch, when the form names it
     details: dict[str, Any] = field(default_factory=dict)
     ignore: str | None = None
     invalid: dict[str, str] = field(default_factory=dict)
@@ -89,7 +91,7 @@ def normalise_parsed(config, module, raw, parsed: Parsed, index: int) -> Normali
     details = touch_details(raw, parsed, mapped.details) | ({"problems": mapped.invalid} if mapped.invalid else {})
     return Normalised(
         channel=parsed.extra.get("channel") or module.CHANNEL, touch_key=key, at=raw.received_at,
-        lead=mapped.lead, source=source, details=details,
+        lead=mapped.lead, source=source, last_source=last_touch(parsed.fields, source), details=details,
         ignore=None if raw.override == "as-lead" else parsed.ignore, invalid=mapped.invalid,
         extra=parsed.extra)
 
@@ -123,6 +125,15 @@ def touch_details(raw, parsed: Parsed, mapped_details: dict) -> dict:
     if parsed.extra.get("call"):
         return calls.initial_details(parsed.extra["call"], mapped_details)
     return mapped_details
+
+
+def last_touch(fields: dict[str, str], first: dict[str, Any]) -> dict[str, Any]:
+    """The latest touch the tracking script put in ``last_*`` hidden fields, with the first
+    touch's form, mailbox and number; the first touch itself when the form sent none."""
+    if not fields.get("last_landing_page"):
+        return first
+    touch = {key: (fields.get(f"last_{key}") or "").strip() or None for key in TRACKED_KEYS}
+    return complete_source(first | touch)
 
 
 def complete_source(source: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from hub import context
     from hub.config import load_config
-    from hub.web import api, console, errors, health, metrics, receive
+    from hub.web import api, console, errors, health, metrics, receive, tracking
 
     test_config = test_config or {}
     hub = test_config.get("hub")
@@ -33,5 +33,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp, url_prefix="/api")
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(tracking.bp)
     console.init_app(app, hub, test_config.get("secret_key"))
     return app
