@@ -1,12 +1,14 @@
 """Leads: the list (filters, search, sorting, pages) and the lead card with its actions."""
 from __future__ import annotations
 
-from flask import flash, g, redirect, render_template, request, url_for
+from flask import Response, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import and_, func, select
 
 from hub.mapping import SOURCE_KEYS
 from hub.pipeline import manager_actions
+from hub.reports import export
+from hub.reports.leads import HEADER, lead_rows
 from hub.store.models import Lead, Task
 from hub.web import current_hub
 from hub.web.api import lead_query, render_lead
@@ -34,6 +36,25 @@ def leads():
     with hub.db.read() as session:
         page = leadlist.fetch(session, args, hub.config, only_assignee=only)
     return render_template("console/leads.html", page=page, **list_context(args))
+
+
+@bp.get("/leads.<fmt>")
+def leads_download(fmt: str):
+    """The list as filtered on the page, every page of it, as CSV or XLSX."""
+    if fmt not in export.FORMATS:
+        abort(404)
+    hub, args = current_hub(), request.args.to_dict()
+    args.pop("cursor", None)
+    only = None if access.sees_all(g.member) else g.member["id"]
+    statement, _column = leadlist.query(args, hub.config, hub.db.engine.dialect.name, only_assignee=only)
+    return download(fmt, "leads", HEADER, lead_rows(hub.db, statement, hub.config["timezone"]))
+
+
+def download(fmt: str, name: str, header, rows) -> Response:
+    content_type, stream = export.FORMATS[fmt]
+    day = current_hub().now().date().isoformat()
+    return Response(stream(header, rows), content_type=content_type, headers={
+        "Content-Disposition": f'attachment; filename="{name}-{day}.{fmt}"'})
 
 
 @bp.get("/unassigned")
