@@ -13,6 +13,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from hub import context
     from hub.config import load_config
     from hub.web import api, console, errors, health, metrics, receive, tracking
+    from hub.web import reportapi  # noqa: F401  (its routes join the API's blueprint)
 
     test_config = test_config or {}
     hub = test_config.get("hub")

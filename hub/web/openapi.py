@@ -11,6 +11,7 @@ from typing import Any
 from connectors.base import MAX_WHOLE_NUMBER
 from hub import registry
 from hub.pipeline.normalise import endpoint_settings
+from hub.reports import queries
 
 ERROR_STATUSES = {
     "400": "malformed: a field, header, query parameter or the body is not what it should be",
@@ -24,6 +25,7 @@ INTAKE_ERRORS = ("400", "401", "403", "404", "405", "413", "415", "422", "429", 
 API_ERRORS = ("400", "401", "403")
 TEXT = {"type": "string"}
 NULLABLE_TEXT = {"type": ["string", "null"]}
+DAY = {"type": "string", "format": "date"}
 MOMENT = {"type": "string", "format": "date-time"}
 NULLABLE_MOMENT = {"type": ["string", "null"], "format": "date-time"}
 
@@ -163,7 +165,17 @@ def api_paths(page_limit: int, event_statuses: tuple, lead_statuses: tuple) -> d
         "/api/openapi.json": {"get": {"security": BEARER, "responses": {
             "200": {"description": "this document", "content": json_content({"type": "object"})},
             **errors(*API_ERRORS)}}},
-    } | service_paths()
+    } | service_paths() | report_paths()
+
+
+def report_paths() -> dict:
+    common = [query_parameter("from", DAY), query_parameter("to", DAY),
+              query_parameter("model", {"enum": list(queries.MODELS)})]
+    common += [query_parameter(name, TEXT) for name in queries.FILTERS]
+    by = query_parameter("by", {"enum": list(queries.DIMENSIONS)})
+    return {"/api/reports/channels": {"get": read("Report", [*common, by])},
+            "/api/reports/managers": {"get": read("Report", common)},
+            "/api/reports/timeseries": {"get": read("Report", common)}}
 
 
 def service_paths() -> dict:
@@ -186,6 +198,7 @@ def schemas(event_statuses: tuple, lead_statuses: tuple) -> dict:
         "EventPage": page_of("Event"), "LeadPage": page_of("Lead"),
         "LeadChanges": {"type": "object", "properties": {"status": {"enum": list(lead_statuses)},
                                                          "assignee": TEXT}},
+        "Report": {"type": "object", "required": ["from", "to", "timezone", "model", "filters"]},
         "TaskOutcome": {"type": "object", "properties": {"outcome": TEXT}},
         "Health": {"type": "object", "required": ["db", "redis"], "properties": {
             "db": TEXT, "redis": TEXT, "mailboxes": {"type": "object", "additionalProperties": TEXT}}},

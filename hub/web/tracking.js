@@ -88,7 +88,7 @@
     var run = function () { fillAll(state); };
     if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", run);
     else run();
-    // forms drawn later (Tilda's pop-ups) and any form at the moment it is sent
+    // forms drawn later (site builders' pop-ups) and any form at the moment it is sent
     document.addEventListener("submit", function (event) { fill(event.target, state); }, true);
     if (window.MutationObserver) new MutationObserver(run).observe(document.documentElement, {childList: true, subtree: true});
   }

@@ -12,7 +12,7 @@ from flask import Flask, redirect, request, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import Babel
 
-from hub.web.console import auth, inbox, leads, sources, tasks, views  # noqa: F401 (their routes join bp)
+from hub.web.console import auth, inbox, leads, reports, sources, tasks, views  # noqa: F401 (their routes join bp)
 from hub.web.console.blueprint import bp, csrf
 
 HERE = Path(__file__).resolve().parent

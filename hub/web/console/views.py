@@ -23,6 +23,7 @@ NAV = (
     ("console.my_tasks", _l("My tasks"), ("manager", "head", "director"), ()),
     ("console.leads", _l("Leads"), ("manager", "head", "director", "admin"), ("console.lead",)),
     ("console.unassigned", _l("Unassigned"), ("head", "director"), ()),
+    ("console.reports", _l("Reports"), ("head", "director", "admin"), ()),
     ("console.inbox", _l("Inbox"), ("admin",), ("console.event",)),
     ("console.dead_letters", _l("Dead letters"), ("admin",), ()),
     ("console.sources", _l("Sources"), ("admin",), ()),

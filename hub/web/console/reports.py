@@ -1,0 +1,58 @@
+"""Reports: channels and campaigns, managers, leads per day; each a chart with its table beside
+it, the numbers of ``/api/reports/…``, and a CSV or XLSX download."""
+from __future__ import annotations
+
+from flask import abort, render_template, request
+
+from hub.reports import export, queries
+from hub.web.console import access
+from hub.web.console.blueprint import bp
+from hub.web.console.labels import label
+from hub.web.console.leads import download
+from hub.web.console.views import roles
+from hub.web.reportapi import run
+
+REPORTS = ("channels", "managers", "timeseries")
+COLUMNS = {"channels": ("key", "leads", "converted", "conversion", "first_response_median"),
+           "managers": ("key", "leads", "converted", "conversion", "first_response_median", "first_response_p90",
+                        "sla_breaches", "escalations", "callbacks")}
+
+
+@bp.get("/reports")
+@roles(*access.SEES_ALL)
+def reports():
+    args = request.args.to_dict()
+    try:
+        answers = {name: run(name, args) for name in REPORTS}
+    except queries.ReportError as error:
+        return render_template("console/reports.html", error=error, args=args, **choices()), 400
+    channel_labels = {channel: label(channel) for channel in answers["timeseries"]["series"]}
+    return render_template("console/reports.html", answers=answers, args=args, channel_labels=channel_labels,
+                           **choices())
+
+
+def choices() -> dict:
+    return {"models": queries.MODELS, "dimensions": queries.DIMENSIONS, "reports": REPORTS}
+
+
+@bp.get("/reports/<name>.<fmt>")
+@roles(*access.SEES_ALL)
+def report_download(name: str, fmt: str):
+    if name not in REPORTS or fmt not in export.FORMATS:
+        abort(404)
+    try:
+        answer = run(name, request.args.to_dict())
+    except queries.ReportError:
+        abort(400)
+    header, rows = table_of(name, answer)
+    return download(fmt, f"report-{name}", header, rows)
+
+
+def table_of(name: str, answer: dict) -> tuple[tuple, list]:
+    if name == "timeseries":
+        channels = tuple(answer["series"])
+        return ("day", *channels), [[day, *(answer["series"][c][i] for c in channels)]
+                                    for i, day in enumerate(answer["days"])]
+    header = COLUMNS[name]
+    header = (answer["by"], *header[1:]) if name == "channels" else ("assignee", *header[1:])
+    return header, [[row[column] for column in COLUMNS[name]] for row in answer["rows"]]
