@@ -117,3 +117,18 @@ def test_with_consent_pending_nothing_is_kept_until_started(browser, site):
     browser.execute_script("window.leadHubTracking.start()")
     assert '"utm_source":"yandex"' in browser.execute_script(stored)
     assert browser.find_element(By.CSS_SELECTOR, "input[name=utm_source]").get_attribute("value") == "yandex"
+
+
+def test_intake_reads_the_last_touch_fields_and_keeps_the_first(client, run_jobs, hub):
+    """What the script sends, posted without a browser; a form without it keeps one touch."""
+    first = {"utm_source": "yandex", "landing_page": "https://site.example/promo?utm_term=crm"}
+    last = {"last_utm_source": "", "last_referrer": "", "last_landing_page": "https://site.example/price"}
+    assert client.post("/hooks/forms/landing", data={"phone": PHONE, **first, **last}).status_code == 202
+    assert client.post("/hooks/forms/landing", data={"phone": "+79161112233", "utm_source": "vk"}).status_code == 202
+    run_jobs()
+    with hub.db.read() as session:
+        tracked, plain = session.scalars(select(Lead).order_by(Lead.id)).all()
+    assert (tracked.source["utm_source"], tracked.source["utm_term"]) == ("yandex", "crm")
+    assert tracked.last_source["utm_source"] is None  # the latest visit was direct
+    assert tracked.last_source["landing_page"] == "https://site.example/price"
+    assert plain.source["utm_source"] == plain.last_source["utm_source"] == "vk"
