@@ -12,8 +12,16 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from hub import context
     from hub.config import load_config
-    from hub.web import api, console, errors, health, metrics, receive, tracking
-    from hub.web import reportapi  # noqa: F401  (its routes join the API's blueprint)
+    from hub.web import (
+        api,
+        console,
+        errors,
+        health,
+        metrics,
+        receive,
+        reportapi,  # noqa: F401  (its routes join the API's blueprint)
+        tracking,
+    )
 
     test_config = test_config or {}
     hub = test_config.get("hub")
