@@ -67,4 +67,7 @@ def test_screenshots_of_the_main_pages(browser, live, make_lead, hub, folder):
     browser.get(f"{live}/console/sources")
     wait_page(browser, "Источники")
     files += shoot(browser, folder, "sources")
+    browser.get(f"{live}/console/reports")
+    wait_page(browser, "Отчёты")
+    files += shoot(browser, folder, "reports")
     assert all(path.stat().st_size > 10_000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in files)
