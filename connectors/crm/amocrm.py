@@ -1,5 +1,5 @@
 """amoCRM (Kommo) CRM target (``crm: [{target: amocrm, base_url: ..., token_env: ...}]``), API v4
-with a bearer token (shared/formats/amocrm.md); field codes come from ``mappings/crm/amocrm.yaml``.
+with a bearer token (amoCRM API v4); field codes come from ``mappings/crm/amocrm.yaml``.
 
 * create: ``POST /api/v4/leads/complex`` with one lead, its contact (PHONE / EMAIL) and the
   channel as a tag; the client's message follows as a common note on the lead.

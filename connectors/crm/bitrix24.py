@@ -1,5 +1,5 @@
 """Bitrix24 CRM target (``crm: [{target: bitrix24, webhook_url_env: ...}]``) through an incoming
-webhook (shared/formats/bitrix24.md); field names come from ``mappings/crm/bitrix24.yaml``.
+webhook (Bitrix24 REST API); field names come from ``mappings/crm/bitrix24.yaml``.
 
 * create: ``crm.lead.add``, marked ``ORIGINATOR_ID`` "lead-hub" + ``ORIGIN_ID`` "<number>". A retry
   (attempt > 1) first asks ``crm.lead.list`` for that pair: the try that timed out may have

@@ -4,7 +4,7 @@ Every callback is a form-encoded POST (a JSON one, or a GET, if so configured) s
 ``X-Twilio-Signature`` (see ``connectors.twilio_signature``). ``CallSid`` names the call; ``SequenceNumber`` orders
 its callbacks, which may arrive out of order (without it, the ``Timestamp``).
 
-Missed-call rule (shared/formats/twilio.md): a terminal ``no-answer``, ``busy``, ``canceled``
+Missed-call rule (Twilio's call status values): a terminal ``no-answer``, ``busy``, ``canceled``
 or ``failed`` is missed; ``completed`` is answered when ``CallDuration`` > 0, else missed.
 ``completed`` only says audio was connected: an IVR or voicemail that picks up also completes.
 
