@@ -33,7 +33,7 @@ def entries(values: list) -> list[tuple[int, dict]]:
 def problems(document: dict) -> list[str]:
     return (team_problems(document) + form_problems(document) + routing_problems(document)
             + sender_problems(document) + provider_problems(document) + crm_problems(document)
-            + confirmation_problems(document))
+            + confirmation_problems(document) + scoring_problems(document))
 
 
 def team_problems(document: dict) -> list[str]:
@@ -203,3 +203,17 @@ def secret_problems(where: str, section: Any, module) -> list[str]:
     required = set(module.SECRETS) - set(getattr(module, "OPTIONAL_SECRETS", ()))
     return [f"{where}.{key}: required (names the environment variable holding the secret)"
             for key in sorted(required) if not section.get(key)]
+
+
+def scoring_problems(document: dict) -> list[str]:
+    """Routing on a score needs scores; on a probability, a model that learns it."""
+    scoring = document.get("scoring")
+    found = []
+    for index, rule in entries(listing(document, "routing")):
+        when = rule.get("when") if isinstance(rule.get("when"), dict) else {}
+        if "class" in when and not isinstance(scoring, dict):
+            found.append(f"routing.{index}.when.class: leads have no class without a scoring: section")
+        for key in ("min_probability", "max_probability"):
+            if key in when and not (isinstance(scoring, dict) and isinstance(scoring.get("model"), dict)):
+                found.append(f"routing.{index}.when.{key}: leads have no probability without scoring.model")
+    return found

@@ -23,6 +23,12 @@ ROLES = tuple(Role)
 ESCALATION_ROLES = (Role.HEAD, Role.DIRECTOR)  # an escalation step names one of these or a person
 LOCALES = ("ru", "en")
 CHANNELS = ("form", "mail", "call", "sms")
+SCORE_CLASSES = ("A", "B", "C")  # best first
+# what the learned probability may be computed from: the facts every lead has (``fields.<name>``
+# adds a form field)
+MODEL_FIELDS = ("channel", "form", "mailbox", "called_number", "utm_source", "utm_medium", "utm_campaign",
+                "utm_term", "utm_content", "country", "region", "business_hours", "known_client",
+                "has_email", "has_phone")
 
 
 def did_you_mean(value: str, choices) -> str:
@@ -133,7 +139,22 @@ class AssignSchema(Section):
     escalate_to = fields.String(load_default="director")
 
 
-class RoutingConditionSchema(Section):
+class FieldValues(fields.Field):
+    """A form field's condition: ``true`` (filled in), ``false`` (missing or empty), or the
+    values it may hold."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            return value
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in values):
+            raise ValidationError("true, false, or a value or a list of values")
+        return [str(v) for v in values]
+
+
+class LeadConditionSchema(Section):
+    """What a rule can ask about a lead: routing rules and scoring rules share it."""
+
     channel = fields.List(fields.String(validate=validate.OneOf(CHANNELS)))
     form = fields.List(fields.String())
     mailbox = fields.List(fields.String())
@@ -148,6 +169,31 @@ class RoutingConditionSchema(Section):
     words = fields.List(fields.String())
     business_hours = fields.Boolean()
     known_client = fields.Boolean()
+    has_email = fields.Boolean()
+    has_phone = fields.Boolean()
+    fields_ = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=200)), values=FieldValues(),
+                          data_key="fields")  # the form's own fields (budget, company, ...)
+
+    @post_load
+    def restore_keys(self, data, **kwargs):
+        if "fields_" in data:
+            data["fields"] = data.pop("fields_")
+        return data
+
+
+class RoutingConditionSchema(LeadConditionSchema):
+    """Routing may also ask about the lead's score (with a ``scoring:`` section)."""
+
+    class_ = fields.List(fields.String(validate=validate.OneOf(SCORE_CLASSES)), data_key="class")
+    min_probability = fields.Float(validate=validate.Range(min=0, max=1))
+    max_probability = fields.Float(validate=validate.Range(min=0, max=1))
+
+    @post_load
+    def restore_keys(self, data, **kwargs):
+        data = super().restore_keys(data, **kwargs)
+        if "class_" in data:
+            data["class"] = data.pop("class_")
+        return data
 
 
 class RoutingRuleSchema(Section):
@@ -317,6 +363,67 @@ class CrmTargetSchema(Section):
         return super().known_keys(original) | registry.crm_settings(target)
 
 
+class ScoringRuleSchema(Section):
+    name = fields.String(load_default=None, allow_none=True)  # the explanation's label
+    when = fields.Nested(LeadConditionSchema, load_default=dict)
+    points = fields.Integer(required=True, validate=validate.Range(min=-1000, max=1000))
+
+
+class ClassThresholdSchema(Section):
+    points = fields.Integer(required=True)  # at least this many points
+    probability = fields.Float(load_default=None, allow_none=True,  # at least this, once it is learned
+                               validate=validate.Range(min=0, max=1))
+
+
+class AmountDefaultSchema(Section):
+    when = fields.Nested(LeadConditionSchema, load_default=dict)
+    amount = fields.Float(required=True, validate=validate.Range(min=0))
+
+
+class AmountSchema(Section):
+    """The lead's value: the expected amount. (Named ``amount`` in the config: marshmallow
+    reports a mapping's entries under ``key``/``value``, which a ``value`` key would blur.)"""
+
+    field = fields.String(load_default=None, allow_none=True)  # a form field holding the amount
+    defaults = fields.List(fields.Nested(AmountDefaultSchema), load_default=list)  # per source, first match
+    default = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=0))
+
+
+class ModelField(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        name = super()._deserialize(value, attr, data, **kwargs)
+        if name in MODEL_FIELDS or (name.startswith("fields.") and len(name) > len("fields.")):
+            return name
+        raise ValidationError(f"unknown field {name!r}{did_you_mean(name, MODEL_FIELDS)} "
+                              "(or fields.<form field>)")
+
+
+class ModelSchema(Section):
+    fields_ = fields.List(ModelField(), data_key="fields", required=True, validate=validate.Length(min=1))
+    min_closed = fields.Integer(load_default=200, validate=validate.Range(min=1))
+    retrain_at = fields.String(load_default="03:00", allow_none=True,  # daily, team's time zone; null: never
+                               validate=validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", error="a time of day, HH:MM"))
+
+    @post_load
+    def restore_keys(self, data, **kwargs):
+        data["fields"] = data.pop("fields_")
+        return data
+
+
+class ScoringSchema(Section):
+    rules = fields.List(fields.Nested(ScoringRuleSchema), load_default=list)
+    classes = fields.Dict(keys=fields.String(validate=validate.OneOf(SCORE_CLASSES[:2])),
+                          values=fields.Nested(ClassThresholdSchema), load_default=dict)
+    amount = fields.Nested(AmountSchema, load_default=lambda: AmountSchema().load({}))
+    model = fields.Nested(ModelSchema, load_default=None, allow_none=True)
+
+    @validates_schema
+    def check_order(self, data, **kwargs):
+        a, b = (data.get("classes") or {}).get("A"), (data.get("classes") or {}).get("B")
+        if a and b and a["points"] < b["points"]:
+            raise ValidationError("A needs at least as many points as B", "classes")
+
+
 class ConfigSchema(Section):
     region = fields.String(load_default="RU", validate=validate.Regexp(r"^[A-Z]{2}$"))
     locale = fields.String(load_default="ru", validate=validate.OneOf(LOCALES))  # the console's language
@@ -341,3 +448,4 @@ class ConfigSchema(Section):
     limits = fields.Nested(LimitsSchema, load_default=lambda: LimitsSchema().load({}))
     pipeline = fields.Nested(PipelineSchema, load_default=lambda: PipelineSchema().load({}))
     outbox = fields.Nested(OutboxSchema, load_default=lambda: OutboxSchema().load({}))
+    scoring = fields.Nested(ScoringSchema, load_default=None, allow_none=True)  # none: leads are not scored

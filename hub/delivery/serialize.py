@@ -77,8 +77,18 @@ def lead(item: Lead, zone: str = "Europe/Moscow", now=None, quiet_hours: str | N
         "sync": [sync(s) for s in item.syncs],
         "created_at": iso(item.created_at), "updated_at": iso(item.updated_at),
         "handled_at": iso(item.handled_at), "history": [history(h) for h in item.history],
-        "problems": problems(item), **client_time(item, zone, now),
+        "problems": problems(item), "score": score(item), **client_time(item, zone, now),
     }
+
+
+def score(item: Lead) -> dict | None:
+    """``class``, ``probability`` (0..1, null while it is not learned), ``value`` and
+    ``details`` (``text``: the explanation; points, rules, factors, override); null when the
+    lead was not scored (no ``scoring:`` section)."""
+    if item.score_class is None:
+        return None
+    return {"class": item.score_class, "probability": item.score_probability, "value": item.score_value,
+            "details": item.score_details or {}}
 
 
 def problems(item: Lead) -> dict[str, str]:

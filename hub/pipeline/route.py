@@ -91,18 +91,45 @@ def phone_geography(phone: str | None) -> tuple[str | None, str | None]:
     return phonenumbers.region_code_for_number(number), geocoder.description_for_number(number, "en") or None
 
 
+GEOGRAPHY = ("country", "region")
+
+
 def uses_geography(config) -> bool:
-    return any("country" in rule["when"] or "region" in rule["when"] for rule in config["routing"])
+    """Whether any rule (routing, scoring, the scoring model) asks for the phone's country or region."""
+    scoring = config.get("scoring") or {}
+    conditions = [rule["when"] for rule in config["routing"]]
+    conditions += [rule["when"] for rule in scoring.get("rules", [])]
+    conditions += [entry["when"] for entry in scoring.get("amount", {}).get("defaults", [])]
+    model_fields = (scoring.get("model") or {}).get("fields", [])
+    return any(key in when for when in conditions for key in GEOGRAPHY) or any(f in GEOGRAPHY for f in model_fields)
+
+
+def form_fields(lead) -> dict:
+    """The fields of the lead's first form submission (empty for other channels)."""
+    for touch in lead.touches or ():
+        fields = (touch.details or {}).get("fields")
+        if fields is not None:
+            return fields
+    return {}
 
 
 def facts_of(lead: Lead, open_now: bool, known: bool, geography: bool = True) -> dict:
-    """What routing rules can ask about a lead. Looking up the phone's country and region
-    costs more than the rest together, so a config whose rules never ask skips it."""
+    """What routing and scoring rules can ask about a lead. Looking up the phone's country and
+    region costs more than the rest together, so a config whose rules never ask skips it."""
     source = lead.source or {}
     country, region = phone_geography(lead.phone) if geography else (None, None)
     facts = {key: source.get(key) for key in (*UTM, "form", "mailbox", "called_number")}
     return facts | {"channel": lead.channel, "country": country, "region": region,
-                    "message": lead.message or "", "business_hours": open_now, "known_client": known}
+                    "message": lead.message or "", "business_hours": open_now, "known_client": known,
+                    "has_email": bool(lead.email), "has_phone": bool(lead.phone), "fields": form_fields(lead)}
+
+
+def fields_match(expected: dict, fields: dict) -> bool:
+    for name, wanted in expected.items():
+        value = str(fields.get(name) or "").strip()
+        if (bool(value) is not wanted) if isinstance(wanted, bool) else (value not in wanted):
+            return False
+    return True
 
 
 def matches(when: dict, facts: dict) -> bool:
@@ -110,6 +137,13 @@ def matches(when: dict, facts: dict) -> bool:
         if key == "words":
             text = facts["message"].lower()
             if not any(word.lower() in text for word in expected):
+                return False
+        elif key == "fields":
+            if not fields_match(expected, facts["fields"]):
+                return False
+        elif key in ("min_probability", "max_probability"):
+            probability = facts.get("probability")
+            if probability is None or (probability < expected if key == "min_probability" else probability > expected):
                 return False
         elif isinstance(expected, bool):
             if facts.get(key) is not expected:

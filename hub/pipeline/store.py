@@ -18,7 +18,8 @@ from hub.store.models import Lead, Touch, utcnow
 from hub.store.writer import insert_with_ids
 
 LEAD_COLUMNS = ("status", "name", "phone", "email", "message", "channel", "source", "last_source",
-                "assignee_id", "assignment_reason", "created_at", "updated_at", "routing_rule")
+                "assignee_id", "assignment_reason", "created_at", "updated_at", "routing_rule",
+                "score_class", "score_probability", "score_value", "score_details")
 TOUCH_COLUMNS = ("touch_key", "event_id", "channel", "at", "source", "details")
 
 
@@ -41,6 +42,10 @@ class NewLead:
     routing_rule: str | None = None
     handled_at: datetime | None = None
     status_changed_at: datetime | None = None
+    score_class: str | None = None
+    score_probability: float | None = None
+    score_value: float | None = None
+    score_details: dict[str, Any] | None = None
     updated_at: datetime = field(default_factory=utcnow)
     id: int | None = None
     touches: list[NewTouch] = field(default_factory=list)

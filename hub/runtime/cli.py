@@ -224,6 +224,40 @@ def route_simulate(path: str) -> None:
         click.echo(f"{index}. {channel} {who} -> {member}: {decision.reason}")
 
 
+@main.group()
+def score() -> None:
+    """Lead scoring."""
+
+
+def scoring_hub():
+    hub = load_hub()
+    if not hub.config["scoring"]:
+        raise click.ClickException("the config has no scoring: section")
+    return hub
+
+
+@score.command("train")
+def score_train() -> None:
+    """Learn the probability from the closed leads, then rescore the open ones."""
+    from hub.pipeline import score as scoring
+
+    hub = scoring_hub()
+    if not hub.config["scoring"]["model"]:
+        raise click.ClickException("the config has no scoring.model section: nothing to learn")
+    model = scoring.train(hub)
+    needed = hub.config["scoring"]["model"]["min_closed"]
+    state = "in use" if model.closed >= needed else f"not used until {needed} closed leads; rules meanwhile"
+    click.echo(f"trained on {model.closed} closed leads ({model.won} converted, {model.lost} lost): {state}")
+
+
+@score.command("rescore")
+def score_rescore() -> None:
+    """Score every open lead again (after a config change); overrides are kept."""
+    from hub.pipeline import score as scoring
+
+    click.echo(f"{scoring.rescore(scoring_hub())} open leads changed class or probability")
+
+
 @main.command()
 def run() -> None:
     """Everything in one process tree: migrate, then web, worker, scheduler and mail poller."""

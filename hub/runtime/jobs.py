@@ -6,6 +6,7 @@ import time
 from hub import context
 from hub.delivery import crm, crm_readback, outbox
 from hub.pipeline import process_pending as run_pipeline
+from hub.pipeline import score
 from hub.web import metrics
 
 
@@ -72,3 +73,14 @@ def kick_pushes(hub) -> None:
     """A change read back from one CRM goes out to the other targets."""
     if crm.due_count(hub):
         hub.kicker.kick("sync")
+
+
+def train_scores() -> int:
+    """The nightly retraining of the learned probability (and rescoring of open leads)."""
+    hub = context.current()
+    hub.kicker.clear("score")
+    if not score.training_due(hub):  # another worker trained since the kick
+        return 0
+    score.train(hub)
+    kick_pushes(hub)
+    return 1

@@ -9,6 +9,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub.delivery import crm, crm_readback, outbox, sources
+from hub.pipeline import score
 from hub.rules import firing
 from hub.store.models import RawEvent
 
@@ -41,6 +42,7 @@ def tick(hub) -> dict:
     done["crm"] = crm_readback.events_due(hub, hub.config["pipeline"]["sweep_after"]) and hub.kicker.kick("crm")
     done["crm_poll"] = crm_readback.polls_due(hub) and hub.kicker.kick("crm_poll")
     done["silence"] = sources.check(hub)
+    done["score_training"] = score.training_due(hub) and hub.kicker.kick("score")
     return done
 
 

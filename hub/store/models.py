@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -145,6 +146,7 @@ class Lead(Base):
         Index("ix_leads_assignee_id_id", "assignee_id", "id"),
         Index("ix_leads_status_id", "status", "id"),
         Index("ix_leads_updated_at_id", "updated_at", "id"),
+        Index("ix_leads_score_class_id", "score_class", "id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -163,6 +165,12 @@ class Lead(Base):
     routing_rule: Mapped[str | None] = mapped_column(String(100))  # whose SLA applies
     handled_at: Mapped[datetime | None]  # a manager's first action: stops the escalation chain
     status_changed_at: Mapped[datetime | None]
+    # the score (hub.pipeline.score): null without a ``scoring:`` section
+    score_class: Mapped[str | None] = mapped_column(String(1))  # A | B | C, the override included
+    score_probability: Mapped[float | None] = mapped_column(Float)  # learned; null while history is thin
+    score_value: Mapped[float | None] = mapped_column(Float)  # the expected amount
+    score_details: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # why: points, factors, text
+    score_override: Mapped[str | None] = mapped_column(String(1))  # the class a head or director set
 
     assignee: Mapped[TeamMember | None] = relationship(lazy="joined")
     touches: Mapped[list[Touch]] = relationship(back_populates="lead", order_by="Touch.id")
@@ -355,3 +363,18 @@ class Checkpoint(Base):
     consecutive_errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
     behind: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class ScoreModel(Base):
+    """One training of the learned probability: per chosen field, how many converted and how
+    many lost (junk, archived) leads had each value. The newest row is the one in use."""
+
+    __tablename__ = "score_models"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    token: Mapped[str] = mapped_column(String(32), default=new_event_id)  # identifies it in caches
+    trained_at: Mapped[datetime] = mapped_column(default=utcnow)
+    fields: Mapped[list] = mapped_column(JSON, default=list)
+    closed: Mapped[int] = mapped_column(Integer, default=0)
+    won: Mapped[int] = mapped_column(Integer, default=0)
+    tables: Mapped[dict[str, Any]] = mapped_column(default=dict)  # field -> value -> [won, lost]

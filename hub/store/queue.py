@@ -25,6 +25,7 @@ JOBS = {
     "sync": "hub.runtime.jobs.deliver_syncs",
     "crm": "hub.runtime.jobs.read_back_crm_events",
     "crm_poll": "hub.runtime.jobs.poll_crms",
+    "score": "hub.runtime.jobs.train_scores",
 }
 _embedded = None
 _lock = threading.Lock()

@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 from connectors.base import MAX_WHOLE_NUMBER, clean_text, whole_number
 from hub.delivery import serialize
 from hub.mapping import InvalidValue, normalise_phone
-from hub.pipeline import manager_actions
+from hub.pipeline import manager_actions, score
 from hub.store.models import Lead, RawEvent, Task
 from hub.web import current_hub, openapi
 from hub.web.body import json_body
@@ -231,3 +231,38 @@ def close_task(task_id: str):
             raise HubError(404, "no such task", {"task_id": "unknown"})
         manager_actions.close_task(session, current_hub(), task, clean_text(outcome) if outcome else outcome)
         return jsonify(serialize.task(task))
+
+
+SCORE_OVERRIDERS = ("head", "director")
+
+
+@bp.post("/leads/<number>/score")
+def override_score(number: str):
+    """A head or director moves the lead's class up or down by one (``reset``: back to the
+    scored class); ``by`` names them, and their role is checked."""
+    number = path_id(number, "number", "lead")
+    change, actor = score_change(request_json())
+    with current_hub().db.write() as session:
+        lead = session.get(Lead, number)
+        if lead is None:
+            raise HubError(404, "no such lead", {"number": "unknown"})
+        try:
+            score.override(session, current_hub(), lead, change, actor)
+        except score.OverrideRefused as exc:
+            raise HubError(409, str(exc), {"change": str(exc)}) from exc
+    current_hub().kicker.kick("sync")
+    return get_lead(str(number))
+
+
+def score_change(body: dict) -> tuple[str, str]:
+    change, actor = body.get("change"), body.get("by")
+    if not isinstance(change, str) or change not in score.CHANGES:
+        raise HubError(422, f"change must be one of {', '.join(score.CHANGES)}", {"change": "invalid"})
+    if not isinstance(actor, str) or not actor:
+        raise HubError(422, "by must name the head or director making the change", {"by": "missing"})
+    member = next((m for m in current_hub().config["team"] if m["id"] == actor), None)
+    if member is None:
+        raise HubError(422, "by is not a team member id", {"by": "unknown"})
+    if member["role"] not in SCORE_OVERRIDERS:
+        raise HubError(403, "only a head or director may change a lead's class", {"by": f"role {member['role']}"})
+    return change, actor

@@ -17,6 +17,7 @@ ERROR_STATUSES = {
     "400": "malformed: a field, header, query parameter or the body is not what it should be",
     "401": "missing signature, secret or bearer token", "403": "wrong signature, secret or token",
     "404": "unknown form, provider, path or record", "405": "a method this endpoint does not take",
+    "409": "the record is not in a state that allows this",
     "413": "body over the size limit", "415": "unsupported content type",
     "422": "valid syntax, but a required field is missing or unusable", "429": "rate limit reached",
     "503": "database down: nothing was accepted, retry later",
@@ -161,6 +162,8 @@ def api_paths(page_limit: int, event_statuses: tuple, lead_statuses: tuple) -> d
             query_parameter("status", {"enum": list(lead_statuses)})])},
         "/api/leads/{number}": {"get": read("Lead", [number], "404"),
                                 "patch": with_body(read("Lead", [number], "404"), "LeadChanges", "413", "422")},
+        "/api/leads/{number}/score": {"post": with_body(read("Lead", [number], "404"), "ScoreChange",
+                                                        "403", "409", "413", "422")},
         "/api/tasks/{task_id}/done": {"post": with_body(read("Task", [task_id], "404"), "TaskOutcome", "413")},
         "/api/openapi.json": {"get": {"security": BEARER, "responses": {
             "200": {"description": "this document", "content": json_content({"type": "object"})},
@@ -200,6 +203,8 @@ def schemas(event_statuses: tuple, lead_statuses: tuple) -> dict:
                                                          "assignee": TEXT}},
         "Report": {"type": "object", "required": ["from", "to", "timezone", "model", "filters"]},
         "TaskOutcome": {"type": "object", "properties": {"outcome": TEXT}},
+        "ScoreChange": {"type": "object", "required": ["change", "by"], "properties": {
+            "change": {"enum": ["up", "down", "reset"]}, "by": TEXT}},
         "Health": {"type": "object", "required": ["db", "redis"], "properties": {
             "db": TEXT, "redis": TEXT, "mailboxes": {"type": "object", "additionalProperties": TEXT}}},
     }
@@ -233,7 +238,10 @@ def lead_schema(statuses: tuple) -> dict:
         "problems": {"type": "object", "additionalProperties": TEXT,
                      "description": "malformed values kept aside: field -> what is wrong"},
         "created_at": MOMENT, "updated_at": NULLABLE_MOMENT, "handled_at": NULLABLE_MOMENT,
-        "history": {"type": "array", "items": {"type": "object"}}}}
+        "history": {"type": "array", "items": {"type": "object"}},
+        "score": {"type": ["object", "null"], "required": ["class", "probability", "value", "details"], "properties": {
+            "class": {"enum": ["A", "B", "C"]}, "probability": {"type": ["number", "null"]},
+            "value": {"type": ["number", "null"]}, "details": {"type": "object"}}}}}
 
 
 SOURCE = {"type": "object", "additionalProperties": NULLABLE_TEXT}
