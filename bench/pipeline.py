@@ -1,5 +1,6 @@
 """Pipeline throughput: one worker turning a backlog of pending form events into leads,
-against a bare ORM insert of as many Lead rows in batches of the same size.
+against a bare ORM insert of as many Lead rows in batches of the same size; and the same
+pipeline with lead scoring on (rules, a value and a trained probability model) beside it.
 
     python bench/pipeline.py [--events 10000] [--database-url URL ...] [--rounds 3] [--profile]
 
@@ -29,12 +30,29 @@ from hub import context, registry
 from hub.config import load_config
 from hub.pipeline import process_pending
 from hub.pipeline.normalise import endpoint_settings, fingerprint
+from hub.pipeline.score_model import Model
 from hub.runtime.serve import settle_heap
 from hub.store.db import make_engine
 from hub.store.migrate import upgrade
-from hub.store.models import Base, Lead, RawEvent, Touch, new_event_id
+from hub.store.models import Base, Lead, RawEvent, ScoreModel, Touch, new_event_id
 
 TARGET_LEADS_PER_SECOND = 1000
+SCORING_BUDGET = 0.10  # scoring may cost at most this share of the pipeline's leads/s
+SCORING = {
+    "rules": [
+        {"when": {"utm_source": ["yandex", "google"]}, "points": 20},
+        {"when": {"utm_medium": ["cpc"]}, "points": 5},
+        {"when": {"business_hours": True}, "points": 10},
+        {"name": "no e-mail", "when": {"has_email": False}, "points": -15},
+        {"name": "wholesale", "when": {"words": ["опт", "wholesale"]}, "points": 15},
+        {"name": "budget given", "when": {"fields": {"budget": True}}, "points": 10},
+    ],
+    "classes": {"A": {"points": 40, "probability": 0.5}, "B": {"points": 20, "probability": 0.2}},
+    "amount": {"field": "budget", "defaults": [{"when": {"utm_source": ["yandex"]}, "amount": 120000}],
+               "default": 50000},
+    "model": {"fields": ["channel", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+                         "has_email", "business_hours"], "min_closed": 1, "retrain_at": None},
+}
 HEADERS = {"content-type": "application/x-www-form-urlencoded", "referer": LANDING}
 
 
@@ -125,8 +143,12 @@ def counts(hub) -> dict[str, int]:
         return found
 
 
+CPU_SECONDS: list[float] = []  # the process's CPU time of each pipeline run, in order
+
+
 def run_pipeline(hub, profile: bool) -> float:
     profiler = cProfile.Profile() if profile else None
+    cpu = time.process_time()
     started = time.perf_counter()
     if profiler:
         profiler.enable()
@@ -134,6 +156,7 @@ def run_pipeline(hub, profile: bool) -> float:
     if profiler:
         profiler.disable()
     elapsed = time.perf_counter() - started
+    CPU_SECONDS.append(time.process_time() - cpu)
     if profiler:
         print_profile(profiler)
     return elapsed
@@ -149,6 +172,24 @@ def print_profile(profiler: cProfile.Profile) -> None:
     stats.sort_stats("cumulative").print_stats(35)
 
 
+def trained_model() -> Model:
+    """A model as 2,000 closed leads would train it, over values the backlog has and others."""
+    values = {"channel": ["form", "call", "mail"], "utm_source": ["google", "yandex", "(none)"],
+              "utm_medium": ["cpc", "organic"], "utm_campaign": ["spring", "brand"], "utm_term": ["crm", "erp"],
+              "utm_content": [f"ad{n}" for n in range(7)], "has_email": ["yes", "no"],
+              "business_hours": ["yes", "no"]}
+    tables = {name: {value: [40 + 13 * index, 90 - 7 * index] for index, value in enumerate(options)}
+              for name, options in values.items()}
+    return Model(tuple(values), 2000, 600, tables)
+
+
+def install_model(hub) -> None:
+    model = trained_model()
+    with hub.db.write() as session:
+        session.add(ScoreModel(trained_at=hub.now(), fields=list(model.fields), closed=model.closed,
+                               won=model.won, tables=model.tables))
+
+
 def baseline_round(url: str | None, folder: Path, name: str, config, redis_url: str, count: int) -> float:
     hub = context.build(config, fresh_database(url, folder, name), redis_url)
     try:
@@ -162,6 +203,8 @@ def pipeline_round(url: str | None, folder: Path, name: str, config, redis_url: 
     """(seconds to store the backlog, seconds to process it, counts afterwards)."""
     hub = context.build(config, fresh_database(url, folder, name), redis_url)
     try:
+        if config["scoring"]:
+            install_model(hub)
         backlog = create_backlog(hub, who)
         settle_heap(hub)  # as the worker does before its first job
         elapsed = run_pipeline(hub, profile)
@@ -176,29 +219,41 @@ def check(found: dict, events: int, leads: int) -> str:
     return "ok" if not wrong else f"MISMATCH (found, expected): {wrong}"
 
 
-def bench_database(url: str | None, folder: Path, config, redis_url: str, args) -> dict:
+def bench_database(url: str | None, folder: Path, configs: dict, redis_url: str, args) -> dict:
+    """Each round: the bare insert, then the pipeline without and with scoring (in turns
+    first, so neither always runs on the warmer machine)."""
     who = people(args.events, args.repeats)
     leads = len(set(who))
+    config = configs["off"]
     label = "sqlite" if url is None else make_engine(url).url.render_as_string(hide_password=True)
     print(f"\n== {label}: {args.events} events, {leads} distinct phones, "
           f"batch size {config['pipeline']['batch_size']}", flush=True)
-    pipeline, baseline = [], []
+    seconds: dict[str, list[float]] = {"off": [], "on": []}
+    cpu: dict[str, list[float]] = {"off": [], "on": []}
+    baseline = []
     for run in range(args.rounds):
         baseline.append(rate(leads, baseline_round(url, folder, f"baseline{run}", config, redis_url, leads)))
-        backlog, elapsed, found = pipeline_round(url, folder, f"pipeline{run}", config, redis_url, who,
-                                                 args.profile and run == 0)
-        pipeline.append(elapsed)
-        print(f"round {run + 1}: backlog stored in {backlog:.2f}s; pipeline {elapsed:.2f}s = "
-              f"{rate(args.events, elapsed):.0f} events/s, {rate(leads, elapsed):.0f} leads/s; "
-              f"bare insert {baseline[-1]:.0f} leads/s; {found} -> {check(found, args.events, leads)}",
-              flush=True)
-    return summary(label, args.events, leads, median(pipeline), median(baseline))
+        for mode in ("off", "on") if run % 2 == 0 else ("on", "off"):
+            backlog, elapsed, found = pipeline_round(url, folder, f"pipeline-{mode}{run}", configs[mode], redis_url,
+                                                     who, args.profile and run == 0 and mode == "on")
+            seconds[mode].append(elapsed)
+            cpu[mode].append(CPU_SECONDS[-1])
+            print(f"round {run + 1}, scoring {mode}: backlog stored in {backlog:.2f}s; pipeline {elapsed:.2f}s "
+                  f"(CPU {cpu[mode][-1]:.2f}s) = {rate(args.events, elapsed):.0f} events/s, "
+                  f"{rate(leads, elapsed):.0f} leads/s; bare insert {baseline[-1]:.0f} leads/s; "
+                  f"{found} -> {check(found, args.events, leads)}", flush=True)
+    row = summary(label, args.events, leads, median(seconds["off"]), median(seconds["on"]), median(baseline))
+    # the cost of scoring, paired within each round (the machine's load drifts between rounds)
+    row["scoring cost"] = median([1 - off / on for off, on in zip(seconds["off"], seconds["on"], strict=True)])
+    row["scoring CPU cost"] = median([1 - off / on for off, on in zip(cpu["off"], cpu["on"], strict=True)])
+    return row
 
 
-def summary(label: str, events: int, leads: int, seconds: float, baseline: float) -> dict:
+def summary(label: str, events: int, leads: int, seconds: float, scored: float, baseline: float) -> dict:
     leads_per_second = rate(leads, seconds)
     return {"database": label, "events/s": rate(events, seconds), "leads/s": leads_per_second,
-            "bare insert leads/s": baseline, "ratio": leads_per_second / baseline if baseline else 0.0}
+            "scored leads/s": rate(leads, scored), "bare insert leads/s": baseline,
+            "ratio": leads_per_second / baseline if baseline else 0.0}
 
 
 def report(rows: list[dict], batch: int) -> None:
@@ -210,6 +265,10 @@ def report(rows: list[dict], batch: int) -> None:
             verdict = " ok" if reached else f" BELOW TARGET {TARGET_LEADS_PER_SECOND}"
         print(f"  {row['database']}: {row['events/s']:.0f} events/s, {row['leads/s']:.0f} leads/s{verdict}; "
               f"bare insert {row['bare insert leads/s']:.0f} leads/s; ratio {row['ratio']:.3f}")
+        within = "ok" if row["scoring cost"] <= SCORING_BUDGET else f"OVER BUDGET {SCORING_BUDGET:.0%}"
+        print(f"  {row['database']} with scoring: {row['scored leads/s']:.0f} leads/s; scoring costs "
+              f"{row['scoring cost']:.1%} of the pipeline's leads/s ({within}), {row['scoring CPU cost']:.1%} "
+              "of its CPU time (median of the rounds' paired figures)")
 
 
 def main() -> None:
@@ -218,12 +277,13 @@ def main() -> None:
     document = bench_document()
     if args.batch_size:
         document.setdefault("pipeline", {})["batch_size"] = args.batch_size
-    config = load_config(document=document)
+    configs = {"off": load_config(document=document), "on": load_config(document={**document, "scoring": SCORING})}
+    config = configs["off"]
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         folder = Path(tmp)
         redis_url, server = start_redis(folder)
         try:
-            rows = [bench_database(url, folder, config, redis_url, args) for url in databases(args)]
+            rows = [bench_database(url, folder, configs, redis_url, args) for url in databases(args)]
         finally:
             if server is not None:
                 server.shutdown()

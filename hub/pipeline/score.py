@@ -24,6 +24,7 @@ from hub.pipeline.route import facts_of, matches, uses_geography
 from hub.pipeline.sync import queue_update
 from hub.rules.history import record
 from hub.rules.tasks import business_hours
+from hub.store.db import EncodedJSON
 from hub.store.models import Lead
 from hub.store.writer import RowWriter
 
@@ -119,11 +120,19 @@ def explain(details: dict) -> str:
 class Scorer:
     """Scores leads from their facts (``hub.pipeline.route.facts_of``) with one config and model."""
 
+    MEMO_SIZE = 20_000
+
     def __init__(self, scoring: dict, model: score_model.Model | None):
         self.scoring = scoring
         self.classes = scoring["classes"] or DEFAULT_CLASSES
         self.model_config = scoring["model"]
         self.model = model if self.model_config else None
+        self.labels = [rule["name"] or condition_text(rule["when"]) for rule in scoring["rules"]]
+        self.default_labels = [f"default for {condition_text(entry['when'])}"
+                               for entry in scoring["amount"]["defaults"]]
+        # leads that match the same rules and share the model's field values get the same score:
+        # computed once (scores are read-only once made; an override copies the details)
+        self.memo: dict[tuple, Score] = {}
 
     @classmethod
     def load(cls, session: Session, config) -> Scorer | None:
@@ -137,21 +146,35 @@ class Scorer:
         return bool(self.model) and self.model.closed >= self.model_config["min_closed"]
 
     def score(self, facts: dict, override: dict | None = None) -> Score:
-        hits = [{"rule": rule["name"] or condition_text(rule["when"]), "points": rule["points"]}
-                for rule in self.scoring["rules"] if matches(rule["when"], facts)]
-        points = sum(hit["points"] for hit in hits)
-        details = {"points": points, "rules": hits,
+        rules = self.scoring["rules"]
+        hits = tuple(index for index, rule in enumerate(rules) if matches(rule["when"], facts))
+        value = self.value(facts)
+        values = score_model.features(facts, self.model.fields) if self.learned() else None
+        key = (hits, value, tuple(values.values()) if values else None)
+        if override is None and key in self.memo:
+            return self.memo[key]
+        made = self.compute(hits, value, values, override)
+        if override is None and len(self.memo) < self.MEMO_SIZE:
+            self.memo[key] = made
+        return made
+
+    def compute(self, hits: tuple[int, ...], value: tuple, values: dict | None, override: dict | None) -> Score:
+        rules = self.scoring["rules"]
+        points = sum(rules[index]["points"] for index in hits)
+        details = {"points": points, "rules": [{"rule": self.labels[i], "points": rules[i]["points"]} for i in hits],
                    "points_class": class_by(self.classes, lambda t: points >= t["points"])}
-        details["value"], details["value_from"] = self.value(facts)
-        probability = self.probability(facts, details)
+        details["value"], details["value_from"] = value
+        probability = self.probability(values, details)
         scored, details["class_from"] = details["points_class"], "points"
         if probability is not None and any(t.get("probability") is not None for t in self.classes.values()):
             scored = class_by(self.classes, lambda t: probability >= t["probability"] if t.get("probability")
                               is not None else points >= t["points"])
             details["class_from"] = "probability"
-        details["scored_class"], details["override"] = scored, override
+        details["scored_class"] = scored
+        if override:
+            details["override"] = override
         details["text"] = explain(details)
-        return Score(override["class"] if override else scored, probability, details["value"], details)
+        return Score(override["class"] if override else scored, probability, details["value"], EncodedJSON(details))
 
     def value(self, facts: dict) -> tuple[float | None, str | None]:
         settings = self.scoring["amount"]
@@ -160,23 +183,22 @@ class Scorer:
             amount = parse_amount(written)
             if amount is not None:
                 return amount, f"form field {settings['field']}"
-        for entry in settings["defaults"]:
+        for entry, label in zip(settings["defaults"], self.default_labels, strict=True):
             if matches(entry["when"], facts):
-                return entry["amount"], f"default for {condition_text(entry['when'])}"
+                return entry["amount"], label
         if settings["default"] is not None:
             return settings["default"], "default"
         return None, None
 
-    def probability(self, facts: dict, details: dict) -> float | None:
+    def probability(self, values: dict | None, details: dict) -> float | None:
         if not self.model_config:
             return None
         closed = self.model.closed if self.model else 0
-        if not self.learned():
+        if values is None:
             details["probability"] = {"value": None, "closed": closed, "needed": self.model_config["min_closed"]}
             return None
-        value, factors = self.model.predict(score_model.features(facts, self.model.fields))
-        details["probability"] = {"value": round(value, 4), "closed": closed, "won": self.model.won,
-                                  "trained_at": self.model.trained_at.isoformat() if self.model.trained_at else None,
+        value, factors = self.model.predict(values)
+        details["probability"] = {"value": round(value, 4), "closed": closed,
                                   "factors": [{"field": f.field, "value": f.value, "ratio": round(f.ratio, 3)}
                                               for f in factors]}
         return round(value, 4)
@@ -316,7 +338,8 @@ def override(session: Session, hub, lead: Lead, change: str, actor: str) -> None
     if change == "reset":
         if lead.score_override is None:
             raise OverrideRefused("the class is not overridden")
-        target, details["override"] = details["scored_class"], None
+        target = details["scored_class"]
+        details.pop("override", None)
     else:
         target = next_class(lead.score_class, change)
         details["override"] = {"class": target, "by": actor, "at": now.isoformat()}

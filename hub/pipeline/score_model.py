@@ -68,34 +68,37 @@ class Model:
     tables: dict[str, dict[str, list[int]]]
     trained_at: datetime | None = None
     token: str | None = None
-    ratios: dict[str, dict[str, float]] = field(init=False)
-    unseen: dict[str, float] = field(init=False)
+    logs: dict[str, dict[str, float]] = field(init=False)  # field -> value -> log of its ratio
+    unseen: dict[str, float] = field(init=False)  # field -> log ratio of a value never seen
 
     def __post_init__(self):
         lost = self.lost
-        self.ratios, self.unseen = {}, {}
+        self.logs, self.unseen = {}, {}
+        self.prior = math.log((self.won + 1) / (lost + 1))
         for name in self.fields:
             table = self.tables.get(name, {})
             k = len(table) + 1
-            self.ratios[name] = {value: ((w + 1) / (self.won + k)) / ((n + 1) / (lost + k))
-                                 for value, (w, n) in table.items()}
-            self.unseen[name] = (1 / (self.won + k)) / (1 / (lost + k))
+            self.logs[name] = {value: math.log(((w + 1) / (self.won + k)) / ((n + 1) / (lost + k)))
+                               for value, (w, n) in table.items()}
+            self.unseen[name] = math.log((1 / (self.won + k)) / (1 / (lost + k)))
 
     @property
     def lost(self) -> int:
         return self.closed - self.won
 
     def predict(self, values: dict[str, str]) -> tuple[float, list[Factor]]:
-        """The probability, and the factors, strongest first."""
-        odds = (self.won + 1) / (self.lost + 1)
-        factors = []
+        """The probability, and the factors, strongest first (in log odds, so the sum is exact
+        and cheap)."""
+        log_odds = self.prior
+        contributions = []
         for name in self.fields:
             value = values.get(name, NONE)
-            ratio = self.ratios[name].get(value, self.unseen[name])
-            odds *= ratio
-            factors.append(Factor(name, value, ratio))
-        factors.sort(key=lambda f: -abs(math.log(f.ratio)))
-        return odds / (1 + odds), factors[:FACTORS_SHOWN]
+            log_ratio = self.logs[name].get(value, self.unseen[name])
+            log_odds += log_ratio
+            contributions.append((name, value, log_ratio))
+        contributions.sort(key=lambda c: -abs(c[2]))
+        factors = [Factor(name, value, math.exp(log_ratio)) for name, value, log_ratio in contributions[:FACTORS_SHOWN]]
+        return 1 / (1 + math.exp(-log_odds)), factors
 
 
 def train(rows, names) -> Model:

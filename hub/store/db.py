@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -19,18 +20,33 @@ def database_url() -> str:
     return os.environ.get("DATABASE_URL") or DEFAULT_URL
 
 
+class EncodedJSON(dict):
+    """A JSON value encoded once, however many rows store it (a score that many leads of a
+    batch share); never changed after it is made (a change starts from a plain copy)."""
+
+    __slots__ = ("encoded",)
+
+    def __init__(self, value: dict):
+        super().__init__(value)
+        self.encoded = json.dumps(value)
+
+
+def serialize_json(value) -> str:
+    return value.encoded if isinstance(value, EncodedJSON) else json.dumps(value)
+
+
 def make_engine(url: str | None = None) -> Engine:
     url = url or database_url()
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, json_serializer=serialize_json)
 
 
 def _sqlite_engine(url: str) -> Engine:
     path = url.split("///", 1)[-1]
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30})
+    engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=serialize_json)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
