@@ -26,6 +26,11 @@ def may_reassign(member: dict) -> bool:
     return member["role"] in ACTS_ON_ALL
 
 
+def may_override_score(member: dict) -> bool:
+    """Heads and directors raise or lower a lead's class."""
+    return member["role"] in ACTS_ON_ALL
+
+
 def may_close(member: dict, task: Task, lead: Lead) -> bool:
     return task.assignee_id == member["id"] or may_act(member, lead)
 

@@ -26,7 +26,7 @@ LABELS = {
     "reminded": _l("reminded"), "escalated": _l("escalated"), "status_changed": _l("status changed"),
     "task_done": _l("task done"), "note": _l("note"), "callback_ladder_started": _l("callback ladder started"),
     "callback_ladder_stopped": _l("callback ladder stopped"), "escalation_skipped": _l("escalation skipped"),
-    "assign_requested": _l("waiting for assignment"),
+    "assign_requested": _l("waiting for assignment"), "score_override": _l("class changed"),
     # call directions
     "inbound": _l("inbound"), "outbound": _l("outbound"), "answered": _l("answered"), "missed": _l("missed"),
 }

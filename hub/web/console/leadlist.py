@@ -14,6 +14,7 @@ from hub.store.models import Lead
 
 STATUSES = ("new", "in_progress", "converted", "junk", "archived")
 CHANNELS = ("form", "mail", "call", "sms")
+CLASSES = ("A", "B", "C")
 SORTS = {"-number": (Lead.id, True), "number": (Lead.id, False),
          "-updated": (Lead.updated_at, True), "updated": (Lead.updated_at, False)}
 PAGE = 50
@@ -56,6 +57,8 @@ def filters(args, config, dialect: str) -> list:
         found.append(Lead.status == args["status"])
     if args.get("channel") in CHANNELS:
         found.append(Lead.channel == args["channel"])
+    if args.get("class") in CLASSES:
+        found.append(Lead.score_class == args["class"])
     if args.get("assignee"):
         unassigned = args["assignee"] == UNASSIGNED
         found.append(Lead.assignee_id.is_(None) if unassigned else Lead.assignee_id == args["assignee"])

@@ -6,7 +6,7 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, func, select
 
 from hub.mapping import SOURCE_KEYS
-from hub.pipeline import manager_actions
+from hub.pipeline import manager_actions, score
 from hub.reports import export
 from hub.reports.leads import HEADER, lead_rows
 from hub.store.models import Lead, Task
@@ -26,7 +26,7 @@ def list_context(args) -> dict:
     config = current_hub().config
     return {"statuses": leadlist.STATUSES, "channels": leadlist.CHANNELS, "team": config["team"],
             "source_keys": SOURCE_KEYS, "sorts": list(leadlist.SORTS), "args": args,
-            "unassigned": leadlist.UNASSIGNED}
+            "unassigned": leadlist.UNASSIGNED, "classes": leadlist.CLASSES, "scoring": bool(config["scoring"])}
 
 
 @bp.get("/leads")
@@ -121,3 +121,22 @@ def add_note(number: int):
     access.require(bool(text))
     return acted(number, lambda session, row: manager_actions.add_note(
         session, current_hub(), row, text, actor=g.member["id"]))
+
+
+@bp.post("/leads/<int:number>/score")
+def change_score(number: int):
+    """A head or director moves the class up or down by one, or back to the scored one."""
+    change = request.form.get("change")
+    access.require(access.may_override_score(g.member) and change in score.CHANGES)
+    hub = current_hub()
+    with hub.db.write() as session:
+        row = session.get(Lead, number)
+        access.require(row is not None)
+        try:
+            score.override(session, hub, row, change, g.member["id"])
+        except score.OverrideRefused:
+            flash(_("The class cannot change that way."))
+            return redirect(url_for("console.lead", number=number))
+    hub.kicker.kick("sync")
+    flash(_("Saved."))
+    return redirect(url_for("console.lead", number=number))

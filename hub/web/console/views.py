@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 
 from flask import Flask, abort, g, redirect, render_template, url_for
-from flask_babel import format_datetime, get_locale
+from flask_babel import format_datetime, format_decimal, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
@@ -85,6 +85,11 @@ def client_clock(hub, phone: str | None) -> dict:
     return {"zone": zone.key, "time": now.astimezone(zone).strftime("%H:%M"), "quiet": quiet, "window": window}
 
 
+def amount(value) -> str:
+    """A lead's value, grouped in the page's language (150 000 / 150,000)."""
+    return "—" if value is None else format_decimal(value, format="#,##0")
+
+
 def moment(value, pattern: str = "dd.MM.yyyy HH:mm") -> str:
     """A UTC datetime (or ISO text) in the team's time zone."""
     if not value:
@@ -104,7 +109,8 @@ def web_link(url) -> str | None:
 def init_app(app: Flask) -> None:
     from hub.web.console import access, labels
 
-    app.jinja_env.filters.update(moment=moment, web_link=web_link, duration=format_duration)
+    app.jinja_env.filters.update(moment=moment, web_link=web_link, duration=format_duration, amount=amount)
     app.jinja_env.globals.update(get_locale=get_locale, nav=nav, label=labels.label, task_title=labels.task_title,
-                                 may_reassign=access.may_reassign, may_act=access.may_act)
+                                 may_reassign=access.may_reassign, may_act=access.may_act,
+                                 may_override_score=access.may_override_score)
 
