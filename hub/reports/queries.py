@@ -18,8 +18,11 @@ from hub.store.models import Lead, LeadHistory, Task
 
 MODELS = ("last_non_direct", "first", "last")
 DIMENSIONS = ("channel", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "form",
-              "mailbox", "called_number", "click_id")
-FILTERS = ("channel", "status", "assignee", *SOURCE_KEYS)
+              "mailbox", "called_number", "click_id", "class")
+FILTERS = ("channel", "status", "assignee", "class", *SOURCE_KEYS)
+CLASSES = ("A", "B", "C", None)  # None: leads without a score
+OPEN = ("new", "in_progress")
+AT_RISK = 20  # open leads listed by value lost from maximum
 CAMPAIGN_KEYS = ("utm_source", "utm_medium", "utm_campaign", "gclid", "yclid")  # any of them: not direct
 DEFAULT_DAYS = 30
 
@@ -91,6 +94,8 @@ def value_of(lead, source: dict, key: str):
         return lead.assignee_id
     if key == "status":
         return lead.status
+    if key == "class":
+        return lead.score_class
     if key == "click_id":
         return "yes" if source.get("gclid") or source.get("yclid") else "no"
     return source.get(key)
@@ -98,8 +103,8 @@ def value_of(lead, source: dict, key: str):
 
 def leads_of(session, query: Query) -> list:
     """The period's leads that pass the filters (source filters on the attributed touch)."""
-    columns = (Lead.id, Lead.channel, Lead.status, Lead.assignee_id, Lead.source, Lead.last_source,
-               Lead.created_at, Lead.handled_at)
+    columns = (Lead.id, Lead.name, Lead.channel, Lead.status, Lead.assignee_id, Lead.source, Lead.last_source,
+               Lead.created_at, Lead.handled_at, Lead.score_class, Lead.score_probability, Lead.score_value)
     rows = session.execute(select(*columns).where(Lead.created_at >= query.start, Lead.created_at < query.end)
                            .order_by(Lead.id))
     return [row for row in rows
@@ -174,3 +179,39 @@ def timeseries(session, query: Query) -> dict:
     found = sorted({channel for _day, channel in counts})
     return {"days": [day.isoformat() for day in days],
             "series": {channel: [counts[(day, channel)] for day in days] for channel in found}}
+
+
+def value_lost(lead) -> float | None:
+    """How far an open lead's expected outcome falls short of its best case: value × (1 −
+    probability). None without a value or a learned probability."""
+    if lead.status not in OPEN or lead.score_value is None or lead.score_probability is None:
+        return None
+    return lead.score_value * (1 - lead.score_probability)
+
+
+def scores(session, query: Query) -> dict:
+    """Per class (and unscored leads): leads, conversion, the value of all of them, and for the
+    open ones the expected value (Σ value × probability) and the value lost from maximum
+    (Σ value × (1 − probability)); then the open leads losing the most."""
+    leads = leads_of(session, query)
+    groups = defaultdict(list)
+    for lead in leads:
+        groups[lead.score_class].append(lead)
+    rows = [score_row(key, groups[key]) for key in CLASSES if groups.get(key)]
+    risky = sorted((lead for lead in leads if value_lost(lead) is not None),
+                   key=lambda lead: (-value_lost(lead), lead.id))
+    return {"rows": rows, "at_risk": [{"number": lead.id, "name": lead.name, "class": lead.score_class,
+                                       "status": lead.status, "assignee": lead.assignee_id, "value": lead.score_value,
+                                       "probability": lead.score_probability,
+                                       "value_lost": round(value_lost(lead), 2)} for lead in risky[:AT_RISK]]}
+
+
+def score_row(key, leads: list) -> dict:
+    row = outcome_row(key, leads)
+    estimated = [lead for lead in leads if value_lost(lead) is not None]
+    row.update(open=sum(lead.status in OPEN for lead in leads),
+               value=round(sum(lead.score_value or 0 for lead in leads), 2),
+               expected=round(sum(lead.score_value * lead.score_probability for lead in estimated), 2),
+               value_lost=round(sum(value_lost(lead) for lead in estimated), 2),
+               unestimated=sum(lead.status in OPEN and value_lost(lead) is None for lead in leads))
+    return row

@@ -178,7 +178,8 @@ def report_paths() -> dict:
     by = query_parameter("by", {"enum": list(queries.DIMENSIONS)})
     return {"/api/reports/channels": {"get": read("Report", [*common, by])},
             "/api/reports/managers": {"get": read("Report", common)},
-            "/api/reports/timeseries": {"get": read("Report", common)}}
+            "/api/reports/timeseries": {"get": read("Report", common)},
+            "/api/reports/scores": {"get": read("Report", common)}}
 
 
 def service_paths() -> dict:

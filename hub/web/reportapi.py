@@ -25,6 +25,8 @@ def run(report: str, args) -> dict:
             return answer | {"by": by, "rows": queries.channels(session, query, by)}
         if report == "managers":
             return answer | {"rows": queries.managers(session, query)}
+        if report == "scores":
+            return answer | queries.scores(session, query)
         return answer | queries.timeseries(session, query)
 
 
@@ -49,3 +51,8 @@ def report_managers():
 @bp.get("/reports/timeseries")
 def report_timeseries():
     return api_report("timeseries")
+
+
+@bp.get("/reports/scores")
+def report_scores():
+    return api_report("scores")

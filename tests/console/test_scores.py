@@ -13,6 +13,7 @@ from tests.console.conftest import browser_sign_in
 from tests.console.test_browser import wait_page
 from tests.console.test_screenshots import folder, shoot  # noqa: F401 (folder is a fixture)
 from tests.pipeline.test_score import SCORING, seed_history
+from tests.reports.test_score_reports import seed_scored
 
 
 @pytest.fixture
@@ -100,4 +101,28 @@ def test_screenshots_of_the_scores(browser, live, make_lead, hub, folder):  # no
     browser.find_element(By.CSS_SELECTOR, ".explanation summary").click()
     files += shoot(browser, folder, "lead-card-score")
     assert "utm_term=crm" in browser.find_element(By.CSS_SELECTOR, ".explanation p").text
+    browser.get(f"{live}/console/reports")
+    wait_page(browser, "Отчёты")
+    browser.execute_script("document.getElementById('report-scores').scrollIntoView()")
+    files += shoot(browser, folder, "reports-scores")
+    assert browser.find_elements(By.CSS_SELECTOR, "#report-scores tbody tr")
     assert all(path.stat().st_size > 10_000 for path in files)
+
+
+def test_the_console_report_and_its_download(console, hub):
+    seed_scored(hub)
+    vera = console("vera")
+    page = vera.get("/console/reports?from=2026-12-01&to=2026-12-01").text
+    assert "Оценки по классам" in page and "Крупные сделки под угрозой" in page
+    assert "150\xa0000" in page  # lead 2's value lost, grouped as in Russian (a no-break space)
+    csv = vera.get("/console/reports/scores.csv?from=2026-12-01&to=2026-12-01").data.decode("utf-8-sig")
+    assert csv.splitlines()[0] == "class,leads,converted,conversion,open,value,expected,value_lost,unestimated"
+    assert csv.splitlines()[1].startswith("A,3,1,")
+
+
+def test_no_scores_report_without_scoring(config_document, request):
+    del config_document["scoring"]
+    console = request.getfixturevalue("console")
+    vera = console("vera")
+    assert "Оценки по классам" not in vera.get("/console/reports").text
+    assert vera.get("/console/reports/scores.csv").status_code == 404

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import abort, render_template, request
 
 from hub.reports import export, queries
+from hub.web import current_hub
 from hub.web.console import access
 from hub.web.console.blueprint import bp
 from hub.web.console.labels import label
@@ -13,7 +14,9 @@ from hub.web.console.views import roles
 from hub.web.reportapi import run
 
 REPORTS = ("channels", "managers", "timeseries")
-COLUMNS = {"channels": ("key", "leads", "converted", "conversion", "first_response_median"),
+SCORES = "scores"  # with a scoring: section
+COLUMNS = {"scores": ("key", "leads", "converted", "conversion", "open", "value", "expected", "value_lost",
+                      "unestimated"),"channels": ("key", "leads", "converted", "conversion", "first_response_median"),
            "managers": ("key", "leads", "converted", "conversion", "first_response_median", "first_response_p90",
                         "sla_breaches", "escalations", "callbacks")}
 
@@ -23,7 +26,7 @@ COLUMNS = {"channels": ("key", "leads", "converted", "conversion", "first_respon
 def reports():
     args = request.args.to_dict()
     try:
-        answers = {name: run(name, args) for name in REPORTS}
+        answers = {name: run(name, args) for name in reports_here()}
     except queries.ReportError as error:
         return render_template("console/reports.html", error=error, args=args, **choices()), 400
     channel_labels = {channel: label(channel) for channel in answers["timeseries"]["series"]}
@@ -31,14 +34,18 @@ def reports():
                            **choices())
 
 
+def reports_here() -> tuple[str, ...]:
+    return (*REPORTS, SCORES) if current_hub().config["scoring"] else REPORTS
+
+
 def choices() -> dict:
-    return {"models": queries.MODELS, "dimensions": queries.DIMENSIONS, "reports": REPORTS}
+    return {"models": queries.MODELS, "dimensions": queries.DIMENSIONS, "reports": reports_here()}
 
 
 @bp.get("/reports/<name>.<fmt>")
 @roles(*access.SEES_ALL)
 def report_download(name: str, fmt: str):
-    if name not in REPORTS or fmt not in export.FORMATS:
+    if name not in reports_here() or fmt not in export.FORMATS:
         abort(404)
     try:
         answer = run(name, request.args.to_dict())
@@ -54,5 +61,6 @@ def table_of(name: str, answer: dict) -> tuple[tuple, list]:
         return ("day", *channels), [[day, *(answer["series"][c][i] for c in channels)]
                                     for i, day in enumerate(answer["days"])]
     header = COLUMNS[name]
-    header = (answer["by"], *header[1:]) if name == "channels" else ("assignee", *header[1:])
+    first = {"channels": answer.get("by"), "managers": "assignee", "scores": "class"}[name]
+    header = (first, *header[1:])
     return header, [[row[column] for column in COLUMNS[name]] for row in answer["rows"]]

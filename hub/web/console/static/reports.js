@@ -8,15 +8,16 @@
   var options = {responsive: true, maintainAspectRatio: false, animation: false,
                  plugins: {legend: {position: "bottom"}}};
 
-  function bars(id, rows) {
+  function bars(id, rows, field) {
     var canvas = document.getElementById(id);
     new Chart(canvas, {type: "bar", options: options, data: {
       labels: rows.map(function (row) { return row.key === null ? none : row.key; }),
-      datasets: [{label: canvas.dataset.label, data: rows.map(function (row) { return row.leads; })}]}});
+      datasets: [{label: canvas.dataset.label, data: rows.map(function (row) { return row[field || "leads"]; })}]}});
   }
 
   bars("chart-channels", data.channels.rows);
   bars("chart-managers", data.managers.rows);
+  if (data.scores) bars("chart-scores", data.scores.rows, "value_lost");
   var series = data.timeseries.series, days = document.getElementById("chart-timeseries");
   var names = JSON.parse(days.dataset.labels);
   new Chart(days, {type: "bar", data: {
