@@ -10,6 +10,10 @@ Every module exposes ``push`` (a lead out to the CRM). Modules whose CRM reports
 ``hub_status(lead, settings)``   the hub status a CRM stage means, or ``None`` when unmapped;
 ``sent_state(lead, settings, created)``   the stage and user a push sends (``None``: not sent);
 ``connect(settings, url, throttle)``   registers the CRM's events, or says how; lines to print.
+
+Targets that take ``score_fields`` (``{class: <field>, probability: <field>, value: <field>}``)
+send the lead's score there on every push: the class as a letter, the probability as whole
+percent, the value as a number.
 """
 from __future__ import annotations
 
@@ -96,3 +100,18 @@ def moved(lead: dict, settings: dict, status_codes: dict, user, created: bool = 
 def sent_state(sent: dict, lead: dict) -> dict:
     """What a push sent, as the echo check reads it, beside the lead as the hub had it."""
     return {"status": text(sent["status"]), "user": text(sent["user"]), "hub": hub_values(lead)}
+
+
+SCORE_KEYS = ("class", "probability", "value")
+
+
+def score_values(lead: dict, settings: dict) -> dict:
+    """``{<CRM field>: value}`` for the score parts ``score_fields`` maps; empty when the lead
+    has no score. A probability not learned yet is left out, never sent as 0."""
+    score, fields = lead.get("score"), settings.get("score_fields") or {}
+    if not score or not fields:
+        return {}
+    probability = score.get("probability")
+    values = {"class": score.get("class"), "value": score.get("value"),
+              "probability": None if probability is None else round(probability * 100)}
+    return {field: values[key] for key, field in fields.items() if field and values.get(key) is not None}

@@ -9,7 +9,8 @@ with a bearer token (amoCRM API v4); field codes come from ``mappings/crm/amocrm
   fields, the name among them) and takes only a lead whose name ends with that exact marker:
   the search matches substrings, so ``lead-hub-12`` also finds ``lead-hub-123``. A name kept in
   a field is searchable where tags may not be, and one tag per lead would flood the tag list.
-* update: ``PATCH /api/v4/leads/<id>`` with the mapped ``status_id`` / ``responsible_user_id``.
+* update: ``PATCH /api/v4/leads/<id>`` with the mapped ``status_id`` / ``responsible_user_id``
+  (and the score's ``score_fields``: ``price``, or custom fields by id or code).
 
 Events back (amoCRM's "Webhooks" format): account webhooks post ``leads[<action>][n][...]``
 form-encoded, unsigned; so the URL carries a secret (``?secret=``, ``hook_secret_env``) and
@@ -46,7 +47,9 @@ SECRETS = ("token_env", "hook_secret_env")
 OPTIONAL_SECRETS = ("hook_secret_env",)  # only to receive events
 INBOUND = ("hook_secret_env", "account_id")
 SECRET_QUERY = ("secret",)  # the URL's credential: never stored with the event
-SETTINGS = SECRETS + ("base_url", "team", "lead_fields", "status_ids", "account_id")  # its own keys in crm:
+SETTINGS = SECRETS + ("base_url", "team", "lead_fields", "status_ids", "account_id",
+                      "score_fields")  # its own keys in crm:
+PRICE = "price"  # the lead's own budget field; any other score field is a custom field (id or code)
 RATE = (7.0, 7)  # amoCRM allows 7 requests a second
 WON, LOST = "142", "143"  # system stages of every pipeline
 ACTIONS = {"update": "update", "status": "update", "responsible": "update", "restore": "update",
@@ -92,8 +95,10 @@ def complex_lead(lead: dict, settings: dict) -> dict:
         "name": f"{title} [{marker(lead['number'])}]",
         "request_id": marker(lead["number"]),
         "custom_fields_values": [_field(code, source[key], None)
-                                 for key, code in codes.items() if code and source.get(key)],
+                                 for key, code in codes.items() if code and source.get(key)]
+        + score_changes(lead, settings).get("custom_fields_values", []),
         "responsible_user_id": assignee_id(lead, settings),
+        **score_changes(lead, settings, with_custom=False),
         "_embedded": {"tags": [{"name": lead["channel"]}] if lead.get("channel") else [],
                       "contacts": [contact] if (contact := lead_contact(lead)) else []},
     }
@@ -138,10 +143,24 @@ def status_ids(settings: dict) -> dict:
     return {**load_mapping()["status_ids"], **(settings.get("status_ids") or {})}
 
 
+def score_changes(lead: dict, settings: dict, with_custom: bool = True) -> dict:
+    """The score as lead fields: ``price`` for the budget field, custom fields by numeric
+    ``field_id`` or by ``field_code``."""
+    changes, custom = {}, []
+    for field, value in crm.score_values(lead, settings).items():
+        if field == PRICE:
+            changes[PRICE] = round(value)
+        elif with_custom:
+            key = "field_id" if isinstance(field, int) or str(field).isdigit() else "field_code"
+            custom.append({key: int(field) if key == "field_id" else field, "values": [{"value": value}]})
+    return changes | ({"custom_fields_values": custom} if custom else {})
+
+
 def update(account: Account, lead: dict, settings: dict, lead_id: str) -> None:
     sent = crm.moved(lead, settings, status_ids(settings), assignee_id(lead, settings))
     changes = {key: value for key, value in (("status_id", sent["status"]), ("responsible_user_id", sent["user"]))
                if value}
+    changes.update(score_changes(lead, settings))  # the hub's own: sent on every update
     if changes:
         account.request("PATCH", f"/api/v4/leads/{lead_id}", json=changes)
 

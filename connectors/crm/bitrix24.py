@@ -4,7 +4,8 @@ webhook (Bitrix24 REST API); field names come from ``mappings/crm/bitrix24.yaml`
 * create: ``crm.lead.add``, marked ``ORIGINATOR_ID`` "lead-hub" + ``ORIGIN_ID`` "<number>". A retry
   (attempt > 1) first asks ``crm.lead.list`` for that pair: the try that timed out may have
   created the lead, and then its id is returned instead of adding a duplicate.
-* update: ``crm.lead.update`` with the mapped ``STATUS_ID`` / ``ASSIGNED_BY_ID``, then one
+* update: ``crm.lead.update`` with the mapped ``STATUS_ID`` / ``ASSIGNED_BY_ID`` (and the score's
+  ``score_fields``), then one
   ``crm.timeline.comment.add`` per later touch (every touch after the first). Each comment ends
   with ``[lead-hub touch <event id>]``; the lead's newest 50 comments are listed first and
   touches already commented are skipped, so updates can be repeated safely.
@@ -46,7 +47,7 @@ SECRETS = ("webhook_url_env", "application_token_env")
 OPTIONAL_SECRETS = ("application_token_env",)  # only to receive events
 INBOUND = ("application_token_env",)
 SETTINGS = SECRETS + ("base_url", "team", "source_ids", "source_fields", "originator_id",
-                      "status_ids", "member_id")  # its own keys in crm:
+                      "status_ids", "member_id", "score_fields")  # its own keys in crm:
 RATE = (2.0, 50)  # requests a second, burst: the documented leaky bucket
 TEMPORARY_CODES = {"QUERY_LIMIT_EXCEEDED", "OPERATION_TIME_LIMIT", "INTERNAL_SERVER_ERROR"}
 EVENTS = {"ONCRMLEADUPDATE": "update", "ONCRMLEADDELETE": "delete"}
@@ -94,6 +95,7 @@ def lead_fields(lead: dict, settings: dict) -> dict:
     }
     for key, field in {**mapping["source_fields"], **settings.get("source_fields", {})}.items():
         fields[field] = source.get(key)  # a field mapped to null in the config is dropped below
+    fields.update(crm.score_values(lead, settings))  # e.g. UF_CRM_LEAD_CLASS, OPPORTUNITY
     return {name: value for name, value in fields.items() if name and value}
 
 
@@ -128,6 +130,7 @@ def update(portal: Portal, lead: dict, settings: dict, lead_id: str) -> None:
     sent = crm.moved(lead, settings, status_ids(settings), assignee_id(lead, settings))
     fields = {name: value for name, value in (("STATUS_ID", sent["status"]), ("ASSIGNED_BY_ID", sent["user"]))
               if value}
+    fields.update(crm.score_values(lead, settings))  # the hub's own: sent on every update
     if fields:
         portal.call("crm.lead.update", {"id": lead_id, "fields": fields,
                                         "params": {"REGISTER_SONET_EVENT": "Y"}})

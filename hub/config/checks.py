@@ -147,6 +147,24 @@ def crm_problems(document: dict) -> list[str]:
             found.append(f"crm.{index}.name: two targets are called {names[position]!r}; give each a name")
         found += secret_problems(f"crm.{index}", entry, registry.crm(target))
         found += inbound_problems(f"crm.{index}", entry, registry.crm(target))
+        found += score_field_problems(f"crm.{index}.score_fields", entry.get("score_fields"), document)
+    return found
+
+
+SCORE_PARTS = ("class", "probability", "value")
+
+
+def score_field_problems(where: str, fields, document: dict) -> list[str]:
+    """``score_fields``: which CRM field takes the class, the probability, the value."""
+    if fields is None:
+        return []
+    if not isinstance(fields, dict):
+        return [f"{where}: a mapping of class, probability, value to CRM fields"]
+    found = [f"{where}.{key}: unknown key{did_you_mean(key, SCORE_PARTS)}" for key in fields if key not in SCORE_PARTS]
+    found += [f"{where}.{key}: a CRM field name or id" for key, field in fields.items()
+              if key in SCORE_PARTS and field is not None and not isinstance(field, (str, int))]
+    if not isinstance(document.get("scoring"), dict):
+        found.append(f"{where}: leads have no score without a scoring: section")
     return found
 
 
