@@ -4,6 +4,7 @@ from __future__ import annotations
 from hub import clock
 from hub.delivery.lifecycle import DUE
 from hub.mapping import LEAD_KEYS, SOURCE_KEYS
+from hub.pipeline.score import explain
 from hub.rules.quiet_hours import client_zone, quiet_hours_reason
 from hub.store.models import DeliveryStatus, Lead, LeadHistory, Notification, RawEvent, SyncDelivery, Task, Touch
 
@@ -87,8 +88,9 @@ def score(item: Lead) -> dict | None:
     lead was not scored (no ``scoring:`` section)."""
     if item.score_class is None:
         return None
+    details = item.score_details or {}
     return {"class": item.score_class, "probability": item.score_probability, "value": item.score_value,
-            "details": item.score_details or {}}
+            "details": {**details, "text": explain(details)} if details else {}}
 
 
 def problems(item: Lead) -> dict[str, str]:

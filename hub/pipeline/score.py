@@ -94,7 +94,8 @@ def class_by(thresholds: dict, reached) -> str:
 
 
 def explain(details: dict) -> str:
-    """The explanation stored with the score, from its parts."""
+    """The score's explanation in words, from the parts stored with it (the lead JSON's
+    ``details.text``): rendered when read, so each stored score stays small."""
     hits = ", ".join(f"{signed(hit['points'])} {hit['rule']}" for hit in details["rules"])
     total = signed(details["points"]).lstrip("+")
     parts = [f"{hits} = {total} points" if hits else "no rule matched = 0 points"]
@@ -173,7 +174,6 @@ class Scorer:
         details["scored_class"] = scored
         if override:
             details["override"] = override
-        details["text"] = explain(details)
         return Score(override["class"] if override else scored, probability, details["value"], EncodedJSON(details))
 
     def value(self, facts: dict) -> tuple[float | None, str | None]:
@@ -346,7 +346,6 @@ def override(session: Session, hub, lead: Lead, change: str, actor: str) -> None
     out = RowWriter(session)
     record(out, lead.id, "score_override", now, actor=actor, **{"from": lead.score_class, "to": target,
                                                                  "scored": details["scored_class"]})
-    details["text"] = explain(details)
     lead.score_class, lead.score_details = target, details
     lead.score_override = None if change == "reset" else target
     lead.updated_at = now

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from hub.config import load_config
 from hub.pipeline import process_pending, score
-from hub.pipeline.score import Scorer, parse_amount
+from hub.pipeline.score import Scorer, explain, parse_amount
 from hub.pipeline.score_model import Model, features, train
 from hub.store.models import Lead
 
@@ -71,11 +71,11 @@ def test_points_class_and_value_from_the_rules():
     result = scorer.score(facts(utm_source="yandex", budget="250 000 ₽"))
     assert (result.klass, result.value, result.probability) == ("A", 250000.0, None)
     assert result.details["points"] == 40
-    assert result.details["text"] == ("+20 utm_source=yandex, +10 business hours, +10 budget given = 40 points "
+    assert explain(result.details) == ("+20 utm_source=yandex, +10 business hours, +10 budget given = 40 points "
                                       "(class A); value 250,000 (form field budget)")
     plain = scorer.score(facts(email=False, business_hours=False))
     assert (plain.klass, plain.value) == ("C", 50000.0)
-    assert plain.details["text"] == "−15 no e-mail = −15 points (class C); value 50,000 (default)"
+    assert explain(plain.details) == "−15 no e-mail = −15 points (class C); value 50,000 (default)"
     per_source = scorer.score(facts(utm_source="yandex", budget="ask me"))
     assert (per_source.klass, per_source.value) == ("A", 120000.0)  # "ask me" is no amount, but filled in
     assert per_source.details["value_from"] == "default for utm_source=yandex"
@@ -132,7 +132,7 @@ def test_trained_probability_scores_new_leads_with_their_factors(hub):
     assert lead.score_probability == pytest.approx(round(3780 / 5353, 4))
     assert lead.score_class == "A"  # 20 + 10 points
     assert lead.score_details["probability"]["closed"] == 20
-    assert lead.score_details["text"] == (
+    assert explain(lead.score_details) == (
         "+20 utm_source=yandex, +10 business hours = 30 points (class A); value 120,000 "
         "(default for utm_source=yandex); probability 71% from 20 closed leads: "
         "utm_term=crm ×1.9, has_email=yes ×1.8")
@@ -148,7 +148,7 @@ def test_thin_history_falls_back_to_the_rules(hub):
     with hub.db.read() as session:
         lead = session.scalars(select(Lead).where(Lead.status == "new")).one()
     assert (lead.score_class, lead.score_probability) == ("C", None)  # +10 business hours −15 no e-mail
-    assert lead.score_details["text"] == (
+    assert explain(lead.score_details) == (
         "+10 business hours, −15 no e-mail = −5 points (class C); value 50,000 (default); "
         "probability not learned yet (20 closed leads, 21 needed): class from points")
 
@@ -162,7 +162,7 @@ def test_probability_thresholds_replace_points_once_learned(hub):
         scorer = Scorer.load(session, hub.config)
     result = scorer.score(facts(utm_source="yandex", utm_term="crm"))  # 30 points, but 71%
     assert (result.klass, result.details["points_class"], result.details["class_from"]) == ("B", "A", "probability")
-    assert result.details["text"].endswith("; class B by probability")
+    assert explain(result.details).endswith("; class B by probability")
 
 
 def test_no_scoring_section_means_no_scores(config_document, request):
