@@ -223,8 +223,10 @@ def known_owners(session: Session, leads: list[Lead]) -> dict[int, tuple[str, in
     return {key: owner for key, owner in owners.items() if owner}
 
 
-def simulate(config, samples: list[dict], counters: Counters, hours) -> list[tuple[dict, Decision]]:
-    """Route sample leads without storing anything: who would get each, and why."""
+def simulate(config, samples: list[dict], counters: Counters, hours, scorer=None) -> list[tuple[dict, Decision]]:
+    """Route sample leads without storing anything: who would get each, and why. With a
+    ``scorer`` (``hub.pipeline.score.Scorer``) each is scored first (a sample's ``fields`` are
+    its form fields) and its score is put in the sample as ``score``."""
     from datetime import datetime
 
     from hub import clock
@@ -238,7 +240,12 @@ def simulate(config, samples: list[dict], counters: Counters, hours) -> list[tup
         lead = Lead(channel=sample.get("channel", "form"), phone=phone, email=sample.get("email"),
                     message=sample.get("message"), source=sample.get("source") or {})
         owner = (sample["owner"], 0) if sample.get("owner") else None
-        decision = decide(config, facts_of(lead, hours.is_open(created), owner is not None), counters, owner)
+        facts = facts_of(lead, hours.is_open(created), owner is not None) | {"fields": sample.get("fields") or {}}
+        if scorer:
+            score = scorer.score(facts)
+            sample = {**sample, "score": score}
+            facts |= {"class": score.klass, "probability": score.probability}
+        decision = decide(config, facts, counters, owner)
         if decision.member_id:
             counters.assigned(decision.member_id)
         results.append((sample, decision))

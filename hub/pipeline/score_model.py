@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from hub.store.models import ScoreModel
@@ -31,6 +31,7 @@ WON = ("converted",)
 LOST = ("junk", "archived")
 NONE = "(none)"
 FACTORS_SHOWN = 3
+KEPT = 30  # trained models kept (a month of nightly trainings); older ones are deleted
 
 
 def feature_value(value) -> str:
@@ -121,6 +122,8 @@ def save(session: Session, model: Model, now: datetime) -> ScoreModel:
                      tables=model.tables)
     session.add(row)
     session.flush()
+    oldest_kept = select(ScoreModel.id).order_by(ScoreModel.id.desc()).offset(KEPT - 1).limit(1).scalar_subquery()
+    session.execute(delete(ScoreModel).where(ScoreModel.id < oldest_kept))
     model.trained_at, model.token = row.trained_at, row.token
     return row
 

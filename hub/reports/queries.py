@@ -65,13 +65,19 @@ def parse_query(args, timezone: str, today: date) -> Query:
     return Query(since, until, ZoneInfo(timezone), model, chosen)
 
 
+FIRST_DAY, LAST_DAY = date(1, 2, 1), date(9999, 12, 30)  # room for the default period and the day after
+
+
 def parse_day(args, key: str) -> date | None:
     if not args.get(key):
         return None
     try:
-        return date.fromisoformat(args[key])
+        day = date.fromisoformat(args[key])
     except ValueError:
         raise ReportError(key, "a date, YYYY-MM-DD") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ReportError(key, f"a date from {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}")
+    return day
 
 
 def is_direct(source: dict) -> bool:

@@ -210,18 +210,31 @@ def route_simulate(path: str) -> None:
     import yaml
 
     from hub.pipeline.route import Counters, simulate
+    from hub.pipeline.score import Scorer
     from hub.rules.tasks import business_hours
 
-    config = load_hub().config
+    hub = load_hub()
+    config = hub.config
     with open(path, encoding="utf-8") as handle:
         samples = yaml.safe_load(handle) or []
     if not isinstance(samples, list):
         raise click.UsageError(f"{path}: expected a list of sample leads")
-    results = simulate(config, samples, Counters(), business_hours(config))
+    scorer = None
+    if config["scoring"]:
+        with hub.db.read() as session:
+            scorer = Scorer.load(session, config)
+    results = simulate(config, samples, Counters(), business_hours(config), scorer)
     for index, (sample, decision) in enumerate(results, start=1):
         who = sample.get("name") or sample.get("phone") or sample.get("email") or "?"
         channel, member = sample.get("channel", "form"), decision.member_id or "nobody"
-        click.echo(f"{index}. {channel} {who} -> {member}: {decision.reason}")
+        click.echo(f"{index}. {channel} {who}{score_note(sample.get('score'))} -> {member}: {decision.reason}")
+
+
+def score_note(score) -> str:
+    if score is None:
+        return ""
+    chance = f", {score.probability:.0%}" if score.probability is not None else ""
+    return f" (class {score.klass}{chance})"
 
 
 @main.group()

@@ -28,7 +28,7 @@ class EncodedJSON(dict):
 
     def __init__(self, value: dict):
         super().__init__(value)
-        self.encoded = json.dumps(value)
+        self.encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False)  # compact: it is stored often
 
 
 def serialize_json(value) -> str:

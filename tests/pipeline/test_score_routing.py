@@ -70,3 +70,29 @@ def test_score_and_form_field_conditions(when, facts, expected):
                                    "routing": [{"name": "r", "when": when, "assign": {"to": ["sergei"]}}]})
     decision = decide(config, {"fields": {}, **facts}, Counters())
     assert (decision.rule is not None) is expected
+
+
+def test_route_simulate_scores_the_samples(tmp_path, monkeypatch, database_url):
+    import yaml
+    from click.testing import CliRunner
+
+    from hub import context
+    from hub.runtime.cli import main
+
+    config_path = tmp_path / "hub.yaml"
+    config_path.write_text(yaml.safe_dump({"team": [SENIOR, {"id": "anna", "name": "Anna"}], "scoring": SCORING,
+                                           "routing": [{"name": "class-a", "when": {"class": ["A"]},
+                                                        "assign": {"to": ["sergei"]}}]}), encoding="utf-8")
+    samples = tmp_path / "samples.yaml"
+    samples.write_text(yaml.safe_dump([
+        {"name": "Ivan", "phone": "+79161234567", "email": "i@example.com", "source": {"utm_source": "yandex"}},
+        {"name": "Olga", "phone": "+79161234568", "fields": {"budget": "100000"}}]), encoding="utf-8")
+    monkeypatch.setenv("HUB_CONFIG", str(config_path))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    context.install(None)
+    result = CliRunner().invoke(main, ["route", "simulate", str(samples)])
+    context.install(None)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("1. form Ivan (class A) -> sergei: rule 'class-a'")
+    assert lines[1].startswith("2. form Olga (class C) -> anna: no routing rule matched")  # 10 − 15 + 10 = 5 points

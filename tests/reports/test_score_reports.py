@@ -59,3 +59,9 @@ def test_channels_by_class_and_a_class_filter(api, scored):
     assert only_a["filters"] == {"class": "A"}
     scores = api.get("/api/reports/scores?class=B&from=2026-12-01&to=2026-12-01").get_json()
     assert [row["key"] for row in scores["rows"]] == ["B"]
+
+
+@pytest.mark.parametrize("query,field", [("to=0001-01-01", "to"), ("from=9999-12-31", "from")])
+def test_dates_at_the_ends_of_the_calendar_are_a_400(api, query, field):
+    response = api.get(f"/api/reports/managers?{query}")
+    assert response.status_code == 400 and field in response.get_json()["fields"]

@@ -73,3 +73,13 @@ def test_hub_score_train_without_scoring(config_document, request):
     request.getfixturevalue("hub")
     result = CliRunner().invoke(cli.main, ["score", "train"])
     assert result.exit_code == 1 and "no scoring: section" in result.output
+
+
+def test_only_the_newest_models_are_kept(hub, monkeypatch):
+    from hub.pipeline import score, score_model
+
+    monkeypatch.setattr(score_model, "KEPT", 3)
+    for _ in range(5):
+        score.train(hub)
+    with hub.db.read() as session:
+        assert list(session.scalars(select(ScoreModel.id).order_by(ScoreModel.id))) == [3, 4, 5]
