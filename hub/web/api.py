@@ -9,6 +9,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from connectors.base import MAX_WHOLE_NUMBER, clean_text, whole_number
+from hub.config import SCORE_CLASSES
 from hub.delivery import serialize
 from hub.mapping import InvalidValue, normalise_phone
 from hub.pipeline import manager_actions, score
@@ -152,7 +153,7 @@ def lead_query():
 
 @bp.get("/leads")
 def list_leads():
-    only_filters("phone", "email", "channel", "status", "utm_source", "assignee")
+    only_filters("phone", "email", "channel", "status", "utm_source", "assignee", "class")
     limit, cursor = page_args()
     query = lead_query()
     if request.args.get("phone"):
@@ -172,6 +173,9 @@ def list_leads():
         query = query.where(Lead.source["utm_source"].as_string() == request.args["utm_source"])
     if request.args.get("assignee"):
         query = query.where(Lead.assignee_id == request.args["assignee"])
+    score_class = one_of("class", SCORE_CLASSES)
+    if score_class:
+        query = query.where(Lead.score_class == score_class)
     with current_hub().db.read() as session:
         return jsonify(paginate(session, query, Lead.id, limit, cursor, render_lead))
 

@@ -159,7 +159,8 @@ def api_paths(page_limit: int, event_statuses: tuple, lead_statuses: tuple) -> d
             query_parameter("status", {"enum": list(event_statuses)})])},
         "/api/events/{event_id}": {"get": read("Event", [path_parameter("event_id", TEXT)], "404")},
         "/api/leads": {"get": read("LeadPage", page + leads + [
-            query_parameter("status", {"enum": list(lead_statuses)})])},
+            query_parameter("status", {"enum": list(lead_statuses)}),
+            query_parameter("class", {"enum": ["A", "B", "C"]}, "the score's class")])},
         "/api/leads/{number}": {"get": read("Lead", [number], "404"),
                                 "patch": with_body(read("Lead", [number], "404"), "LeadChanges", "413", "422")},
         "/api/leads/{number}/score": {"post": with_body(read("Lead", [number], "404"), "ScoreChange",

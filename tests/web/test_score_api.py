@@ -110,3 +110,13 @@ def test_the_openapi_document_describes_the_override(api):
     assert set(operation["responses"]) >= {"200", "403", "409", "422"}
     assert document["components"]["schemas"]["Lead"]["properties"]["score"]["properties"]["class"]["enum"] == [
         "A", "B", "C"]
+
+
+def test_the_lead_list_filters_by_class(client, run_jobs, api):
+    best = new_lead(client, run_jobs, api, {**FORM, "phone": "+79161230001", "email": "a@example.com",
+                                            "utm_source": "yandex"})
+    plain = new_lead(client, run_jobs, api, {**FORM, "phone": "+79161230002", "email": "b@example.com"})
+    assert (best["score"]["class"], plain["score"]["class"]) == ("A", "B")
+    assert [lead["number"] for lead in api.get("/api/leads?class=A").get_json()["items"]] == [best["number"]]
+    refused = api.get("/api/leads?class=D")
+    assert refused.status_code == 400 and "class" in refused.get_json()["fields"]
