@@ -126,3 +126,10 @@ def test_no_scores_report_without_scoring(config_document, request):
     vera = console("vera")
     assert "Оценки по классам" not in vera.get("/console/reports").text
     assert vera.get("/console/reports/scores.csv").status_code == 404
+
+
+def test_the_downloaded_list_carries_the_score(console, make_lead):
+    make_lead("Best", "+7 916 111-11-11", email="best@example.com", utm_source="yandex", budget="90 000")
+    lines = console("vera").get("/console/leads.csv").data.decode("utf-8-sig").splitlines()
+    assert lines[0].endswith(",class,probability,value")
+    assert lines[1].endswith(",A,,90000.0")  # no probability learned yet

@@ -8,7 +8,7 @@ from sqlalchemy import and_, func, select
 from hub.mapping import SOURCE_KEYS
 from hub.pipeline import manager_actions, score
 from hub.reports import export
-from hub.reports.leads import HEADER, lead_rows
+from hub.reports.leads import header, lead_rows
 from hub.store.models import Lead, Task
 from hub.web import current_hub
 from hub.web.api import lead_query, render_lead
@@ -47,7 +47,8 @@ def leads_download(fmt: str):
     args.pop("cursor", None)
     only = None if access.sees_all(g.member) else g.member["id"]
     statement, _column = leadlist.query(args, hub.config, hub.db.engine.dialect.name, only_assignee=only)
-    return download(fmt, "leads", HEADER, lead_rows(hub.db, statement, hub.config["timezone"]))
+    scored = bool(hub.config["scoring"])
+    return download(fmt, "leads", header(scored), lead_rows(hub.db, statement, hub.config["timezone"], scored))
 
 
 def download(fmt: str, name: str, header, rows) -> Response:
