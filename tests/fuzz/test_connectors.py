@@ -28,7 +28,7 @@ from connectors.telephony import twilio as twilio_voice
 from connectors.webforms import cf7, generic, tilda
 from hub.config import load_config
 from hub.pipeline.normalise import fingerprint, normalise_parsed
-from tests.conftest import sample_document
+from tests.helpers import sample_document
 from tests.connectors.sms.test_smsru import API_ID, smsru_hash
 from tests.connectors.sms.test_twilio import TOKEN as SMS_TOKEN
 from tests.connectors.sms.test_twilio import sign as twilio_sms_sign

@@ -24,7 +24,7 @@ from hub.runtime.cli import main
 from hub.store.db import Database, make_engine
 from hub.store.models import Checkpoint, Lead, LeadHistory, Notification, RawEvent, SyncDelivery
 from hub.store.queue import Kicker
-from tests.conftest import insert_pending_forms
+from tests.helpers import insert_pending_forms
 from tests.hub.crm_portals import FakeAmoCRM, FakeBitrix24, LeakyBucket, VirtualClock
 from tests.hub.test_telephony import SECRET as ZADARMA_SECRET
 from tests.hub.test_telephony import inbound_call, post

@@ -20,6 +20,7 @@ import yaml
 from sqlalchemy import func, select
 
 from hub.store.models import Lead, RawEvent
+from tests.helpers import free_port
 from tests.connectors.sms.test_smsru import smsru_hash
 from tests.connectors.telephony.test_twilio import sign as twilio_sign
 from tests.connectors.telephony.test_zadarma import sign as zadarma_sign
@@ -330,12 +331,6 @@ def test_task_outcome_with_a_lone_surrogate_is_stored_readable(client, api, run_
 
 
 # --- framing, through gunicorn on loopback ---------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 @pytest.fixture
 def gunicorn(hub, config_document, database_url, redis_url, tmp_path, logs):

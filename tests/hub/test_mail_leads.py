@@ -12,8 +12,7 @@ from hub.delivery import outbox
 from hub.store.models import Notification, RawEvent
 from hub.pipeline import process_pending
 from hub.delivery.replay import replay_events
-from tests.conftest import fixture_bytes
-from tests.smtp_server import SmtpServer
+from tests.helpers import SmtpServer, fixture_bytes
 
 
 @pytest.fixture

@@ -13,14 +13,14 @@ from connectors.mail.parse import codec, decode_bytes, header_text, html_to_text
 from hub.mapping import load_mapping
 from hub.pipeline.normalise import complete_source
 
-from .conftest import FIXTURES, fixture_message
+from tests.helpers import FIXTURES, fixture_bytes
 
 SETTINGS = {"key": "sales", "username": "sales@example.com", "own_addresses": ["example.com"],
             "company_phones": ["+7 495 123-45-67"], "region": "RU"}
 
 
 def parse(name: str, **headers) -> imap.Parsed:
-    inbound = Inbound(method="IMAP", url="imap://127.0.0.1/INBOX;UID=1", body=fixture_message(name),
+    inbound = Inbound(method="IMAP", url="imap://127.0.0.1/INBOX;UID=1", body=fixture_bytes(f"mail/{name}"),
                       headers={"content-type": "message/rfc822", **headers})
     [parsed] = imap.parse(inbound, SETTINGS)
     return parsed
@@ -39,7 +39,7 @@ def test_module_declares_the_protocol():
 
 
 def test_every_fixture_has_crlf_line_endings():
-    for path in FIXTURES.glob("*.eml"):
+    for path in (FIXTURES / "mail").glob("*.eml"):
         data = path.read_bytes()
         assert data.count(b"\n") == data.count(b"\r\n"), path.name
 
@@ -180,16 +180,16 @@ def test_thread_reply_lists_in_reply_to_and_references_and_skips_quoted_phones()
 
 
 def test_no_message_id_keys_on_a_hash_of_the_bytes():
-    digest = hashlib.sha256(fixture_message("message__no_message_id.eml")).hexdigest()
+    digest = hashlib.sha256(fixture_bytes("mail/message__no_message_id.eml")).hexdigest()
     parsed = parse("message__no_message_id.eml")
     assert parsed.delivery_key == f"mail/sha256:{digest}"
     assert parsed.extra["touch_key"] == f"mail:sha256:{digest}"
-    assert imap.delivery_key(fixture_message("message__no_message_id.eml")) == parsed.delivery_key
+    assert imap.delivery_key(fixture_bytes("mail/message__no_message_id.eml")) == parsed.delivery_key
     assert "message_id" not in parsed.fields
 
 
 def test_the_pollers_cheap_key_equals_the_parsed_one():
-    for path in FIXTURES.glob("*.eml"):
+    for path in (FIXTURES / "mail").glob("*.eml"):
         if path.name.startswith("broken"):
             continue
         assert imap.delivery_key(path.read_bytes()) == parse(path.name).delivery_key, path.name
