@@ -5,7 +5,6 @@ Fixtures: ``tests/fixtures/sms/smsru/<event>__<variant>.urlencoded``, bodies as 
 hash is recomputed here from the notes, independently of the module under test.
 """
 import hashlib
-from pathlib import Path
 from urllib.parse import parse_qs, parse_qsl, urlencode
 
 import pytest
@@ -17,7 +16,9 @@ from connectors.base import (Ambiguous, BadRequest, DeliveryReport, Forbidden, I
 from connectors.sms import smsru
 from hub.mapping import load_mapping
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sms" / "smsru"
+from tests.helpers import FIXTURES
+
+FOLDER = FIXTURES / "sms" / "smsru"
 URL = "https://hub.example.com/hooks/sms/smsru"
 API_ID = "1A2B3C4D-0000-1111-2222-333344445555"
 SETTINGS = {"api_id": API_ID, "public_url": "https://hub.example.com"}
@@ -34,11 +35,11 @@ def inbound(body: bytes) -> Inbound:
 
 
 def fixture(name: str) -> Inbound:
-    return inbound((FIXTURES / name).read_bytes())
+    return inbound((FOLDER / name).read_bytes())
 
 
 def fixture_pairs(name: str) -> list[tuple[str, str]]:
-    return parse_qsl((FIXTURES / name).read_text(encoding="utf-8"), keep_blank_values=True)
+    return parse_qsl((FOLDER / name).read_text(encoding="utf-8"), keep_blank_values=True)
 
 
 def test_module_declares_the_protocol():

@@ -8,7 +8,6 @@ RequestValidator (``bodySHA256``, the SharedKey's algorithm), not with the modul
 import base64
 import hashlib
 import hmac
-from pathlib import Path
 from urllib.parse import parse_qs, parse_qsl
 
 import pytest
@@ -21,7 +20,9 @@ from connectors.base import (BadRequest, DeliveryReport, Forbidden, Inbound, Out
 from connectors.sms import twilio
 from hub.mapping import load_mapping
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sms" / "twilio"
+from tests.helpers import FIXTURES
+
+FOLDER = FIXTURES / "sms" / "twilio"
 URL = "https://hub.example.com/hooks/sms/twilio"
 TOKEN = "test-auth-token-0123456789abcdef"
 ACCOUNT = "AC3f2b5e8a9c1d4e6f7a8b9c0d1e2f3a4b"
@@ -45,14 +46,14 @@ def sign(url: str, body: bytes, token: str, digest=hashlib.sha1) -> str:
 def json_inbound(fixture: str, key: str = TOKEN, digest=hashlib.sha1, body: bytes | None = None,
                  **headers) -> Inbound:
     """A JSON webhook: the body's hex SHA-256 in the URL's ``bodySHA256``, the URL alone signed."""
-    signed_body = (FIXTURES / fixture).read_bytes()
+    signed_body = (FOLDER / fixture).read_bytes()
     url = f"{URL}?bodySHA256={hashlib.sha256(signed_body).hexdigest()}"
     headers = {"content-type": "application/json", "x-twilio-signature": sign(url, b"", key, digest), **headers}
     return Inbound(method="POST", url=url, headers=headers, body=signed_body if body is None else body)
 
 
 def inbound(fixture: str, signature: str | None = "auto", url: str = URL) -> Inbound:
-    body = (FIXTURES / fixture).read_bytes()
+    body = (FOLDER / fixture).read_bytes()
     headers = {"content-type": "application/x-www-form-urlencoded; charset=UTF-8"}
     if signature == "auto":
         signature = sign(url, body, TOKEN)
@@ -149,7 +150,7 @@ def test_bad_or_missing_signature_is_refused():
     with pytest.raises(Forbidden) as wrong_token:
         twilio.verify(inbound("message__sms.urlencoded", sign(URL, b"", "other")), SETTINGS)
     assert wrong_token.value.fields == {"X-Twilio-Signature": "invalid"}
-    body = (FIXTURES / "message__sms.urlencoded").read_bytes()
+    body = (FOLDER / "message__sms.urlencoded").read_bytes()
     other_url = sign("https://hub.example.com/hooks/sms/other", body, TOKEN)
     with pytest.raises(Forbidden):
         twilio.verify(inbound("message__sms.urlencoded", other_url), SETTINGS)
@@ -161,7 +162,7 @@ def test_bad_or_missing_signature_is_refused():
 
 def test_default_port_in_the_signed_url_is_accepted():
     signed_with_port = sign("https://hub.example.com:443/hooks/sms/twilio",
-                            (FIXTURES / "message__sms.urlencoded").read_bytes(), TOKEN)
+                            (FOLDER / "message__sms.urlencoded").read_bytes(), TOKEN)
     assert twilio.verify(inbound("message__sms.urlencoded", signed_with_port), SETTINGS) is None
 
 
@@ -205,7 +206,7 @@ def test_a_json_webhook_signed_over_its_body_hash_is_the_same_message():
 
 
 def test_a_json_webhook_is_refused_when_its_body_does_not_match_the_hash():
-    signed = (FIXTURES / "message__sms_json.json").read_bytes()
+    signed = (FOLDER / "message__sms_json.json").read_bytes()
     forged = json_inbound("message__sms_json.json", body=signed.replace(b"+79161234567", b"+79990000000"))
     with pytest.raises(Forbidden) as caught:
         twilio.verify(forged, SETTINGS)
@@ -217,7 +218,7 @@ def test_a_json_webhook_is_refused_when_its_body_does_not_match_the_hash():
 
 def test_a_shared_key_hmac_sha256_signature_is_accepted():
     settings = {**SETTINGS, "shared_key": SHARED_KEY}
-    body = (FIXTURES / "message__sms.urlencoded").read_bytes()
+    body = (FOLDER / "message__sms.urlencoded").read_bytes()
     form = Inbound(method="POST", url=URL, body=body, headers={
         "content-type": "application/x-www-form-urlencoded",
         "x-twilio-signature": sign(URL, body, SHARED_KEY, hashlib.sha256), **SHA256_SETTINGS})

@@ -15,7 +15,9 @@ from connectors.base import BadRequest, CallState, Forbidden, Inbound, Reply, Un
 from connectors.telephony import mango
 from hub.mapping import load_mapping
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "telephony" / "mango"
+from tests.helpers import FIXTURES
+
+FOLDER = FIXTURES / "telephony" / "mango"
 KEY, SALT = "mango-test-api-key-0123456789", "mango-test-salt-abcdef"
 SETTINGS = {"api_key": KEY, "api_salt": SALT, "public_url": "https://hub.example.com"}
 ENTRY = "MzUyODMzNzkxMjo0MDE="
@@ -25,7 +27,7 @@ PATHS = {"events_call": "events/call", "events_summary": "events/summary",
 
 
 def body_of(fixture: str) -> bytes:
-    return (FIXTURES / fixture).read_bytes()
+    return (FOLDER / fixture).read_bytes()
 
 
 def inbound(fixture: str, body: bytes | None = None) -> Inbound:
@@ -66,7 +68,7 @@ def test_module_declares_the_protocol():
     assert {"ping", "events/recording", "events/dtmf"} <= set(mango.IGNORES)
 
 
-SIGNED_FIXTURES = sorted(f.name for f in FIXTURES.iterdir() if not f.name.startswith("ping"))
+SIGNED_FIXTURES = sorted(f.name for f in FOLDER.iterdir() if not f.name.startswith("ping"))
 
 
 @pytest.mark.parametrize("fixture", SIGNED_FIXTURES)
@@ -224,4 +226,4 @@ def test_wrong_sign_or_foreign_key_is_forbidden():
 
 def test_every_fixture_is_used():
     source = Path(__file__).read_text(encoding="utf-8")
-    assert [f.name for f in FIXTURES.iterdir() if f.name not in source] == []
+    assert [f.name for f in FOLDER.iterdir() if f.name not in source] == []

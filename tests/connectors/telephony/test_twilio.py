@@ -17,7 +17,9 @@ from connectors.base import BadRequest, CallState, Forbidden, Inbound, Reply, Un
 from connectors.telephony import twilio
 from hub.mapping import load_mapping
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "telephony" / "twilio"
+from tests.helpers import FIXTURES
+
+FOLDER = FIXTURES / "telephony" / "twilio"
 TOKEN = "twilio-test-auth-token-0123456789"
 URL = "https://hub.example.com/hooks/telephony/twilio?account=main"
 SETTINGS = {"auth_token": TOKEN, "public_url": "https://hub.example.com"}
@@ -37,7 +39,7 @@ def sign(url: str, body: bytes, token: str = TOKEN) -> str:
 
 def inbound(fixture: str, url: str = URL, signature: str | None = "auto",
             body: bytes | None = None) -> Inbound:
-    body = (FIXTURES / fixture).read_bytes() if body is None else body
+    body = (FOLDER / fixture).read_bytes() if body is None else body
     headers = {"content-type": "application/x-www-form-urlencoded"}
     if signature:
         headers["x-twilio-signature"] = sign(url, body) if signature == "auto" else signature
@@ -217,7 +219,7 @@ def test_missing_signature_is_unauthorized():
 
 
 def test_wrong_or_tampered_signature_is_forbidden():
-    body = (FIXTURES / "status_completed__answered.urlencoded").read_bytes()
+    body = (FOLDER / "status_completed__answered.urlencoded").read_bytes()
     with pytest.raises(Forbidden):
         twilio.verify(inbound("status_completed__answered.urlencoded",
                               signature=sign(URL, body, "another-token")), SETTINGS)
@@ -231,7 +233,7 @@ def test_wrong_or_tampered_signature_is_forbidden():
 
 
 def test_signature_accepted_with_and_without_default_port():
-    body = (FIXTURES / "status_completed__answered.urlencoded").read_bytes()
+    body = (FOLDER / "status_completed__answered.urlencoded").read_bytes()
     with_port = URL.replace("hub.example.com", "hub.example.com:443")
     signed_with_port = inbound("status_completed__answered.urlencoded", signature=sign(with_port, body))
     assert twilio.verify(signed_with_port, SETTINGS) is None
@@ -241,7 +243,7 @@ def test_signature_accepted_with_and_without_default_port():
 
 
 def test_a_status_callback_signed_with_a_shared_key_and_hmac_sha256():
-    body = (FIXTURES / "status_completed__answered.urlencoded").read_bytes()
+    body = (FOLDER / "status_completed__answered.urlencoded").read_bytes()
     pairs = sorted(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
     message = (URL + "".join(name + value for name, value in pairs)).encode("utf-8")
     signature = base64.b64encode(hmac.new(b"shared-key-secret", message, hashlib.sha256).digest()).decode()
@@ -260,4 +262,4 @@ def test_reply_is_empty_twiml_even_without_an_event():
 
 def test_every_fixture_is_used():
     source = Path(__file__).read_text(encoding="utf-8")
-    assert [f.name for f in FIXTURES.iterdir() if f.name not in source] == []
+    assert [f.name for f in FOLDER.iterdir() if f.name not in source] == []

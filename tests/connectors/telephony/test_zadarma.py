@@ -17,7 +17,9 @@ from connectors.base import BadRequest, CallState, Forbidden, Inbound, Reply, Un
 from connectors.telephony import zadarma
 from hub.mapping import load_mapping
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "telephony" / "zadarma"
+from tests.helpers import FIXTURES
+
+FOLDER = FIXTURES / "telephony" / "zadarma"
 SECRET = "zadarma-test-secret-0123456789"
 URL = "https://hub.example.com/hooks/telephony/zadarma"
 SETTINGS = {"secret": SECRET, "allowed_ips": ["185.45.152.40/30"], "public_url": "https://hub.example.com"}
@@ -44,7 +46,7 @@ def sign(body: bytes, secret: str = SECRET) -> str:
 
 def inbound(fixture: str, signature: str | None = "auto", body: bytes | None = None,
             remote_addr: str = ZADARMA_IP) -> Inbound:
-    body = (FIXTURES / fixture).read_bytes() if body is None else body
+    body = (FOLDER / fixture).read_bytes() if body is None else body
     headers = {"content-type": "application/x-www-form-urlencoded"}
     if signature:
         headers["signature"] = sign(body) if signature == "auto" else signature
@@ -52,7 +54,7 @@ def inbound(fixture: str, signature: str | None = "auto", body: bytes | None = N
 
 
 def echo_request(fixture: str) -> Inbound:
-    query = (FIXTURES / fixture).read_text(encoding="ascii").strip()
+    query = (FOLDER / fixture).read_text(encoding="ascii").strip()
     return Inbound(method="GET", url=f"{URL}?{query}", query=tuple(parse_qsl(query)),
                    remote_addr="203.0.113.9")
 
@@ -84,7 +86,7 @@ def test_module_declares_the_protocol():
 
 
 def test_signature_header_is_base64_of_the_hex_digest():
-    header = sign((FIXTURES / "notify_start__inbound.urlencoded").read_bytes())
+    header = sign((FOLDER / "notify_start__inbound.urlencoded").read_bytes())
     assert len(header) == 56 and header.endswith("==")
     assert len(base64.b64decode(header)) == 40
 
@@ -238,7 +240,7 @@ def test_an_incoming_sms_is_an_sms_lead_whatever_the_result_encoding(fixture):
 
 
 def test_an_sms_whose_result_was_changed_is_forbidden():
-    body = (FIXTURES / "sms__incoming.urlencoded").read_bytes()
+    body = (FOLDER / "sms__incoming.urlencoded").read_bytes()
     forged = body.replace(b"79161234567", b"79990000000")
     with pytest.raises(Forbidden):
         zadarma.verify(inbound("sms__incoming.urlencoded", signature=sign(body), body=forged), SETTINGS)
@@ -260,7 +262,7 @@ def test_missing_signature_is_unauthorized():
 
 
 def test_wrong_signature_is_forbidden():
-    body = (FIXTURES / "notify_end__answered.urlencoded").read_bytes()
+    body = (FOLDER / "notify_end__answered.urlencoded").read_bytes()
     with pytest.raises(Forbidden):
         zadarma.verify(inbound("notify_end__answered.urlencoded", signature=sign(body, "other-secret")),
                        SETTINGS)
@@ -270,7 +272,7 @@ def test_wrong_signature_is_forbidden():
 
 
 def test_unsigned_fields_can_be_altered_so_source_addresses_matter():
-    body = (FIXTURES / "notify_end__answered.urlencoded").read_bytes()
+    body = (FOLDER / "notify_end__answered.urlencoded").read_bytes()
     altered = body.replace(b"disposition=answered", b"disposition=busy")
     request = inbound("notify_end__answered.urlencoded", signature=sign(body), body=altered)
     assert zadarma.verify(request, SETTINGS) is None
@@ -284,4 +286,4 @@ def test_unsigned_fields_can_be_altered_so_source_addresses_matter():
 
 def test_every_fixture_is_used():
     source = Path(__file__).read_text(encoding="utf-8")
-    assert [f.name for f in FIXTURES.iterdir() if f.name not in source] == []
+    assert [f.name for f in FOLDER.iterdir() if f.name not in source] == []

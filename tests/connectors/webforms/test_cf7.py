@@ -4,19 +4,20 @@ Fixtures: ``tests/fixtures/webforms/cf7/<event>__<variant>.multipart`` (naming c
 documented in test_generic.py): multipart/form-data as CF7's own script submits it, the
 boundary read from the body's first line.
 """
-from pathlib import Path
 
 from connectors.base import Inbound
 from connectors.webforms import cf7
 from hub.mapping import load_mapping
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "webforms" / "cf7"
+from tests.helpers import FIXTURES
+
+FOLDER = FIXTURES / "webforms" / "cf7"
 SETTINGS = {"key": "wordpress", "honeypot": "website", "secret": None}
 
 
 def inbound(fixture: str) -> Inbound:
     assert fixture.endswith(".multipart")
-    body = (FIXTURES / fixture).read_bytes()
+    body = (FOLDER / fixture).read_bytes()
     boundary = body.split(b"\r\n", 1)[0][2:].decode()
     return Inbound(method="POST", url="https://hub.example.com/hooks/forms/wordpress",
                    headers={"content-type": f"multipart/form-data; boundary={boundary}"}, body=body)

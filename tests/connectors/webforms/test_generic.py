@@ -13,7 +13,6 @@ and an optional ``.<charset>`` before the extension adds ``; charset=<charset>``
 (``submission__legacy_site.windows-1251.urlencoded``). Other headers (Referer, X-Hub-Secret) are
 given by each test.
 """
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +21,9 @@ from connectors.webforms import generic
 from hub.mapping import load_mapping
 from hub.pipeline.normalise import complete_source
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "webforms" / "generic"
+from tests.helpers import FIXTURES
+
+FOLDER = FIXTURES / "webforms" / "generic"
 MEDIA_TYPES = {
     "urlencoded": "application/x-www-form-urlencoded",
     "multipart": "multipart/form-data",
@@ -34,7 +35,7 @@ URL = "https://hub.example.com/hooks/forms/landing"
 
 
 def inbound(fixture: str, **headers: str) -> Inbound:
-    body = (FIXTURES / fixture).read_bytes()
+    body = (FOLDER / fixture).read_bytes()
     _, *charset, extension = fixture.split(".")
     content_type = MEDIA_TYPES[extension]
     if extension == "multipart":
@@ -84,7 +85,7 @@ def test_windows_1251_multipart_body_decodes_in_its_charset():
 
 
 def test_utf8_is_the_default_and_undecodable_bytes_are_replaced():
-    body = (FIXTURES / "submission__legacy_site.windows-1251.urlencoded").read_bytes()
+    body = (FOLDER / "submission__legacy_site.windows-1251.urlencoded").read_bytes()
     request = Inbound(method="POST", url=URL,
                       headers={"content-type": "application/x-www-form-urlencoded"}, body=body)
     fields = generic.parse(request, SETTINGS)[0].fields
@@ -141,7 +142,7 @@ def test_unsupported_content_type_is_refused():
 
 
 def test_body_without_content_type_is_refused():
-    body = (FIXTURES / "submission__name_script.urlencoded").read_bytes()
+    body = (FOLDER / "submission__name_script.urlencoded").read_bytes()
     with pytest.raises(UnsupportedMediaType):
         generic.parse(Inbound(method="POST", url=URL, body=body), SETTINGS)
 

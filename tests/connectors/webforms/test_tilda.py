@@ -3,7 +3,6 @@
 Fixtures: ``tests/fixtures/webforms/tilda/<event>__<variant>.urlencoded`` (naming convention
 documented in test_generic.py); Tilda always posts urlencoded UTF-8.
 """
-from pathlib import Path
 
 import pytest
 
@@ -11,7 +10,9 @@ from connectors.base import Inbound, Reply, Unauthorized
 from connectors.webforms import tilda
 from hub.mapping import load_mapping
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "webforms" / "tilda"
+from tests.helpers import FIXTURES
+
+FOLDER = FIXTURES / "webforms" / "tilda"
 SETTINGS = {"key": "tilda-site", "honeypot": "website", "secret": None}
 
 
@@ -19,7 +20,7 @@ def inbound(fixture: str) -> Inbound:
     assert fixture.endswith(".urlencoded")
     return Inbound(method="POST", url="https://hub.example.com/hooks/forms/tilda-site",
                    headers={"content-type": "application/x-www-form-urlencoded"},
-                   body=(FIXTURES / fixture).read_bytes())
+                   body=(FOLDER / fixture).read_bytes())
 
 
 def test_module_declares_the_protocol():
