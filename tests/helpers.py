@@ -1,5 +1,6 @@
 """What tests share besides fixtures: the fixture files, the sample config, a backlog of stored
-events, a free port, waiting for a condition, a real SMTP server, and the mailbox tests' mail."""
+events, a Zadarma call as the hub receives it, a free port, waiting for a condition, a real SMTP
+server, and the mailbox tests' mail."""
 from __future__ import annotations
 
 import socket
@@ -13,9 +14,11 @@ from aiosmtpd.controller import Controller
 
 from hub.config import SAMPLE_CONFIG
 from hub.store.models import RawEvent
+from tests.connectors import signers
 
 FIXTURES = Path(__file__).parent / "fixtures"
 API_TOKEN = "test-token-0123456789"
+ZADARMA_SECRET = "zadarma-secret-for-tests"
 IMAP_PASSWORD = "lead-hub-test-password"
 IMAP_PASSWORD_ENV = "HUB_TEST_IMAP_PASSWORD"
 
@@ -38,6 +41,32 @@ def insert_pending_forms(hub, phones: list[str], form: str = "landing") -> None:
             headers={"content-type": "application/x-www-form-urlencoded"},
             body=urlencode({"name": f"Client {i}", "phone": phone, "utm_source": "bench"}).encode())
             for i, phone in enumerate(phones))
+
+
+def zadarma_signed(fields: dict) -> tuple[dict, dict]:
+    """A Zadarma notification and the headers that sign it with ``ZADARMA_SECRET``."""
+    return fields, {"Signature": signers.zadarma(urlencode(fields).encode(), ZADARMA_SECRET)}
+
+
+def zadarma_call(call_id: str, outcome: str, caller: str = "79161234567") -> list[tuple[dict, dict]]:
+    """The notifications of one inbound call to our tracked number, ``answered`` or ``missed``."""
+    base = {"call_start": "2026-11-23 13:00:00", "pbx_call_id": call_id, "caller_id": caller,
+            "called_did": "74951234567"}
+    events = [zadarma_signed({**base, "event": "NOTIFY_START"}),
+              zadarma_signed({**base, "event": "NOTIFY_INTERNAL", "internal": "101"})]
+    if outcome == "answered":
+        events.append(zadarma_signed({**base, "event": "NOTIFY_ANSWER", "destination": "101", "internal": "101"}))
+    disposition, duration = ("answered", "95") if outcome == "answered" else ("no answer", "0")
+    events.append(zadarma_signed({**base, "event": "NOTIFY_END", "disposition": disposition, "duration": duration,
+                                  "last_internal": "101", "status_code": "16", "is_recorded": "0"}))
+    return events
+
+
+def post_zadarma(client, fields_and_headers):
+    fields, headers = fields_and_headers
+    response = client.post("/hooks/telephony/zadarma", data=fields, headers=headers)
+    assert response.status_code in (200, 202), response.data
+    return response
 
 
 def free_port() -> int:

@@ -1,10 +1,9 @@
 """SMS.ru: status callbacks (one test per fixture) and the sender.
 
 Fixtures: ``tests/fixtures/sms/smsru/<event>__<variant>.urlencoded``, bodies as SMS.ru posts them
-(``data[N]`` records and ``hash``, shared/formats/smsru.md), signed with ``API_ID`` below. The
-hash is recomputed here from the notes, independently of the module under test.
+(``data[N]`` records and ``hash``), signed with ``API_ID`` below. The hash is recomputed with the
+reference signer in tests/connectors/signers.py, independently of the module under test.
 """
-import hashlib
 from urllib.parse import parse_qs, parse_qsl, urlencode
 
 import pytest
@@ -16,17 +15,13 @@ from connectors.base import (Ambiguous, BadRequest, DeliveryReport, Forbidden, I
 from connectors.sms import smsru
 from hub.mapping import load_mapping
 
+from tests.connectors import signers
 from tests.helpers import FIXTURES
 
 FOLDER = FIXTURES / "sms" / "smsru"
 URL = "https://hub.example.com/hooks/sms/smsru"
 API_ID = "1A2B3C4D-0000-1111-2222-333344445555"
 SETTINGS = {"api_id": API_ID, "public_url": "https://hub.example.com"}
-
-
-def smsru_hash(api_id: str, records: list[str]) -> str:
-    """lower-hex sha256(api_id + data[0] + data[1] + ...)."""
-    return hashlib.sha256((api_id + "".join(records)).encode("utf-8")).hexdigest()
 
 
 def inbound(body: bytes) -> Inbound:
@@ -50,7 +45,7 @@ def test_module_declares_the_protocol():
 
 def test_two_signed_status_records_become_two_delivery_reports():
     pairs = dict(fixture_pairs("sms_status__two_records.urlencoded"))
-    assert pairs["hash"] == smsru_hash(API_ID, [pairs["data[0]"], pairs["data[1]"]])
+    assert pairs["hash"] == signers.smsru(API_ID, [pairs["data[0]"], pairs["data[1]"]])
     delivery = fixture("sms_status__two_records.urlencoded")
     assert smsru.verify(delivery, SETTINGS) is None
     delivered, expired = smsru.parse(delivery, SETTINGS)
@@ -69,7 +64,7 @@ def test_two_signed_status_records_become_two_delivery_reports():
 def test_bad_or_missing_hash_is_refused():
     pairs = fixture_pairs("sms_status__two_records.urlencoded")
     records = [value for name, value in pairs if name != "hash"]
-    wrong = urlencode([p for p in pairs if p[0] != "hash"] + [("hash", smsru_hash("other-id", records))])
+    wrong = urlencode([p for p in pairs if p[0] != "hash"] + [("hash", signers.smsru("other-id", records))])
     with pytest.raises(Forbidden) as error:
         smsru.verify(inbound(wrong.encode()), SETTINGS)
     assert error.value.fields == {"hash": "invalid"}
@@ -94,7 +89,7 @@ def test_callcheck_record_is_ignored_and_its_neighbour_kept():
 def test_records_are_hashed_and_parsed_in_index_order_not_posted_order():
     records = ["sms_status\nA-1\n103\n1741936982", "sms_status\nA-2\n150\n1741936983"]
     body = urlencode([("data[1]", records[1]), ("data[0]", records[0]),
-                      ("hash", smsru_hash(API_ID, records))]).encode()
+                      ("hash", signers.smsru(API_ID, records))]).encode()
     smsru.verify(inbound(body), SETTINGS)
     first, second = smsru.parse(inbound(body), SETTINGS)
     assert (first.delivery_key, second.delivery_key) == ("A-1:103", "A-2:150")

@@ -1,13 +1,12 @@
 """Twilio SMS: inbound messages and status callbacks (one test per fixture), and the sender.
 
 Fixtures: ``tests/fixtures/sms/twilio/<event>__<variant>.urlencoded``, the raw form bodies
-Twilio posts (shared/formats/twilio.md §1, §4), and ``.json`` for a JSON webhook. Signatures
-are computed here with a small implementation written from the notes (§3) and twilio-python's
-RequestValidator (``bodySHA256``, the SharedKey's algorithm), not with the module under test.
+Twilio posts to a messaging webhook and a status callback, and ``.json`` for a JSON webhook. Signatures
+are computed with the reference signer in tests/connectors/signers.py, not with the module under
+test.
 """
 import base64
 import hashlib
-import hmac
 from urllib.parse import parse_qs, parse_qsl
 
 import pytest
@@ -20,6 +19,7 @@ from connectors.base import (BadRequest, DeliveryReport, Forbidden, Inbound, Out
 from connectors.sms import twilio
 from hub.mapping import load_mapping
 
+from tests.connectors import signers
 from tests.helpers import FIXTURES
 
 FOLDER = FIXTURES / "sms" / "twilio"
@@ -35,20 +35,13 @@ SHA256_SETTINGS = {"x-twilio-webhooks-signature-settings":
                    "key=webhooks_sharedkey_01hx3k4m5n6p7q8r9s0t1v2w3x,algorithm=HMAC_SHA256"}
 
 
-def sign(url: str, body: bytes, token: str, digest=hashlib.sha1) -> str:
-    """base64(HMAC(token, url + name + value for each pair in sorted order))."""
-    pairs = sorted(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-    payload = url + "".join(name + value for name, value in pairs)
-    mac = hmac.new(token.encode("utf-8"), payload.encode("utf-8"), digest).digest()
-    return base64.b64encode(mac).decode("ascii")
-
-
 def json_inbound(fixture: str, key: str = TOKEN, digest=hashlib.sha1, body: bytes | None = None,
                  **headers) -> Inbound:
     """A JSON webhook: the body's hex SHA-256 in the URL's ``bodySHA256``, the URL alone signed."""
     signed_body = (FOLDER / fixture).read_bytes()
     url = f"{URL}?bodySHA256={hashlib.sha256(signed_body).hexdigest()}"
-    headers = {"content-type": "application/json", "x-twilio-signature": sign(url, b"", key, digest), **headers}
+    signature = signers.twilio(url, b"", key, digest)
+    headers = {"content-type": "application/json", "x-twilio-signature": signature, **headers}
     return Inbound(method="POST", url=url, headers=headers, body=signed_body if body is None else body)
 
 
@@ -56,7 +49,7 @@ def inbound(fixture: str, signature: str | None = "auto", url: str = URL) -> Inb
     body = (FOLDER / fixture).read_bytes()
     headers = {"content-type": "application/x-www-form-urlencoded; charset=UTF-8"}
     if signature == "auto":
-        signature = sign(url, body, TOKEN)
+        signature = signers.twilio(url, body, TOKEN)
     if signature is not None:
         headers["x-twilio-signature"] = signature
     return Inbound(method="POST", url=url, headers=headers, body=body)
@@ -148,10 +141,10 @@ def test_legacy_sms_status_alone_marks_a_status_callback():
 
 def test_bad_or_missing_signature_is_refused():
     with pytest.raises(Forbidden) as wrong_token:
-        twilio.verify(inbound("message__sms.urlencoded", sign(URL, b"", "other")), SETTINGS)
+        twilio.verify(inbound("message__sms.urlencoded", signers.twilio(URL, b"", "other")), SETTINGS)
     assert wrong_token.value.fields == {"X-Twilio-Signature": "invalid"}
     body = (FOLDER / "message__sms.urlencoded").read_bytes()
-    other_url = sign("https://hub.example.com/hooks/sms/other", body, TOKEN)
+    other_url = signers.twilio("https://hub.example.com/hooks/sms/other", body, TOKEN)
     with pytest.raises(Forbidden):
         twilio.verify(inbound("message__sms.urlencoded", other_url), SETTINGS)
     with pytest.raises(Unauthorized):
@@ -161,7 +154,7 @@ def test_bad_or_missing_signature_is_refused():
 
 
 def test_default_port_in_the_signed_url_is_accepted():
-    signed_with_port = sign("https://hub.example.com:443/hooks/sms/twilio",
+    signed_with_port = signers.twilio("https://hub.example.com:443/hooks/sms/twilio",
                             (FOLDER / "message__sms.urlencoded").read_bytes(), TOKEN)
     assert twilio.verify(inbound("message__sms.urlencoded", signed_with_port), SETTINGS) is None
 
@@ -221,7 +214,7 @@ def test_a_shared_key_hmac_sha256_signature_is_accepted():
     body = (FOLDER / "message__sms.urlencoded").read_bytes()
     form = Inbound(method="POST", url=URL, body=body, headers={
         "content-type": "application/x-www-form-urlencoded",
-        "x-twilio-signature": sign(URL, body, SHARED_KEY, hashlib.sha256), **SHA256_SETTINGS})
+        "x-twilio-signature": signers.twilio(URL, body, SHARED_KEY, hashlib.sha256), **SHA256_SETTINGS})
     assert twilio.verify(form, settings) is None
     assert twilio.verify(json_inbound("message__sms_json.json", SHARED_KEY, hashlib.sha256, **SHA256_SETTINGS),
                          settings) is None
@@ -340,7 +333,7 @@ def test_get_webhook_signs_the_url_alone_and_reads_the_query():
     url = f"{URL}?MessageSid=SM3&From=%2B79161234567&To=%2B74951234567&Body=hi&SmsStatus=received"
     query = tuple(parse_qsl(url.split("?", 1)[1]))
     delivery = Inbound(method="GET", url=url, query=query,
-                       headers={"x-twilio-signature": sign(url, b"", TOKEN)})
+                       headers={"x-twilio-signature": signers.twilio(url, b"", TOKEN)})
     assert twilio.verify(delivery, SETTINGS) is None
     [parsed] = twilio.parse(delivery, SETTINGS)
     assert (parsed.event_type, parsed.delivery_key, parsed.fields["From"]) == ("message", "SM3", "+79161234567")

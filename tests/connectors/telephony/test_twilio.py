@@ -1,15 +1,11 @@
 """The Twilio voice connector, one test per fixture.
 
 Fixtures: ``tests/fixtures/telephony/twilio/<event>__<variant>.urlencoded``, raw form bodies as
-Twilio posts them. Each request is signed here with an independent implementation of
-X-Twilio-Signature written from shared/formats/twilio.md.
+Twilio posts them. Each request is signed with the reference signer in tests/connectors/signers.py.
 """
-import base64
 import hashlib
-import hmac
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import parse_qsl
 
 import pytest
 
@@ -17,6 +13,7 @@ from connectors.base import BadRequest, CallState, Forbidden, Inbound, Reply, Un
 from connectors.telephony import twilio
 from hub.mapping import load_mapping
 
+from tests.connectors import signers
 from tests.helpers import FIXTURES
 
 FOLDER = FIXTURES / "telephony" / "twilio"
@@ -29,20 +26,12 @@ RECORDING = ("https://api.twilio.com/2010-04-01/Accounts/AC0123456789abcdef01234
 TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
-def sign(url: str, body: bytes, token: str = TOKEN) -> str:
-    """X-Twilio-Signature: URL, then each name+value sorted by name, HMAC-SHA1, base64."""
-    pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
-    message = url + "".join(name + value for name, value in sorted(pairs))
-    digest = hmac.new(token.encode("utf-8"), message.encode("utf-8"), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode("ascii")
-
-
 def inbound(fixture: str, url: str = URL, signature: str | None = "auto",
             body: bytes | None = None) -> Inbound:
     body = (FOLDER / fixture).read_bytes() if body is None else body
     headers = {"content-type": "application/x-www-form-urlencoded"}
     if signature:
-        headers["x-twilio-signature"] = sign(url, body) if signature == "auto" else signature
+        headers["x-twilio-signature"] = signers.twilio(url, body, TOKEN) if signature == "auto" else signature
     return Inbound(method="POST", url=url, headers=headers, body=body, remote_addr="54.172.60.1")
 
 
@@ -222,31 +211,30 @@ def test_wrong_or_tampered_signature_is_forbidden():
     body = (FOLDER / "status_completed__answered.urlencoded").read_bytes()
     with pytest.raises(Forbidden):
         twilio.verify(inbound("status_completed__answered.urlencoded",
-                              signature=sign(URL, body, "another-token")), SETTINGS)
+                              signature=signers.twilio(URL, body, "another-token")), SETTINGS)
     tampered = body.replace(b"CallDuration=107", b"CallDuration=0")
     with pytest.raises(Forbidden):
-        twilio.verify(inbound("status_completed__answered.urlencoded", signature=sign(URL, body),
+        twilio.verify(inbound("status_completed__answered.urlencoded", signature=signers.twilio(URL, body, TOKEN),
                               body=tampered), SETTINGS)
     with pytest.raises(Forbidden):  # the query string is part of what Twilio signs
         twilio.verify(inbound("status_completed__answered.urlencoded", url=URL.replace("main", "other"),
-                              signature=sign(URL, body)), SETTINGS)
+                              signature=signers.twilio(URL, body, TOKEN)), SETTINGS)
 
 
 def test_signature_accepted_with_and_without_default_port():
     body = (FOLDER / "status_completed__answered.urlencoded").read_bytes()
     with_port = URL.replace("hub.example.com", "hub.example.com:443")
-    signed_with_port = inbound("status_completed__answered.urlencoded", signature=sign(with_port, body))
+    signed_with_port = inbound("status_completed__answered.urlencoded",
+                               signature=signers.twilio(with_port, body, TOKEN))
     assert twilio.verify(signed_with_port, SETTINGS) is None
     called_with_port = inbound("status_completed__answered.urlencoded", url=with_port,
-                               signature=sign(URL, body))
+                               signature=signers.twilio(URL, body, TOKEN))
     assert twilio.verify(called_with_port, SETTINGS) is None
 
 
 def test_a_status_callback_signed_with_a_shared_key_and_hmac_sha256():
     body = (FOLDER / "status_completed__answered.urlencoded").read_bytes()
-    pairs = sorted(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-    message = (URL + "".join(name + value for name, value in pairs)).encode("utf-8")
-    signature = base64.b64encode(hmac.new(b"shared-key-secret", message, hashlib.sha256).digest()).decode()
+    signature = signers.twilio(URL, body, "shared-key-secret", hashlib.sha256)
     request = Inbound(method="POST", url=URL, body=body, headers={
         "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signature,
         "x-twilio-webhooks-signature-settings": "key=webhooks_sharedkey_01hx3k,algorithm=HMAC_SHA256"})

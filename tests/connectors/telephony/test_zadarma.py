@@ -2,12 +2,9 @@
 
 Fixtures: ``tests/fixtures/telephony/zadarma/<event>__<variant>.urlencoded`` (raw POST bodies)
 and ``echo__<variant>.query`` (the query string of the ``zd_echo`` GET). Each POST is signed
-here with an independent implementation of the ``Signature`` header written from
-shared/formats/zadarma.md.
+with the reference signer in tests/connectors/signers.py.
 """
 import base64
-import hashlib
-import hmac
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -17,6 +14,7 @@ from connectors.base import BadRequest, CallState, Forbidden, Inbound, Reply, Un
 from connectors.telephony import zadarma
 from hub.mapping import load_mapping
 
+from tests.connectors import signers
 from tests.helpers import FIXTURES
 
 FOLDER = FIXTURES / "telephony" / "zadarma"
@@ -26,30 +24,12 @@ SETTINGS = {"secret": SECRET, "allowed_ips": ["185.45.152.40/30"], "public_url":
 ZADARMA_IP = "185.45.152.42"
 IN_ID = "in_3f1c9a7e5b2d4c6e8a0f1b3d5c7e9a2b4d6f8a0c"
 OUT_ID = "out_8b07dd1a7f2c9e4b6d3a5f1c0e8b2d4a6c9f1e3b"
-# The fields each event signs, in order (zadarma.md, "Signature — exact algorithm").
-SIGNED_FIELDS = {
-    "NOTIFY_START": "caller_id called_did call_start", "NOTIFY_INTERNAL": "caller_id called_did call_start",
-    "NOTIFY_END": "caller_id called_did call_start", "NOTIFY_IVR": "caller_id called_did call_start",
-    "NOTIFY_ANSWER": "caller_id destination call_start",
-    "NOTIFY_OUT_START": "internal destination call_start",
-    "NOTIFY_OUT_END": "internal destination call_start",
-    "NOTIFY_RECORD": "pbx_call_id call_id_with_rec", "SMS": "result",
-}
-
-
-def sign(body: bytes, secret: str = SECRET) -> str:
-    fields = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-    message = "".join(fields.get(name, "") for name in SIGNED_FIELDS[fields["event"]].split())
-    hex_digest = hmac.new(secret.encode(), message.encode(), hashlib.sha1).hexdigest()
-    return base64.b64encode(hex_digest.encode()).decode()
-
-
 def inbound(fixture: str, signature: str | None = "auto", body: bytes | None = None,
             remote_addr: str = ZADARMA_IP) -> Inbound:
     body = (FOLDER / fixture).read_bytes() if body is None else body
     headers = {"content-type": "application/x-www-form-urlencoded"}
     if signature:
-        headers["signature"] = sign(body) if signature == "auto" else signature
+        headers["signature"] = signers.zadarma(body, SECRET) if signature == "auto" else signature
     return Inbound(method="POST", url=URL, headers=headers, body=body, remote_addr=remote_addr)
 
 
@@ -86,7 +66,7 @@ def test_module_declares_the_protocol():
 
 
 def test_signature_header_is_base64_of_the_hex_digest():
-    header = sign((FOLDER / "notify_start__inbound.urlencoded").read_bytes())
+    header = signers.zadarma((FOLDER / "notify_start__inbound.urlencoded").read_bytes(), SECRET)
     assert len(header) == 56 and header.endswith("==")
     assert len(base64.b64decode(header)) == 40
 
@@ -243,7 +223,8 @@ def test_an_sms_whose_result_was_changed_is_forbidden():
     body = (FOLDER / "sms__incoming.urlencoded").read_bytes()
     forged = body.replace(b"79161234567", b"79990000000")
     with pytest.raises(Forbidden):
-        zadarma.verify(inbound("sms__incoming.urlencoded", signature=sign(body), body=forged), SETTINGS)
+        zadarma.verify(inbound("sms__incoming.urlencoded", signature=signers.zadarma(body, SECRET), body=forged),
+                       SETTINGS)
 
 
 def test_missing_pbx_call_id_is_a_bad_request():
@@ -264,17 +245,18 @@ def test_missing_signature_is_unauthorized():
 def test_wrong_signature_is_forbidden():
     body = (FOLDER / "notify_end__answered.urlencoded").read_bytes()
     with pytest.raises(Forbidden):
-        zadarma.verify(inbound("notify_end__answered.urlencoded", signature=sign(body, "other-secret")),
+        zadarma.verify(inbound("notify_end__answered.urlencoded", signature=signers.zadarma(body, "other-secret")),
                        SETTINGS)
     moved = body.replace(b"10%3A21%3A07", b"10%3A21%3A08")  # call_start is signed
     with pytest.raises(Forbidden):
-        zadarma.verify(inbound("notify_end__answered.urlencoded", signature=sign(body), body=moved), SETTINGS)
+        zadarma.verify(inbound("notify_end__answered.urlencoded", signature=signers.zadarma(body, SECRET),
+                               body=moved), SETTINGS)
 
 
 def test_unsigned_fields_can_be_altered_so_source_addresses_matter():
     body = (FOLDER / "notify_end__answered.urlencoded").read_bytes()
     altered = body.replace(b"disposition=answered", b"disposition=busy")
-    request = inbound("notify_end__answered.urlencoded", signature=sign(body), body=altered)
+    request = inbound("notify_end__answered.urlencoded", signature=signers.zadarma(body, SECRET), body=altered)
     assert zadarma.verify(request, SETTINGS) is None
     assert zadarma.parse(request, SETTINGS)[0].extra["call"].status == "missed"
     with pytest.raises(Forbidden):
