@@ -14,6 +14,7 @@ from aiosmtpd.controller import Controller
 
 from hub.config import SAMPLE_CONFIG
 from hub.store.models import RawEvent
+
 from tests.connectors import signers
 
 FIXTURES = Path(__file__).parent / "fixtures"
