@@ -6,7 +6,7 @@ import pytest
 from connectors.mail.classify import ignore_reason
 from connectors.mail.parse import read_message
 
-from .test_parse import parse
+from tests.connectors.mail.test_parse import parse
 
 PLAIN = "From: Client <client@example.org>\r\nTo: sales@example.com\r\nSubject: Hi\r\n"
 
