@@ -20,6 +20,8 @@ from tests.connectors import signers
 FIXTURES = Path(__file__).parent / "fixtures"
 API_TOKEN = "test-token-0123456789"
 ZADARMA_SECRET = "zadarma-secret-for-tests"
+MAILBOX_SETTINGS = {"key": "sales", "username": "sales@example.com", "own_addresses": ["example.com"],
+                    "company_phones": ["+7 495 123-45-67"], "region": "RU"}  # as the IMAP module reads them
 IMAP_PASSWORD = "lead-hub-test-password"
 IMAP_PASSWORD_ENV = "HUB_TEST_IMAP_PASSWORD"
 

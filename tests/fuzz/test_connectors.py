@@ -27,7 +27,7 @@ from connectors.telephony import twilio as twilio_voice
 from connectors.webforms import cf7, generic, tilda
 from hub.config import load_config
 from hub.pipeline.normalise import fingerprint, normalise_parsed
-from tests.helpers import sample_document
+from tests.helpers import MAILBOX_SETTINGS, sample_document
 from tests.connectors import signers
 from tests.fuzz.strategies import (ANY_TEXT, CHARSETS, FORM, FORM_FIELDS, FORM_NAMES, JSON_VALUES, WIRE_TEXT,
                                    ZADARMA_NAMES, multipart, urlencoded)
@@ -205,8 +205,6 @@ def test_smsru_unsigned_keys(keys, value):
 
 # --- mail ------------------------------------------------------------------------------------
 
-MAIL_SETTINGS = {"key": "sales", "username": "sales@example.com", "own_addresses": ["example.com"],
-                 "company_phones": ["+7 495 123-45-67"], "region": "RU"}
 MAIL_HEADERS = st.sampled_from(["From", "Reply-To", "To", "Subject", "Date", "Message-ID", "In-Reply-To",
                                 "References", "Content-Type", "Content-Transfer-Encoding", "Auto-Submitted"])
 MAIL_VALUES = st.one_of(WIRE_TEXT, WIRE_TEXT, st.sampled_from([
@@ -223,4 +221,4 @@ def test_mail_messages(headers, text, raw):
         "".join(f"{name}: {value}\r\n" for name, value in headers) + f"\r\n{text}\r\n").encode("utf-8", "replace")
     inbound = Inbound(method="IMAP", url="imap://127.0.0.1/INBOX;UID=1", body=message,
                       headers={"content-type": "message/rfc822", "x-imap-internaldate": "2026-11-23T10:00:00+00:00"})
-    exercise(imap, inbound, MAIL_SETTINGS, endpoint="sales", signed=False)
+    exercise(imap, inbound, MAILBOX_SETTINGS, endpoint="sales", signed=False)
