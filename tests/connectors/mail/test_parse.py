@@ -23,7 +23,6 @@ def mapped(parsed):
 def test_module_declares_the_protocol(parse):
     assert (imap.NAME, imap.KIND, imap.CHANNEL, imap.MAPPING) == ("imap", "mail", "mail", "mail/imap")
     assert imap.SECRETS == ("password_env",)
-    assert (imap.HANDLES, imap.IGNORES) == (("message",), ("auto-reply", "bounce", "bulk", "spam"))
     assert imap.verify(Inbound(method="IMAP", url=""), MAILBOX_SETTINGS) is None
     assert imap.reply(parse("encoding__base64.eml")) is None
 

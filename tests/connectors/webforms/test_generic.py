@@ -38,7 +38,6 @@ def test_module_declares_the_protocol():
     assert (generic.NAME, generic.KIND, generic.CHANNEL, generic.MAPPING) == (
         "generic", "forms", "form", "webforms/generic")
     assert generic.SECRETS == ("secret_env",)
-    assert (generic.HANDLES, generic.IGNORES) == (("submission",), ())
 
 
 def test_urlencoded_with_utm_hidden_fields_maps_lead_and_source(parse_one):

@@ -22,7 +22,6 @@ def test_module_declares_the_protocol():
     assert (tilda.NAME, tilda.KIND, tilda.CHANNEL, tilda.MAPPING) == (
         "tilda", "forms", "form", "webforms/tilda")
     assert tilda.SECRETS == ("secret_env",)
-    assert (tilda.HANDLES, tilda.IGNORES) == (("submission",), ("test",))
 
 
 def test_default_fields_map_to_a_lead_with_e164_phone(inbound):
