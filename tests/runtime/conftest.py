@@ -129,7 +129,7 @@ class Dovecot:
     def add_user(self) -> str:
         """A user no other test has touched (its maildir is created on first login)."""
         number = next(self.unused)
-        assert number <= USERS, "raise USERS in tests/mail/conftest.py"
+        assert number <= USERS, "raise USERS in tests/runtime/conftest.py"
         return f"user{number}"
 
     def client(self, user: str, timeout: float = 10) -> IMAPClient:
