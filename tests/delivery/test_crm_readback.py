@@ -25,7 +25,7 @@ from hub.store.db import Database, make_engine
 from hub.store.models import Checkpoint, Lead, LeadHistory, Notification, RawEvent, SyncDelivery
 from hub.store.queue import Kicker
 from tests.helpers import ZADARMA_SECRET, insert_pending_forms, post_zadarma, zadarma_call
-from tests.hub.crm_portals import FakeAmoCRM, FakeBitrix24, LeakyBucket, VirtualClock
+from tests.delivery.crm_portals import FakeAmoCRM, FakeBitrix24, LeakyBucket, VirtualClock
 
 START = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)  # a Monday
 WEBHOOK = "https://portal.example.bitrix24.ru/rest/1/s3cretcode/"
