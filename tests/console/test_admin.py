@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from hub.delivery import outbox
 from hub.pipeline import process_pending
 from hub.store.models import Notification, RawEvent, SyncDelivery
-from tests.hub.test_mail_leads import store_mail
+from tests.helpers import store_mail
 
 
 @pytest.fixture

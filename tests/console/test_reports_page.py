@@ -9,7 +9,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.console.conftest import browser_sign_in
-from tests.hub.test_reports import NOVEMBER, seeded  # noqa: F401 (the seeded store with known answers)
+from tests.reports.test_reports import NOVEMBER, seeded  # noqa: F401 (the seeded store with known answers)
 
 QUERY = f"{NOVEMBER}&by=utm_source"
 

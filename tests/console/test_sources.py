@@ -12,12 +12,12 @@ from hub.delivery import outbox
 from hub.runtime import scheduler
 from hub.store.models import Notification, SourceState
 from tests.console.conftest import NOON
-from tests.hub.test_telephony import inbound_call, post, SECRET
+from tests.helpers import ZADARMA_SECRET, post_zadarma, zadarma_call
 
 
 @pytest.fixture
 def config_document(config_document, monkeypatch):
-    monkeypatch.setenv("ZADARMA_SECRET", SECRET)
+    monkeypatch.setenv("ZADARMA_SECRET", ZADARMA_SECRET)
     monkeypatch.setenv("SECURED_FORM_SECRET", "form-secret-value")
     config_document["forms"] = {"landing": {"mapping": "generic", "quiet_after": "1h"},
                                 "secured": {"mapping": "generic", "secret_env": "SECURED_FORM_SECRET", "quiet_after": None}}
@@ -40,8 +40,8 @@ def alarm_mails(hub) -> list[tuple[str, str]]:
 
 def test_the_sources_page_counts_each_sources_traffic(console, client, make_lead, hub):
     make_lead()
-    for event in inbound_call("in_" + "a" * 40, "missed"):
-        post(client, event)
+    for event in zadarma_call("in_" + "a" * 40, "missed"):
+        post_zadarma(client, event)
     client.post("/hooks/forms/secured", data={"phone": "+79160000000", "_secret": "wrong"})
     make_lead("Second", "+79160000002")
     page = console("ada").get("/console/sources").text

@@ -12,7 +12,7 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
                                                response_schema_conformance, status_code_conformance)
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from tests.conftest import API_TOKEN
+from tests.helpers import API_TOKEN
 from tests.fuzz.tally import tried
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}

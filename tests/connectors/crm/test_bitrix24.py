@@ -6,7 +6,6 @@ crm.lead.list / crm.timeline.comment.*), recorded as
 """
 import json
 import traceback
-from pathlib import Path
 
 import pytest
 import requests
@@ -15,7 +14,9 @@ import responses
 from connectors.base import PermanentFailure, TemporaryFailure
 from connectors.crm import bitrix24
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "crm" / "bitrix24"
+from tests.helpers import FIXTURES
+
+FOLDER = FIXTURES / "crm" / "bitrix24"
 CODE = "k3y5ecr3tc0de9x1"
 WEBHOOK_URL = f"https://acme.bitrix24.ru/rest/7/{CODE}/"
 API = f"https://acme.bitrix24.ru/rest/7/{CODE}"
@@ -35,7 +36,7 @@ LEAD = {
 
 
 def answer(name: str):
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    return json.loads((FOLDER / name).read_text(encoding="utf-8"))
 
 
 def sent(call) -> dict:

@@ -8,7 +8,6 @@ form-encoded body); answers are the documented ``crm.lead.get`` / ``crm.lead.lis
 """
 import json
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
@@ -17,7 +16,9 @@ import responses
 from connectors.base import BadRequest, CrmEvent, CrmLead, Forbidden, Inbound, PermanentFailure
 from connectors.crm import bitrix24
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "crm" / "bitrix24"
+from tests.helpers import FIXTURES
+
+FOLDER = FIXTURES / "crm" / "bitrix24"
 API = "https://acme.bitrix24.ru/rest/7/k3y5ecr3tc0de9x1"
 TOKEN = "r7x2k9m4q1w8e5t3y6u0i2o4p7a9s1d3"
 SETTINGS = {"webhook_url": API + "/", "application_token": TOKEN, "team": {"anna": 17, "boris": 18}}
@@ -25,7 +26,7 @@ MSK = timezone(timedelta(hours=3))
 
 
 def delivery(name: str, **changes) -> Inbound:
-    fields = dict(parse_qsl((FIXTURES / name).read_text(encoding="utf-8")))
+    fields = dict(parse_qsl((FOLDER / name).read_text(encoding="utf-8")))
     fields.update(changes)
     return Inbound("POST", "https://hub.example.com/hooks/crm/bitrix24",
                    headers={"content-type": "application/x-www-form-urlencoded"},
@@ -33,7 +34,7 @@ def delivery(name: str, **changes) -> Inbound:
 
 
 def answer(name: str):
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    return json.loads((FOLDER / name).read_text(encoding="utf-8"))
 
 
 def test_the_documented_token_passes():

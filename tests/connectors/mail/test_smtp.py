@@ -6,7 +6,7 @@ import pytest
 
 from connectors.base import Outgoing, PermanentFailure, TemporaryFailure
 from connectors.mail import smtp
-from tests.smtp_server import SmtpServer
+from tests.helpers import SmtpServer
 
 SETTINGS = {"host": "127.0.0.1", "from": "Sales <sales@example.com>", "starttls": False,
             "ssl": False, "username": None, "password": None, "timeout": 5}

@@ -2,9 +2,7 @@
 reports, gateway failures and the e-mail fallback."""
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import json
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
@@ -18,6 +16,7 @@ from hub.delivery import outbox
 from hub.runtime import scheduler
 from hub.store.models import Notification
 from hub.delivery.replay import replay_notifications
+from tests.connectors import signers
 
 TOKEN, SID = "twilio-test-token", "AC3f2b5e8a9c1d4e6f7a8b9c0d1e2f3a4b"
 API = f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Messages.json"
@@ -37,15 +36,10 @@ def sms(config_document, monkeypatch):
         {"channel": "sms", "when": {"channel": ["form", "sms"]}, "text": "Ваша заявка принята в работу. Номер {number}"}]
 
 
-def twilio_signature(url: str, params: dict) -> str:
-    """Written from Twilio's docs: HMAC-SHA1 over the URL and the sorted name+value pairs."""
-    payload = url + "".join(name + params[name] for name in sorted(params))
-    return base64.b64encode(hmac.new(TOKEN.encode(), payload.encode(), hashlib.sha1).digest()).decode()
-
-
 def twilio_post(client, params: dict):
-    return client.post("/hooks/sms/twilio", data=urlencode(params), content_type="application/x-www-form-urlencoded",
-                       headers={"X-Twilio-Signature": twilio_signature(HOOK, params)})
+    body = urlencode(params)
+    return client.post("/hooks/sms/twilio", data=body, content_type="application/x-www-form-urlencoded",
+                       headers={"X-Twilio-Signature": signers.twilio(HOOK, body.encode(), TOKEN)})
 
 
 def inbound_sms(sid: str, body: str, sender="+79161234567") -> dict:
@@ -114,7 +108,7 @@ def test_smsru_status_callback_marks_failure(smsru, client, run_jobs, hub):
         client.post("/hooks/forms/landing", data={"phone": "+79161234567"})
         run_jobs()
     records = ["sms_status\n000000-10000002\n104\n1741937100"]
-    digest = hashlib.sha256(("smsru-api-id" + "".join(records)).encode()).hexdigest()
+    digest = signers.smsru("smsru-api-id", records)
     answer = client.post("/hooks/sms/smsru", data={"data[0]": records[0], "hash": digest})
     assert (answer.status_code, answer.data) == (200, b"100")
     run_jobs()
@@ -250,8 +244,8 @@ def shared_key(sms, config_document, monkeypatch):
 def test_a_json_webhook_signed_with_a_shared_key_is_a_lead(shared_key, client, run_jobs, api, hub):
     body = json.dumps(inbound_sms("SMjson1", "Нужна консультация"), ensure_ascii=False).encode()
     path = f"/hooks/sms/twilio?bodySHA256={hashlib.sha256(body).hexdigest()}"
-    mac = hmac.new(shared_key.encode(), f"http://localhost{path}".encode(), hashlib.sha256).digest()
-    headers = {"X-Twilio-Signature": base64.b64encode(mac).decode(),
+    signature = signers.twilio(f"http://localhost{path}", b"", shared_key, hashlib.sha256)
+    headers = {"X-Twilio-Signature": signature,
                "X-Twilio-Webhooks-Signature-Settings": "key=webhooks_sharedkey_01hx3k4m5n,algorithm=HMAC_SHA256"}
     forged = body.replace("консультация".encode(), "скидка".encode())
     assert client.post(path, data=forged, content_type="application/json", headers=headers).status_code == 403

@@ -1,9 +1,6 @@
 """Calls through the whole hub: one call one touch, call tracking, missed-call ladder."""
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 from datetime import timedelta
 
@@ -12,14 +9,14 @@ from sqlalchemy import func, select
 
 from hub.runtime import scheduler
 from hub.store.models import Lead, RawEvent, Touch
+from tests.helpers import ZADARMA_SECRET, post_zadarma, zadarma_call, zadarma_signed
 
-SECRET = "zadarma-secret-for-tests"
 CLIENT, TRACKING = "79161234567", "74951234567"
 
 
 @pytest.fixture
 def telephony(config_document, monkeypatch):
-    monkeypatch.setenv("ZADARMA_SECRET", SECRET)
+    monkeypatch.setenv("ZADARMA_SECRET", ZADARMA_SECRET)
     config_document["telephony"] = {
         "zadarma": {"secret_env": "ZADARMA_SECRET"},
         "numbers": {"+74951234567": {"utm_source": "yandex", "utm_medium": "cpc", "utm_campaign": "brand"}}}
@@ -36,51 +33,14 @@ def frozen(telephony, hub):
     return hub
 
 
-def signed(fields: dict) -> tuple[dict, dict]:
-    """A Zadarma notification, signed as their docs say: base64 of the hex HMAC-SHA1."""
-    event = fields["event"]
-    if event in ("NOTIFY_OUT_START", "NOTIFY_OUT_END"):
-        text = fields.get("internal", "") + fields.get("destination", "") + fields["call_start"]
-    elif event == "NOTIFY_ANSWER":
-        text = fields["caller_id"] + fields.get("destination", "") + fields["call_start"]
-    elif event == "NOTIFY_RECORD":
-        text = fields["pbx_call_id"] + fields["call_id_with_rec"]
-    elif event == "SMS":
-        text = fields["result"]
-    else:
-        text = fields["caller_id"] + fields.get("called_did", "") + fields["call_start"]
-    hexdigest = hmac.new(SECRET.encode(), text.encode(), hashlib.sha1).hexdigest()
-    return fields, {"Signature": base64.b64encode(hexdigest.encode()).decode()}
-
-
-def inbound_call(call_id: str, outcome: str, caller: str = CLIENT) -> list[tuple[dict, dict]]:
-    base = {"call_start": "2026-11-23 13:00:00", "pbx_call_id": call_id, "caller_id": caller,
-            "called_did": TRACKING}
-    events = [signed({**base, "event": "NOTIFY_START"}),
-              signed({**base, "event": "NOTIFY_INTERNAL", "internal": "101"})]
-    if outcome == "answered":
-        events.append(signed({**base, "event": "NOTIFY_ANSWER", "destination": "101", "internal": "101"}))
-    disposition, duration = ("answered", "95") if outcome == "answered" else ("no answer", "0")
-    events.append(signed({**base, "event": "NOTIFY_END", "disposition": disposition, "duration": duration,
-                          "last_internal": "101", "status_code": "16", "is_recorded": "0"}))
-    return events
-
-
-def post(client, fields_and_headers):
-    fields, headers = fields_and_headers
-    response = client.post("/hooks/telephony/zadarma", data=fields, headers=headers)
-    assert response.status_code in (200, 202), response.data
-    return response
-
-
 def lead_by_phone(api, phone="+79161234567"):
     [lead] = api.get(f"/api/leads?phone={phone}").get_json()["items"]
     return lead
 
 
 def test_missed_call_from_a_new_number(frozen, client, run_jobs, api, logs):
-    for event in inbound_call("in_" + "a" * 40, "missed"):
-        post(client, event)
+    for event in zadarma_call("in_" + "a" * 40, "missed"):
+        post_zadarma(client, event)
     run_jobs()
     lead = lead_by_phone(api)
     assert lead["channel"] == "call"
@@ -99,9 +59,9 @@ def test_missed_call_from_a_new_number(frozen, client, run_jobs, api, logs):
 
 
 def test_events_in_reverse_order_and_twice_make_one_touch(telephony, client, run_jobs, api, hub):
-    events = inbound_call("in_" + "b" * 40, "answered")
-    answers = [post(client, e).status_code for e in reversed(events)] + \
-              [post(client, e).status_code for e in reversed(events)]
+    events = zadarma_call("in_" + "b" * 40, "answered")
+    answers = [post_zadarma(client, e).status_code for e in reversed(events)] + \
+              [post_zadarma(client, e).status_code for e in reversed(events)]
     assert answers == [200] * 8  # Zadarma gets its empty 200 either way
     run_jobs()
     lead = lead_by_phone(api)
@@ -114,19 +74,19 @@ def test_events_in_reverse_order_and_twice_make_one_touch(telephony, client, run
 
 
 def test_a_late_ringing_does_not_undo_an_answered_call(telephony, client, run_jobs, api):
-    events = inbound_call("in_" + "c" * 40, "answered")
+    events = zadarma_call("in_" + "c" * 40, "answered")
     for event in events[2:]:
-        post(client, event)
+        post_zadarma(client, event)
     run_jobs()
     for event in events[:2]:  # START and INTERNAL arrive after END
-        post(client, event)
+        post_zadarma(client, event)
     run_jobs()
     assert lead_by_phone(api)["touches"][0]["details"]["status"] == "answered"
 
 
 def test_ladder_advances_and_stops_when_the_client_calls_back(telephony, client, run_jobs, api, hub):
-    for event in inbound_call("in_" + "d" * 40, "missed"):
-        post(client, event)
+    for event in zadarma_call("in_" + "d" * 40, "missed"):
+        post_zadarma(client, event)
     run_jobs()
     start = hub.now()
     for minutes in (5, 30):
@@ -135,8 +95,8 @@ def test_ladder_advances_and_stops_when_the_client_calls_back(telephony, client,
         scheduler.tick(hub)
     steps = [(t["step"], t["status"]) for t in lead_by_phone(api)["tasks"] if t["kind"] == "callback"]
     assert steps == [(1, "expired"), (2, "expired"), (3, "open")]
-    for event in inbound_call("in_" + "e" * 40, "answered"):
-        post(client, event)
+    for event in zadarma_call("in_" + "e" * 40, "answered"):
+        post_zadarma(client, event)
     run_jobs()
     lead = lead_by_phone(api)
     callbacks = [t for t in lead["tasks"] if t["kind"] == "callback"]
@@ -150,8 +110,8 @@ def test_ladder_advances_and_stops_when_the_client_calls_back(telephony, client,
 
 
 def test_exhausted_ladder_archives_the_lead(telephony, client, run_jobs, api, hub):
-    for event in inbound_call("in_" + "f" * 40, "missed"):
-        post(client, event)
+    for event in zadarma_call("in_" + "f" * 40, "missed"):
+        post_zadarma(client, event)
     run_jobs()
     start = hub.now()
     for offset in (timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=3), timedelta(days=1)):
@@ -164,8 +124,8 @@ def test_exhausted_ladder_archives_the_lead(telephony, client, run_jobs, api, hu
 
 
 def test_a_manager_closing_the_callback_task_stops_the_ladder(telephony, client, run_jobs, api, hub):
-    for event in inbound_call("in_" + "1" * 40, "missed"):
-        post(client, event)
+    for event in zadarma_call("in_" + "1" * 40, "missed"):
+        post_zadarma(client, event)
     run_jobs()
     [task] = [t for t in lead_by_phone(api)["tasks"] if t["kind"] == "callback"]
     api.post(f"/api/tasks/{task['id']}/done", json={"outcome": "called back, wants a quote"})
@@ -180,9 +140,9 @@ def test_outgoing_calls_and_withheld_numbers_make_no_lead(telephony, client, run
     outgoing = {"event": "NOTIFY_OUT_END", "call_start": "2026-11-23 13:00:00", "pbx_call_id": "out_" + "2" * 40,
                 "internal": "101", "destination": "79035550000", "caller_id": TRACKING,
                 "disposition": "answered", "duration": "30", "status_code": "16", "is_recorded": "0"}
-    post(client, signed(outgoing))
-    for event in inbound_call("in_" + "3" * 40, "missed", caller="0"):
-        post(client, event)
+    post_zadarma(client, zadarma_signed(outgoing))
+    for event in zadarma_call("in_" + "3" * 40, "missed", caller="0"):
+        post_zadarma(client, event)
     run_jobs()
     with hub.db.read() as session:
         assert session.scalar(select(func.count()).select_from(Lead)) == 0
@@ -192,13 +152,13 @@ def test_outgoing_calls_and_withheld_numbers_make_no_lead(telephony, client, run
 
 
 def test_an_answered_outgoing_call_stops_the_ladder(telephony, client, run_jobs, api):
-    for event in inbound_call("in_" + "4" * 40, "missed"):
-        post(client, event)
+    for event in zadarma_call("in_" + "4" * 40, "missed"):
+        post_zadarma(client, event)
     run_jobs()
     outgoing = {"event": "NOTIFY_OUT_END", "call_start": "2026-11-23 13:10:00", "pbx_call_id": "out_" + "5" * 40,
                 "internal": "101", "destination": CLIENT, "caller_id": TRACKING,
                 "disposition": "answered", "duration": "60", "status_code": "16", "is_recorded": "0"}
-    post(client, signed(outgoing))
+    post_zadarma(client, zadarma_signed(outgoing))
     run_jobs()
     lead = lead_by_phone(api)
     assert [t["status"] for t in lead["tasks"] if t["kind"] == "callback"] == ["done"]
@@ -214,11 +174,11 @@ def sms_confirmation(telephony, config_document):
 
 def zadarma_sms(text: str) -> tuple[dict, dict]:
     result = json.dumps({"caller_id": CLIENT, "caller_did": TRACKING, "text": text}, ensure_ascii=False)
-    return signed({"event": "SMS", "result": result})
+    return zadarma_signed({"event": "SMS", "result": result})
 
 
 def test_an_sms_to_a_zadarma_number_is_an_sms_lead(sms_confirmation, frozen, client, run_jobs, api, logs):
-    assert post(client, zadarma_sms("Перезвоните, пожалуйста")).status_code == 200
+    assert post_zadarma(client, zadarma_sms("Перезвоните, пожалуйста")).status_code == 200
     run_jobs()
     lead = lead_by_phone(api)
     assert (lead["channel"], lead["message"]) == ("sms", "Перезвоните, пожалуйста")
@@ -235,7 +195,7 @@ def test_an_sms_to_a_zadarma_number_is_an_sms_lead(sms_confirmation, frozen, cli
 
 def test_a_zadarma_sms_without_a_message_id_is_never_dropped(telephony, client, run_jobs, api, hub):
     for text in ("Перезвоните", "Перезвоните"):  # the same words twice: both kept, one lead
-        post(client, zadarma_sms(text))
+        post_zadarma(client, zadarma_sms(text))
     run_jobs()
     lead = lead_by_phone(api)
     assert [t["details"]["text"] for t in lead["touches"]] == ["Перезвоните", "Перезвоните"]
@@ -244,7 +204,7 @@ def test_a_zadarma_sms_without_a_message_id_is_never_dropped(telephony, client, 
 
 
 def test_bad_signature_stores_nothing(telephony, client, hub):
-    fields, _ = inbound_call("in_" + "6" * 40, "missed")[0]
+    fields, _ = zadarma_call("in_" + "6" * 40, "missed")[0]
     assert client.post("/hooks/telephony/zadarma", data=fields).status_code == 401
     assert client.post("/hooks/telephony/zadarma", data=fields, headers={"Signature": "bm9wZQ=="}).status_code == 403
     with hub.db.read() as session:

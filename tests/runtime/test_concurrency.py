@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import yaml
@@ -13,7 +12,7 @@ from sqlalchemy import func, select, update
 
 from hub.store.models import Assignment, Lead, LeadHistory, Notification, Timer
 from hub.pipeline import process_pending
-from tests.conftest import insert_pending_forms
+from tests.helpers import insert_pending_forms, wait_for
 
 
 def spawn(args, config_document, tmp_path, database_url, redis_url, logs) -> subprocess.Popen:
@@ -23,15 +22,6 @@ def spawn(args, config_document, tmp_path, database_url, redis_url, logs) -> sub
            "HUB_SMS_LOG": str(logs["sms"]), "HUB_MAIL_LOG": str(logs["mail"])}
     return subprocess.Popen([sys.executable, "-m", "hub", *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def wait_for(predicate, timeout=120.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_two_workers_route_a_thousand_leads_fairly(hub, config_document, tmp_path, database_url, redis_url, logs):
@@ -65,13 +55,13 @@ def test_scheduler_killed_and_restarted_fires_every_timer_once(hub, config_docum
             return session.scalar(select(func.count()).select_from(Timer).where(Timer.status != "pending"))
 
     scheduler = spawn(["scheduler"], config_document, tmp_path, database_url, redis_url, logs)
-    assert wait_for(lambda: fired() > 0)
+    assert wait_for(lambda: fired() > 0, timeout=120)
     scheduler.send_signal(signal.SIGKILL)
     scheduler.wait(timeout=10)
     assert fired() < due, "the scheduler finished before it was killed"
     scheduler = spawn(["scheduler"], config_document, tmp_path, database_url, redis_url, logs)
     try:
-        assert wait_for(lambda: fired() >= due)
+        assert wait_for(lambda: fired() >= due, timeout=120)
     finally:
         scheduler.terminate()
         scheduler.wait(timeout=10)

@@ -11,7 +11,7 @@ from hub.delivery import outbox
 from hub.runtime import scheduler
 from hub.store.models import Notification
 from hub.delivery.replay import replay_notifications
-from tests.smtp_server import SmtpServer
+from tests.helpers import SmtpServer
 
 FORM = {"name": "Ivan", "phone": "+79161234567", "email": "ivan@example.com"}
 

@@ -17,7 +17,7 @@ from hub.store.models import Checkpoint, Lead, RawEvent, Touch
 from hub.pipeline import process_pending
 from hub.store.queue import QUEUE_NAME
 
-from .conftest import PASSWORD, PASSWORD_ENV, fixture_message, lead_message, wait_for
+from tests.helpers import IMAP_PASSWORD, IMAP_PASSWORD_ENV, fixture_bytes, lead_message, wait_for
 
 
 def events(hub) -> list[RawEvent]:
@@ -44,7 +44,7 @@ def test_poll_once_stores_raw_events_with_the_checkpoint(dovecot, mail_hub, redi
     assert (first.channel, first.kind, first.provider, first.endpoint, first.method, first.status) == (
         "mail", "mail", "imap", "sales", "IMAP", "pending")
     assert first.url == "imap://127.0.0.1/INBOX;UID=1"
-    assert PASSWORD not in first.url and PASSWORD not in str(first.headers)
+    assert IMAP_PASSWORD not in first.url and IMAP_PASSWORD not in str(first.headers)
     assert first.delivery_key.startswith("mail/lead-0-")
     assert first.headers["content-type"] == "message/rfc822"
     assert [raw.headers["x-imap-uid"] for raw in stored] == ["1", "2", "3"]
@@ -60,8 +60,8 @@ def test_poll_once_stores_raw_events_with_the_checkpoint(dovecot, mail_hub, redi
 def test_the_pipeline_turns_stored_mail_into_leads(dovecot, mail_hub, drain_queue):
     user = dovecot.add_user()
     hub = mail_hub({"sales": dovecot.mailbox(user)})
-    tagged = fixture_message("plus__tag_yandex.eml").replace(b"sales+yandex@", f"{user}+yandex@".encode())
-    dovecot.deliver(user, [fixture_message("cyrillic__windows1251_8bit.eml"), tagged])
+    tagged = fixture_bytes("mail/plus__tag_yandex.eml").replace(b"sales+yandex@", f"{user}+yandex@".encode())
+    dovecot.deliver(user, [fixture_bytes("mail/cyrillic__windows1251_8bit.eml"), tagged])
     assert mailpoll.run(hub, once=True) == 0
     drain_queue()
 
@@ -99,7 +99,7 @@ def test_ignored_mail_and_one_broken_message_that_does_not_block_the_others(dove
     names = ["cyrillic__koi8r_qp.eml", "broken__mime_no_boundary.eml", "autoreply__auto_submitted.eml",
              "bounce__dsn.eml", "bulk__list_unsubscribe.eml", "spam__flagged.eml",
              "thread__reply_in_reply_to.eml", "cyrillic__windows1251_8bit.eml"]
-    dovecot.deliver(user, [fixture_message(name) for name in names])
+    dovecot.deliver(user, [fixture_bytes(f"mail/{name}") for name in names])
     assert mailpoll.run(hub, once=True) == 0
     process_pending(hub)
 
@@ -108,7 +108,7 @@ def test_ignored_mail_and_one_broken_message_that_does_not_block_the_others(dove
                        ("ignored", "bounce"), ("ignored", "bulk"), ("ignored", "spam"),
                        ("processed", None), ("processed", None)]
     broken = events(hub)[1]
-    assert "unparseable MIME" in broken.error and broken.body == fixture_message(names[1])
+    assert "unparseable MIME" in broken.error and broken.body == fixture_bytes(f"mail/{names[1]}")
     with hub.db.read() as session:
         names_found = set(session.scalars(select(Lead.name)))
     assert names_found == {"Сергей Кузнецов", "Иван Петров"}  # the reply merged into Ivan's lead
@@ -235,18 +235,18 @@ def test_no_mailboxes_polls_nothing(hub):
     ({"password_env": "HUB_TEST_UNSET_VARIABLE"}, "mailboxes.sales.password_env: environment variable"),
 ])
 def test_mailbox_config_is_validated(mailbox, problem, config_document, monkeypatch):
-    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    monkeypatch.setenv(IMAP_PASSWORD_ENV, IMAP_PASSWORD)
     config_document["mailboxes"] = {"sales": {"host": "127.0.0.1", "username": "sales",
-                                              "password_env": PASSWORD_ENV, **mailbox}}
+                                              "password_env": IMAP_PASSWORD_ENV, **mailbox}}
     with pytest.raises(ConfigError) as error:
         load_config(document=config_document)
     assert any(line.startswith(problem) for line in error.value.problems), error.value.problems
 
 
 def test_mailbox_defaults(config_document, monkeypatch):
-    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    monkeypatch.setenv(IMAP_PASSWORD_ENV, IMAP_PASSWORD)
     config_document["mailboxes"] = {"sales": {"host": "imap.example.com", "username": "sales@example.com",
-                                              "password_env": PASSWORD_ENV}}
+                                              "password_env": IMAP_PASSWORD_ENV}}
     sales = load_config(document=config_document)["mailboxes"]["sales"]
     assert {key: sales[key] for key in ("ssl", "starttls", "folder", "after_commit", "poll_interval",
                                         "stale_after", "batch_size", "own_addresses", "company_phones")} == {

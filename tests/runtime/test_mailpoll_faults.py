@@ -12,14 +12,23 @@ import time
 
 import pytest
 import yaml
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hub import create_app, registry
 from hub.runtime import mailpoll
-from hub.store.models import Checkpoint, RawEvent
+from hub.store.models import Checkpoint, Lead, RawEvent, Touch
 from hub.pipeline import process_pending
+from tests.helpers import IMAP_PASSWORD, IMAP_PASSWORD_ENV, free_port, lead_message, wait_for
 
-from .conftest import PASSWORD, PASSWORD_ENV, counts, free_port, lead_message, wait_for
+
+def counts(hub) -> dict:
+    """Events by status, leads, touches, distinct lead e-mails: "each lead exactly once"."""
+    with hub.db.read() as session:
+        statuses = dict(session.execute(select(RawEvent.status, func.count()).group_by(RawEvent.status)).all())
+        leads = session.scalar(select(func.count()).select_from(Lead))
+        touches = session.scalar(select(func.count()).select_from(Touch))
+        emails = session.scalar(select(func.count(func.distinct(Lead.email))))
+    return {"events": statuses, "leads": leads, "touches": touches, "distinct_emails": emails}
 
 
 def exactly_once(hub, leads: int) -> None:
@@ -112,7 +121,7 @@ def poller_env(hub, database_url: str, redis_url: str, tmp_path) -> dict:
     config_path = tmp_path / "hub.yaml"
     config_path.write_text(yaml.safe_dump(hub.config.document, allow_unicode=True), encoding="utf-8")
     return {**os.environ, "HUB_CONFIG": str(config_path), "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url, PASSWORD_ENV: PASSWORD}
+            "REDIS_URL": redis_url, IMAP_PASSWORD_ENV: IMAP_PASSWORD}
 
 
 def test_folder_deleted_and_recreated_with_the_same_messages(dovecot, mail_hub, caplog):
@@ -178,7 +187,7 @@ def test_ten_mailboxes_one_unreachable(dovecot, mail_hub, database_url, redis_ur
     assert result.returncode == 1
     assert "mailbox box7 failed: ConnectionRefusedError" in result.stderr
     assert "failed" not in result.stderr.replace("mailbox box7 failed", "")
-    assert PASSWORD not in result.stderr
+    assert IMAP_PASSWORD not in result.stderr
     assert stored(hub) == 27
 
     health = create_app({"hub": hub}).test_client().get("/healthz")
@@ -224,7 +233,7 @@ def test_a_silent_server_times_out(mail_hub, fast_backoff, capsys):
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         hub = mail_hub({"sales": {"host": "127.0.0.1", "port": silent.getsockname()[1], "ssl": False,
-                                  "username": "sales", "password_env": PASSWORD_ENV, "timeout": "1s"}})
+                                  "username": "sales", "password_env": IMAP_PASSWORD_ENV, "timeout": "1s"}})
         started = time.monotonic()
         assert mailpoll.run(hub, once=True) == 1
     assert time.monotonic() - started < 10

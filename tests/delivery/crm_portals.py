@@ -10,13 +10,14 @@ import re
 import threading
 from collections import Counter
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import responses
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "crm"
+from tests.helpers import FIXTURES
+
+FOLDER = FIXTURES / "crm"
 MSK = timezone(timedelta(hours=3))  # the portal's own time zone, as its dates carry
 
 
@@ -146,7 +147,7 @@ class FakeBitrix24:
 
     def event(self, event: str, lead_id: str, token: str, ts: int = 1796022902, handler: int = 43) -> bytes:
         """The outgoing webhook's POST body for ``event`` about ``lead_id``."""
-        fields = dict(parse_qsl((FIXTURES / "bitrix24" / "event__lead_update.txt").read_text(encoding="utf-8")))
+        fields = dict(parse_qsl((FOLDER / "bitrix24" / "event__lead_update.txt").read_text(encoding="utf-8")))
         fields.update({"event": event, "data[FIELDS][ID]": lead_id, "ts": str(ts),
                        "event_handler_id": str(handler), "auth[application_token]": token})
         return urlencode(fields).encode()
@@ -224,13 +225,13 @@ class FakeAmoCRM:
     def delete(self, lead_id: int) -> bytes:
         """Deletes the lead; the webhook's body, which names only its id, stage and pipeline."""
         lead = self.leads.pop(lead_id)
-        body = (FIXTURES / "amocrm" / "webhook__delete.txt").read_text(encoding="utf-8")
+        body = (FOLDER / "amocrm" / "webhook__delete.txt").read_text(encoding="utf-8")
         changes = {"leads[delete][0][id]": str(lead_id), "leads[delete][0][status_id]": str(lead["status_id"])}
         return urlencode([(key, changes.get(key, value)) for key, value in parse_qsl(body)]).encode()
 
     def webhook(self, action: str, lead_id: int, account_id: int | None = None) -> bytes:
         """The account webhook's POST body: ``leads[<action>][0][...]`` with the lead's fields."""
-        body = (FIXTURES / "amocrm" / "webhook__status_won.txt").read_text(encoding="utf-8")
+        body = (FOLDER / "amocrm" / "webhook__status_won.txt").read_text(encoding="utf-8")
         fields = [(key.replace("[status]", f"[{action}]"), value) for key, value in parse_qsl(body)]
         lead = self.leads[lead_id]
         current = {"id": lead_id, "status_id": lead["status_id"], "responsible_user_id": lead["responsible_user_id"],

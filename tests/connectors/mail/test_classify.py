@@ -6,8 +6,6 @@ import pytest
 from connectors.mail.classify import ignore_reason
 from connectors.mail.parse import read_message
 
-from .test_parse import parse
-
 PLAIN = "From: Client <client@example.org>\r\nTo: sales@example.com\r\nSubject: Hi\r\n"
 
 
@@ -26,7 +24,7 @@ def reason(extra_headers: str) -> str | None:
     ("thread__reply_in_reply_to.eml", None),
     ("form__noreply_reply_to.eml", None),
 ])
-def test_fixtures_are_classified(fixture, expected):
+def test_fixtures_are_classified(parse, fixture, expected):
     assert parse(fixture).ignore == expected
 
 

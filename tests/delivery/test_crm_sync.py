@@ -21,7 +21,7 @@ from hub.store.models import SyncDelivery
 from hub.pipeline import process_pending
 from hub.delivery.replay import replay_syncs
 from hub.delivery.throttle import Throttle
-from tests.conftest import insert_pending_forms
+from tests.helpers import insert_pending_forms
 
 WEBHOOK = "https://portal.example.bitrix24.ru/rest/1/s3cretcode/"
 ADD = re.compile(re.escape(WEBHOOK) + "crm.lead.add")

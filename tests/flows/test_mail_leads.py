@@ -12,8 +12,7 @@ from hub.delivery import outbox
 from hub.store.models import Notification, RawEvent
 from hub.pipeline import process_pending
 from hub.delivery.replay import replay_events
-from tests.conftest import fixture_bytes
-from tests.smtp_server import SmtpServer
+from tests.helpers import SmtpServer, fixture_bytes, store_mail
 
 
 @pytest.fixture
@@ -21,15 +20,6 @@ def mailbox(config_document, monkeypatch):
     monkeypatch.setenv("SALES_IMAP_PASSWORD", "secret")
     config_document["mailboxes"] = {"sales": {"host": "127.0.0.1", "username": "sales@example.com",
                                               "password_env": "SALES_IMAP_PASSWORD"}}
-
-
-def store_mail(hub, eml: str) -> str:
-    with hub.db.write() as session:
-        raw = RawEvent(channel="mail", kind="mail", provider="imap", endpoint="sales", method="IMAP",
-                       url="imap://127.0.0.1/INBOX", headers={"content-type": "message/rfc822"},
-                       body=fixture_bytes(f"mail/{eml}"), received_at=hub.now(), status="pending")
-        session.add(raw)
-    return raw.event_id
 
 
 def test_confirmation_replies_in_the_thread_and_the_answer_comes_back(mailbox, hub, api, logs):

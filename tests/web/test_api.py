@@ -1,7 +1,7 @@
 """The JSON API, health and metrics."""
 from __future__ import annotations
 
-from tests.conftest import API_TOKEN
+from tests.helpers import API_TOKEN
 
 
 def post(client, phone, **extra):

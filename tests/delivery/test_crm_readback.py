@@ -24,10 +24,8 @@ from hub.runtime.cli import main
 from hub.store.db import Database, make_engine
 from hub.store.models import Checkpoint, Lead, LeadHistory, Notification, RawEvent, SyncDelivery
 from hub.store.queue import Kicker
-from tests.conftest import insert_pending_forms
-from tests.hub.crm_portals import FakeAmoCRM, FakeBitrix24, LeakyBucket, VirtualClock
-from tests.hub.test_telephony import SECRET as ZADARMA_SECRET
-from tests.hub.test_telephony import inbound_call, post
+from tests.helpers import ZADARMA_SECRET, insert_pending_forms, post_zadarma, zadarma_call
+from tests.delivery.crm_portals import FakeAmoCRM, FakeBitrix24, LeakyBucket, VirtualClock
 
 START = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)  # a Monday
 WEBHOOK = "https://portal.example.bitrix24.ru/rest/1/s3cretcode/"
@@ -187,8 +185,8 @@ def test_a_crm_status_change_stops_the_callback_ladder(bitrix, config_document, 
                                                       run_jobs, api, hub):
     monkeypatch.setenv("ZADARMA_SECRET", ZADARMA_SECRET)
     hub.config.data["telephony"] = {"zadarma": {"secret_env": "ZADARMA_SECRET"}}
-    for event in inbound_call("in_" + "c" * 40, "missed"):
-        post(client, event)
+    for event in zadarma_call("in_" + "c" * 40, "missed"):
+        post_zadarma(client, event)
     run_jobs()
     [crm_id] = portal.leads
     clock.now = START + timedelta(minutes=3)

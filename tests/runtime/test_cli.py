@@ -16,7 +16,7 @@ import yaml
 from click.testing import CliRunner
 
 from hub.runtime.cli import main
-from tests.conftest import insert_pending_forms
+from tests.helpers import free_port, insert_pending_forms
 
 
 def write_yaml(path, document) -> str:
@@ -62,12 +62,6 @@ def test_replay_command(hub, monkeypatch, tmp_path, config_document, database_ur
     assert result.output.strip() == f"{event_id} processed lead 1"
     unknown = CliRunner().invoke(main, ["replay", "nope"])
     assert unknown.exit_code == 1 and "no event nope" in unknown.output
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_json(url, headers=None, until=lambda body: True, timeout=60.0):

@@ -5,7 +5,6 @@ loopback with raw sockets. Cases of one kind share a test (and its database, whi
 than the cases on PostgreSQL); each assertion names its case."""
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import os
@@ -21,9 +20,8 @@ import yaml
 from sqlalchemy import func, select
 
 from hub.store.models import Lead, RawEvent
-from tests.connectors.sms.test_smsru import smsru_hash
-from tests.connectors.telephony.test_twilio import sign as twilio_sign
-from tests.connectors.telephony.test_zadarma import sign as zadarma_sign
+from tests.helpers import free_port
+from tests.connectors import signers
 
 SECRETS = {"ZADARMA_SECRET": "zadarma-test-secret", "TWILIO_AUTH_TOKEN": "twilio-test-token",
            "MANGO_API_KEY": "mango-key", "MANGO_API_SALT": "mango-salt", "SMSRU_API_ID": "smsru-api-id"}
@@ -67,18 +65,18 @@ def lead_of(api, response) -> dict:
 def zadarma(client, fields: dict):
     body = urlencode(fields).encode()
     return client.post("/hooks/telephony/zadarma", data=body, content_type=FORM,
-                       headers={"Signature": zadarma_sign(body, SECRETS["ZADARMA_SECRET"])})
+                       headers={"Signature": signers.zadarma(body, SECRETS["ZADARMA_SECRET"])})
 
 
 def twilio_voice(client, params: dict):
     body = urlencode(params).encode()
-    signature = twilio_sign("http://localhost/hooks/telephony/twilio", body, SECRETS["TWILIO_AUTH_TOKEN"])
+    signature = signers.twilio("http://localhost/hooks/telephony/twilio", body, SECRETS["TWILIO_AUTH_TOKEN"])
     return client.post("/hooks/telephony/twilio", data=body, content_type=FORM,
                        headers={"X-Twilio-Signature": signature})
 
 
 def mango(client, document: str, path: str = "events/summary"):
-    sign = hashlib.sha256((SECRETS["MANGO_API_KEY"] + document + SECRETS["MANGO_API_SALT"]).encode()).hexdigest()
+    sign = signers.mango(document, SECRETS["MANGO_API_KEY"], SECRETS["MANGO_API_SALT"])
     form = {"vpbx_api_key": SECRETS["MANGO_API_KEY"], "sign": sign, "json": document}
     return client.post(f"/hooks/telephony/mango/{path}", data=urlencode(form), content_type=FORM)
 
@@ -239,7 +237,7 @@ def test_smsru_records_with_odd_numbers_are_acknowledged_and_make_nothing(provid
     records = ["sms_status\nid-1\n²\n1741937100", "sms_status\nid-2\n103\n" + "9" * 40]
     response = client.post("/hooks/sms/smsru", data={
         "data[0]": records[0], "data[1]": records[1], "data[" + "9" * 5000 + "]": "no record",
-        "hash": smsru_hash(SECRETS["SMSRU_API_ID"], records)})
+        "hash": signers.smsru(SECRETS["SMSRU_API_ID"], records)})
     assert (response.status_code, response.data) == (200, b"100")  # SMS.ru repeats anything else
     run_jobs()
     assert stored(hub) == stored(hub, status="processed") + stored(hub, status="ignored") == 1
@@ -331,12 +329,6 @@ def test_task_outcome_with_a_lone_surrogate_is_stored_readable(client, api, run_
 
 
 # --- framing, through the real server (``hub web``) on loopback --------------------------------
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 @pytest.fixture
 def server(hub, config_document, database_url, redis_url, tmp_path, logs):

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from datetime import timedelta
 
@@ -18,7 +17,7 @@ from sqlalchemy import func, select
 from hub.runtime import scheduler
 from hub.store.models import Lead, Notification, RawEvent, Touch
 from hub.store.queue import QUEUE_NAME, Kicker
-from tests.conftest import insert_pending_forms
+from tests.helpers import insert_pending_forms, wait_for
 
 
 def counts(hub) -> dict:
@@ -61,15 +60,6 @@ def start_worker(config_path, database_url, redis_url, env_extra) -> subprocess.
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_worker_killed_mid_backlog_then_restarted(hub, config_document, database_url, redis_server,
                                                    tmp_path, logs):
     config_document["pipeline"] = {"batch_size": 100}
@@ -81,7 +71,7 @@ def test_worker_killed_mid_backlog_then_restarted(hub, config_document, database
     env = {"HUB_SMS_LOG": str(logs["sms"]), "HUB_MAIL_LOG": str(logs["mail"])}
 
     worker = start_worker(config_path, database_url, redis_server.url, env)
-    assert wait_for(lambda: counts(hub)["events"].get("processed", 0) > 0)
+    assert wait_for(lambda: counts(hub)["events"].get("processed", 0) > 0, timeout=60, interval=0.02)
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=10)
     partial = counts(hub)
@@ -90,8 +80,8 @@ def test_worker_killed_mid_backlog_then_restarted(hub, config_document, database
 
     worker = start_worker(config_path, database_url, redis_server.url, env)
     try:
-        assert wait_for(lambda: counts(hub)["events"] == {"processed": len(phones)}, timeout=120)
-        assert wait_for(lambda: not outbox_busy(hub), timeout=60)
+        assert wait_for(lambda: counts(hub)["events"] == {"processed": len(phones)}, timeout=120, interval=0.02)
+        assert wait_for(lambda: not outbox_busy(hub), timeout=60, interval=0.02)
     finally:
         worker.terminate()
         worker.wait(timeout=10)

@@ -11,7 +11,7 @@ from hub.runtime import scheduler
 from hub.store.models import Lead, Notification, RawEvent, Touch
 from hub.pipeline import process_pending
 from hub.delivery.replay import replay_events
-from tests.conftest import insert_pending_forms
+from tests.helpers import insert_pending_forms
 
 FORM = {"name": "Ivan Petrov", "phone": "8 (916) 123-45-67", "email": "Ivan@Example.com",
         "utm_source": "yandex", "utm_medium": "cpc", "utm_campaign": "brand", "utm_term": "crm",

@@ -18,15 +18,11 @@ from pathlib import Path
 import pytest
 from imapclient import IMAPClient
 from rq import Queue, SimpleWorker
-from sqlalchemy import func, select
 
-from hub.store.models import Lead, RawEvent, Touch
 from hub.store.queue import QUEUE_NAME
+from tests.helpers import IMAP_PASSWORD, IMAP_PASSWORD_ENV, free_port
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
-PASSWORD = "lead-hub-test-password"
-PASSWORD_ENV = "HUB_TEST_IMAP_PASSWORD"
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mail"
 USERS = 300
 
 CONFIG = """\
@@ -64,12 +60,6 @@ service imap-login {{
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def make_certificate(folder: Path) -> tuple[Path, Path] | None:
     """A self-signed certificate for 127.0.0.1 / localhost (None without openssl)."""
     if not shutil.which("openssl"):
@@ -95,7 +85,7 @@ class Dovecot:
         # All users up front: Dovecot notices a changed passwd-file by its mtime (1 s
         # resolution), so users appended during the run would fail to log in at random.
         (root / "passwd").write_text("".join(
-            f"user{n}:{{PLAIN}}{PASSWORD}:{self.uid}:{self.gid}::{root}/mail/user{n}::\n"
+            f"user{n}:{{PLAIN}}{IMAP_PASSWORD}:{self.uid}:{self.gid}::{root}/mail/user{n}::\n"
             for n in range(1, USERS + 1)))
         self.certificate = make_certificate(root)
         self.process: subprocess.Popen | None = None
@@ -139,12 +129,12 @@ class Dovecot:
     def add_user(self) -> str:
         """A user no other test has touched (its maildir is created on first login)."""
         number = next(self.unused)
-        assert number <= USERS, "raise USERS in tests/mail/conftest.py"
+        assert number <= USERS, "raise USERS in tests/runtime/conftest.py"
         return f"user{number}"
 
     def client(self, user: str, timeout: float = 10) -> IMAPClient:
         client = IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=timeout)
-        client.login(user, PASSWORD)
+        client.login(user, IMAP_PASSWORD)
         return client
 
     def deliver(self, user: str, messages: list[bytes], folder: str = "INBOX") -> None:
@@ -185,7 +175,7 @@ class Dovecot:
     def mailbox(self, user: str, **overrides) -> dict:
         """A ``mailboxes:`` entry for ``user`` (plain IMAP on loopback, fast intervals)."""
         return {"host": "127.0.0.1", "port": self.port, "ssl": False, "username": user,
-                "password_env": PASSWORD_ENV, "poll_interval": "1s", "timeout": "5s",
+                "password_env": IMAP_PASSWORD_ENV, "poll_interval": "1s", "timeout": "5s",
                 "own_addresses": ["example.com"], "company_phones": ["+7 495 123-45-67"], **overrides}
 
 
@@ -220,7 +210,7 @@ def own_dovecot():
 @pytest.fixture
 def mail_hub(request, config_document, monkeypatch):
     """``mail_hub({"sales": dovecot.mailbox(user)})``: the ``hub`` fixture with these mailboxes."""
-    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    monkeypatch.setenv(IMAP_PASSWORD_ENV, IMAP_PASSWORD)
 
     def build(mailboxes: dict):
         config_document["mailboxes"] = mailboxes
@@ -240,37 +230,3 @@ def drain_queue(redis_client):
         SimpleWorker([queue], connection=redis_client).work(burst=True, with_scheduler=False)
 
     return drain
-
-
-def lead_message(number: int, to: str = "sales@example.com", message_id: str | None = None) -> bytes:
-    """A plain lead e-mail from client ``number`` (its own address and phone)."""
-    digits = f"{number:07d}"
-    message_id = message_id or f"lead-{number}-{time.time_ns()}@example.org"
-    return (f"From: Client {number} <client{number}@example.org>\r\nTo: {to}\r\n"
-            f"Subject: Request {number}\r\nDate: Mon, 23 Nov 2026 10:00:00 +0300\r\n"
-            f"Message-ID: <{message_id}>\r\nMIME-Version: 1.0\r\n"
-            f"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
-            f"Здравствуйте! Перезвоните мне: +7 916 {digits[:3]}-{digits[3:5]}-{digits[5:]}\r\n").encode()
-
-
-def fixture_message(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
-
-
-def counts(hub) -> dict:
-    """Events by status, leads, touches, distinct lead e-mails: "each lead exactly once"."""
-    with hub.db.read() as session:
-        statuses = dict(session.execute(select(RawEvent.status, func.count()).group_by(RawEvent.status)).all())
-        leads = session.scalar(select(func.count()).select_from(Lead))
-        touches = session.scalar(select(func.count()).select_from(Touch))
-        emails = session.scalar(select(func.count(func.distinct(Lead.email))))
-    return {"events": statuses, "leads": leads, "touches": touches, "distinct_emails": emails}
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
