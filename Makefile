@@ -10,6 +10,7 @@ run: install
 	$(BIN)/hub run
 
 test: install-test test-servers
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The mailbox tests run a real Dovecot and the console tests a real Chromium; install them from

@@ -21,6 +21,7 @@ from hub.store.db import Database, make_engine
 from hub.store.migrate import upgrade
 from hub.store.models import Base
 from hub.store.queue import QUEUE_NAME, Kicker
+
 from tests.helpers import API_TOKEN, free_port, sample_document, wait_for
 
 

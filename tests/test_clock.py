@@ -1,7 +1,7 @@
 """HUB_CLOCK_START starts the hub's clock at a chosen instant, shared by a process tree."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,10 +18,10 @@ def fresh_clock(monkeypatch):
 
 
 def test_the_clock_starts_at_the_instant_given_as_of_the_anchor(fresh_clock):
-    anchor = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+    anchor = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
     fresh_clock.setenv(clock.START_VARIABLE, "2026-12-01T02:30:00+03:00")
     fresh_clock.setenv(clock.ANCHOR_VARIABLE, repr(anchor.timestamp()))  # as a parent process left it
-    assert clock.offset() == datetime(2026, 11, 30, 23, 30, tzinfo=timezone.utc) - anchor
+    assert clock.offset() == datetime(2026, 11, 30, 23, 30, tzinfo=UTC) - anchor
 
 
 def test_the_first_reader_records_the_anchor_for_the_processes_it_starts(fresh_clock):
@@ -30,8 +30,8 @@ def test_the_first_reader_records_the_anchor_for_the_processes_it_starts(fresh_c
     fresh_clock.setenv(clock.START_VARIABLE, "2026-12-01T11:00:00+03:00")
     assert clock.ANCHOR_VARIABLE not in os.environ
     clock.now()
-    anchor = datetime.fromtimestamp(float(os.environ[clock.ANCHOR_VARIABLE]), timezone.utc)
-    assert clock.offset() == datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc) - anchor
+    anchor = datetime.fromtimestamp(float(os.environ[clock.ANCHOR_VARIABLE]), UTC)
+    assert clock.offset() == datetime(2026, 12, 1, 8, 0, tzinfo=UTC) - anchor
 
 
 def test_without_the_variable_the_clock_is_the_real_one(fresh_clock):

@@ -32,7 +32,7 @@ def imports_of(path: Path) -> set[str]:
 @pytest.mark.parametrize("key,module", PROVIDERS, ids=[f"{k}/{p}" for (k, p), _ in PROVIDERS])
 def test_every_provider_has_mapping_fixtures_and_tests(key, module):
     kind, provider = key
-    assert module.NAME == provider and module.KIND == kind
+    assert provider == module.NAME and kind == module.KIND
     assert (ROOT / "mappings" / f"{module.MAPPING}.yaml").is_file()
     folder = module.MAPPING.split("/")[0]
     assert any((FIXTURES / folder).rglob("*.*")), f"no fixtures for {folder}"

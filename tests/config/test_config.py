@@ -6,8 +6,9 @@ import copy
 import pytest
 from click.testing import CliRunner
 
-from hub.runtime.cli import main
 from hub.config import ConfigError, load_config
+from hub.runtime.cli import main
+
 from tests.helpers import sample_document
 
 ENV = {"ZADARMA_SECRET": "s", "BITRIX24_WEBHOOK_URL": "https://b24.example/rest/1/x/"}

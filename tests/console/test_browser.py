@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from hub.pipeline import process_pending
 from hub.store.models import Notification, Task
+
 from tests.console.conftest import browser_sign_in
 from tests.console.test_admin import kill_notifications
 from tests.helpers import store_mail

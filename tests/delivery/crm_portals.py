@@ -9,8 +9,8 @@ import json
 import re
 import threading
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Callable
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import responses
@@ -74,7 +74,7 @@ class FakeBitrix24:
         self.calls: Counter = Counter()
         self.lock = threading.Lock()
 
-    def install(self, mocked: responses.RequestsMock) -> "FakeBitrix24":
+    def install(self, mocked: responses.RequestsMock) -> FakeBitrix24:
         for method in self.METHODS:
             mocked.add_callback(responses.POST, re.compile(re.escape(f"{self.webhook}/{method}") + r"(\.json)?$"),
                                 callback=lambda request, method=method: self.serve(method, request))
@@ -164,7 +164,7 @@ class FakeAmoCRM:
         self.calls: Counter = Counter()
         self.lock = threading.Lock()
 
-    def install(self, mocked: responses.RequestsMock) -> "FakeAmoCRM":
+    def install(self, mocked: responses.RequestsMock) -> FakeAmoCRM:
         routes = [(responses.POST, r"/api/v4/leads/complex", self.complex),
                   (responses.POST, r"/api/v4/leads/(\d+)/notes", self.note),
                   (responses.PATCH, r"/api/v4/leads/(\d+)", self.patch),

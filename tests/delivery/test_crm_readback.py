@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
@@ -24,10 +24,11 @@ from hub.runtime.cli import main
 from hub.store.db import Database, make_engine
 from hub.store.models import Checkpoint, Lead, LeadHistory, Notification, RawEvent, SyncDelivery
 from hub.store.queue import Kicker
-from tests.helpers import ZADARMA_SECRET, insert_pending_forms, post_zadarma, zadarma_call
-from tests.delivery.crm_portals import FakeAmoCRM, FakeBitrix24, LeakyBucket, VirtualClock
 
-START = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)  # a Monday
+from tests.delivery.crm_portals import FakeAmoCRM, FakeBitrix24, LeakyBucket, VirtualClock
+from tests.helpers import ZADARMA_SECRET, insert_pending_forms, post_zadarma, zadarma_call
+
+START = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday
 WEBHOOK = "https://portal.example.bitrix24.ru/rest/1/s3cretcode/"
 TOKEN = "r7x2k9m4q1w8e5t3y6u0i2o4p7a9s1d3"
 AMO = "https://example.amocrm.ru"

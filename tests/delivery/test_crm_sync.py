@@ -15,12 +15,13 @@ from sqlalchemy import select
 
 from hub import context
 from hub.delivery import crm
+from hub.delivery.replay import replay_syncs
+from hub.delivery.throttle import Throttle
+from hub.pipeline import process_pending
 from hub.runtime import scheduler
 from hub.store.db import Database, make_engine
 from hub.store.models import SyncDelivery
-from hub.pipeline import process_pending
-from hub.delivery.replay import replay_syncs
-from hub.delivery.throttle import Throttle
+
 from tests.helpers import insert_pending_forms
 
 WEBHOOK = "https://portal.example.bitrix24.ru/rest/1/s3cretcode/"
@@ -97,19 +98,31 @@ class FakeBitrix:
         if not self.admit():
             return 503, {}, json.dumps({"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"})
         wanted = json.loads(request.body)["filter"]
-        found = [{"ID": str(i)} for i, f in self.leads.items()
-                 if f.get("ORIGIN_ID") == wanted.get("ORIGIN_ID") and f.get("ORIGINATOR_ID") == wanted.get("ORIGINATOR_ID")]
+        found = [
+            {"ID": str(i)}
+            for i, f in self.leads.items()
+            if f.get("ORIGIN_ID") == wanted.get("ORIGIN_ID") and f.get("ORIGINATOR_ID") == wanted.get("ORIGINATOR_ID")
+        ]
         return 200, {}, json.dumps({"result": found, "total": len(found)})
 
     def install(self, mocked):
         mocked.add_callback(responses.POST, ADD, callback=self.add, content_type="application/json")
         mocked.add_callback(responses.POST, LIST, callback=self.find, content_type="application/json")
-        mocked.add_callback(responses.POST, re.compile(re.escape(WEBHOOK) + "crm.lead.update"),
-                            callback=lambda r: (200, {}, json.dumps({"result": True})))
-        mocked.add_callback(responses.POST, re.compile(re.escape(WEBHOOK) + "crm.timeline.comment.list"),
-                            callback=lambda r: (200, {}, json.dumps({"result": [], "total": 0})))
-        mocked.add_callback(responses.POST, re.compile(re.escape(WEBHOOK) + "crm.timeline.comment.add"),
-                            callback=lambda r: (200, {}, json.dumps({"result": 5001})))
+        mocked.add_callback(
+            responses.POST,
+            re.compile(re.escape(WEBHOOK) + "crm.lead.update"),
+            callback=lambda r: (200, {}, json.dumps({"result": True})),
+        )
+        mocked.add_callback(
+            responses.POST,
+            re.compile(re.escape(WEBHOOK) + "crm.timeline.comment.list"),
+            callback=lambda r: (200, {}, json.dumps({"result": [], "total": 0})),
+        )
+        mocked.add_callback(
+            responses.POST,
+            re.compile(re.escape(WEBHOOK) + "crm.timeline.comment.add"),
+            callback=lambda r: (200, {}, json.dumps({"result": 5001})),
+        )
 
 
 def sync_rows(hub) -> list[SyncDelivery]:
@@ -163,25 +176,35 @@ def test_server_errors_then_success(bitrix, hub, api):
             hub.clock = lambda moment=moment: moment
             crm.deliver_due(hub)
     assert api.get("/api/leads/1").get_json()["sync"] == [
-        {"target": "bitrix24", "external_id": "100", "status": "synced", "attempts": 0, "error": None,
-         "readback": None}]
+        {"target": "bitrix24", "external_id": "100", "status": "synced", "attempts": 0, "error": None, "readback": None}
+    ]
 
 
 def test_an_expired_token_is_dead_with_the_crms_message_and_replayable(config_document, monkeypatch, hub, api):
     monkeypatch.setenv("AMOCRM_TOKEN", "expired-token")
-    hub.config.data["crm"] = [{"target": "amocrm", "base_url": "https://example.amocrm.ru", "token_env": "AMOCRM_TOKEN"}]
+    hub.config.data["crm"] = [
+        {"target": "amocrm", "base_url": "https://example.amocrm.ru", "token_env": "AMOCRM_TOKEN"}
+    ]
     insert_pending_forms(hub, ["+79161234567"])
     process_pending(hub)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
-        mocked.add(responses.POST, "https://example.amocrm.ru/api/v4/leads/complex", status=401,
-                   json={"title": "Unauthorized", "status": 401, "detail": "Token has expired"})
+        mocked.add(
+            responses.POST,
+            "https://example.amocrm.ru/api/v4/leads/complex",
+            status=401,
+            json={"title": "Unauthorized", "status": 401, "detail": "Token has expired"},
+        )
         crm.deliver_due(hub)
     [sync] = api.get("/api/leads/1").get_json()["sync"]
     assert sync["status"] == "dead" and "token rejected" in sync["error"]
     assert replay_syncs(hub) == 1
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
-        mocked.add(responses.POST, "https://example.amocrm.ru/api/v4/leads/complex", status=200,
-                   json=[{"id": 777, "contact_id": 1, "request_id": ["0"], "merged": False}])
+        mocked.add(
+            responses.POST,
+            "https://example.amocrm.ru/api/v4/leads/complex",
+            status=200,
+            json=[{"id": 777, "contact_id": 1, "request_id": ["0"], "merged": False}],
+        )
         mocked.add(responses.POST, re.compile(r"https://example.amocrm.ru/api/v4/leads/777/notes"), json={})
         crm.deliver_due(hub)
     assert api.get("/api/leads/1").get_json()["sync"][0]["external_id"] == "777"
@@ -228,8 +251,9 @@ def test_a_new_touch_is_pushed_as_an_update(bitrix, hub, client, run_jobs):
 def test_the_throttle_is_shared_by_every_worker(redis_client):
     clock = VirtualClock()
     first = Throttle(redis_client, "shared", 2.0, 5, clock=clock.time, sleep=clock.sleep)
-    second = Throttle(redis.Redis(connection_pool=redis_client.connection_pool), "shared", 2.0, 5,
-                      clock=clock.time, sleep=clock.sleep)
+    second = Throttle(
+        redis.Redis(connection_pool=redis_client.connection_pool), "shared", 2.0, 5, clock=clock.time, sleep=clock.sleep
+    )
     for _ in range(5):
         first()
     assert first.waited == 0
@@ -257,8 +281,10 @@ def pushed_ids(hub, answers: dict[str, list[int]]) -> dict[str, list[str]]:
             moment = hub.now() + timedelta(minutes=5)  # past the backoff of a failed try
             hub.clock = lambda moment=moment: moment
             crm.deliver_due(hub)
-        return {name: [c.request.headers["webhook-id"] for c in receivers.calls if c.request.url == url]
-                for name, url in RECEIVERS.items()}
+        return {
+            name: [c.request.headers["webhook-id"] for c in receivers.calls if c.request.url == url]
+            for name, url in RECEIVERS.items()
+        }
 
 
 def test_webhook_ids_name_one_push_to_one_target_in_one_database(two_webhooks, hub, api, migrated_sqlite, tmp_path):
@@ -276,7 +302,6 @@ def test_webhook_ids_name_one_push_to_one_target_in_one_database(two_webhooks, h
     process_pending(fresh)
     elsewhere = pushed_ids(fresh, {"a": [204], "b": [204]})
     fresh.db.dispose()
-    ids = [webhook_id for pushes in (created, updated, elsewhere)
-           for name in RECEIVERS for webhook_id in pushes[name]]
+    ids = [webhook_id for pushes in (created, updated, elsewhere) for name in RECEIVERS for webhook_id in pushes[name]]
     assert len(ids) == 7 and len(set(ids)) == 6  # seven requests, six deliveries: only the retry repeats
     assert all(webhook_id.startswith("lead-1-") for webhook_id in ids)  # lead 1 in either database

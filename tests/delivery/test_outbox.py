@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from hub.delivery import outbox
+from hub.delivery.replay import replay_notifications
 from hub.runtime import scheduler
 from hub.store.models import Notification
-from hub.delivery.replay import replay_notifications
+
 from tests.helpers import SmtpServer
 
 FORM = {"name": "Ivan", "phone": "+79161234567", "email": "ivan@example.com"}
@@ -62,11 +63,14 @@ def test_confirmation_by_smtp(smtp_hub, client, run_jobs):
 
 def test_a_name_with_cr_lf_still_gets_its_confirmation(smtp_hub, client, run_jobs):
     smtp_hub.config["confirmations"][0]["subject"] = "{name}, ваша заявка №{number}"
-    moment = datetime(2026, 11, 23, 7, 30, tzinfo=timezone.utc)
+    moment = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
     smtp_hub.clock = lambda: moment
     with SmtpServer() as server:
         smtp_hub.config["email"]["smtp"]["port"] = server.port
-        assert client.post("/hooks/forms/landing", data={**FORM, "name": "Ivan\r\nBcc: boss@example.com"}).status_code == 202
+        assert (
+            client.post("/hooks/forms/landing", data={**FORM, "name": "Ivan\r\nBcc: boss@example.com"}).status_code
+            == 202
+        )
         run_jobs()
     [mail], [raw] = server.inbox.messages, server.inbox.raw
     assert server.inbox.recipients == [["ivan@example.com"]] and b"\r\nBcc:" not in raw
@@ -145,8 +149,9 @@ def test_a_sender_missing_from_the_registry_ends_the_row_dead_not_sending(hub, c
     hub.kicker.kick = lambda job, force=False: job != "outbox" and kick(job, force)  # plan, don't send
     submit(client, run_jobs)
     with hub.db.write() as session:
-        session.execute(Notification.__table__.update().where(Notification.channel == "sms")
-                        .values(sender="carrier-pigeon"))
+        session.execute(
+            Notification.__table__.update().where(Notification.channel == "sms").values(sender="carrier-pigeon")
+        )
     outbox.deliver_due(hub)
     with hub.db.read() as session:
         sms = session.scalar(select(Notification).where(Notification.channel == "sms"))

@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from hub.delivery import outbox
-from hub.store.models import Notification, RawEvent
-from hub.pipeline import process_pending
 from hub.delivery.replay import replay_events
+from hub.pipeline import process_pending
+from hub.store.models import Notification, RawEvent
+
 from tests.helpers import SmtpServer, fixture_bytes, store_mail
 
 
@@ -74,7 +75,7 @@ def test_confirmation_to_a_forwarded_mail_goes_to_the_original_sender_in_a_new_t
     with SmtpServer() as server:
         hub.config["email"]["smtp"]["port"] = server.port
         outbox.deliver_due(hub)
-    [(mail, raw)] = [(m, r) for m, r in zip(server.inbox.messages, server.inbox.raw) if m["To"] == row.to]
+    [(mail, raw)] = [(m, r) for m, r in zip(server.inbox.messages, server.inbox.raw, strict=True) if m["To"] == row.to]
     assert mail["In-Reply-To"] is None and mail["References"] is None
     assert b"forward-rfc822-0001" not in raw and b"original-0001" not in raw
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
@@ -13,9 +13,10 @@ import responses
 from sqlalchemy import select
 
 from hub.delivery import outbox
+from hub.delivery.replay import replay_notifications
 from hub.runtime import scheduler
 from hub.store.models import Notification
-from hub.delivery.replay import replay_notifications
+
 from tests.connectors import signers
 
 TOKEN, SID = "twilio-test-token", "AC3f2b5e8a9c1d4e6f7a8b9c0d1e2f3a4b"
@@ -30,21 +31,41 @@ def sms(config_document, monkeypatch):
     monkeypatch.setenv("SMSRU_API_ID", "smsru-api-id")
     config_document["sms"] = {
         "inbound": {"twilio": {"auth_token_env": "TWILIO_AUTH_TOKEN"}, "smsru": {"api_id_env": "SMSRU_API_ID"}},
-        "sender": "twilio", "quiet_hours": None,
-        "twilio": {"account_sid_env": "TWILIO_ACCOUNT_SID", "auth_token_env": "TWILIO_AUTH_TOKEN", "from": "+15005550006"}}
+        "sender": "twilio",
+        "quiet_hours": None,
+        "twilio": {
+            "account_sid_env": "TWILIO_ACCOUNT_SID",
+            "auth_token_env": "TWILIO_AUTH_TOKEN",
+            "from": "+15005550006",
+        },
+    }
     config_document["confirmations"] = [
-        {"channel": "sms", "when": {"channel": ["form", "sms"]}, "text": "Ваша заявка принята в работу. Номер {number}"}]
+        {"channel": "sms", "when": {"channel": ["form", "sms"]}, "text": "Ваша заявка принята в работу. Номер {number}"}
+    ]
 
 
 def twilio_post(client, params: dict):
     body = urlencode(params)
-    return client.post("/hooks/sms/twilio", data=body, content_type="application/x-www-form-urlencoded",
-                       headers={"X-Twilio-Signature": signers.twilio(HOOK, body.encode(), TOKEN)})
+    return client.post(
+        "/hooks/sms/twilio",
+        data=body,
+        content_type="application/x-www-form-urlencoded",
+        headers={"X-Twilio-Signature": signers.twilio(HOOK, body.encode(), TOKEN)},
+    )
 
 
 def inbound_sms(sid: str, body: str, sender="+79161234567") -> dict:
-    return {"MessageSid": sid, "SmsSid": sid, "AccountSid": SID, "From": sender, "To": "+74951234567",
-            "Body": body, "NumMedia": "0", "SmsStatus": "received", "ApiVersion": "2010-04-01"}
+    return {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "AccountSid": SID,
+        "From": sender,
+        "To": "+74951234567",
+        "Body": body,
+        "NumMedia": "0",
+        "SmsStatus": "received",
+        "ApiVersion": "2010-04-01",
+    }
 
 
 def accepted(mocked, sid="SMout1"):
@@ -86,8 +107,14 @@ def test_confirmation_goes_out_once_and_the_delivery_report_is_recorded(sms, cli
         sends = [c for c in mocked.calls if c.request.url == API]
         assert len(sends) == 1
         assert sends[0].request.headers["I-Twilio-Idempotency-Token"] == "lead-1-notification-1"
-    report = {"MessageSid": "SMconfirm1", "MessageStatus": "delivered", "SmsStatus": "delivered",
-              "AccountSid": SID, "To": "+79161234567", "From": "+15005550006"}
+    report = {
+        "MessageSid": "SMconfirm1",
+        "MessageStatus": "delivered",
+        "SmsStatus": "delivered",
+        "AccountSid": SID,
+        "To": "+79161234567",
+        "From": "+15005550006",
+    }
     assert twilio_post(client, report).status_code == 200
     run_jobs()
     assert rows(hub)[0].status == "delivered"
@@ -96,15 +123,26 @@ def test_confirmation_goes_out_once_and_the_delivery_report_is_recorded(sms, cli
 @pytest.fixture
 def smsru(config_document, monkeypatch):
     monkeypatch.setenv("SMSRU_API_ID", "smsru-api-id")
-    config_document["sms"] = {"inbound": {"smsru": {"api_id_env": "SMSRU_API_ID"}}, "sender": "smsru",
-                              "quiet_hours": None, "smsru": {"api_id_env": "SMSRU_API_ID"}}
+    config_document["sms"] = {
+        "inbound": {"smsru": {"api_id_env": "SMSRU_API_ID"}},
+        "sender": "smsru",
+        "quiet_hours": None,
+        "smsru": {"api_id_env": "SMSRU_API_ID"},
+    }
 
 
 def test_smsru_status_callback_marks_failure(smsru, client, run_jobs, hub):
     with responses.RequestsMock() as mocked:
-        mocked.add(responses.POST, "https://sms.ru/sms/send", json={
-            "status": "OK", "status_code": 100, "balance": 10.0,
-            "sms": {"79161234567": {"status": "OK", "status_code": 100, "sms_id": "000000-10000002"}}})
+        mocked.add(
+            responses.POST,
+            "https://sms.ru/sms/send",
+            json={
+                "status": "OK",
+                "status_code": 100,
+                "balance": 10.0,
+                "sms": {"79161234567": {"status": "OK", "status_code": 100, "sms_id": "000000-10000002"}},
+            },
+        )
         client.post("/hooks/forms/landing", data={"phone": "+79161234567"})
         run_jobs()
     records = ["sms_status\n000000-10000002\n104\n1741937100"]
@@ -125,8 +163,13 @@ def test_gateway_down_then_back(sms, client, run_jobs, hub):
     [row] = rows(hub)
     assert (row.status, row.attempts) == ("failed", 1)
     with responses.RequestsMock() as mocked:
-        mocked.add(responses.POST, API, status=429, headers={"Retry-After": "120"},
-                   json={"code": 20429, "message": "Too Many Requests"})
+        mocked.add(
+            responses.POST,
+            API,
+            status=429,
+            headers={"Retry-After": "120"},
+            json={"code": 20429, "message": "Too Many Requests"},
+        )
         moment = row.next_attempt_at + timedelta(seconds=1)
         hub.clock = lambda: moment
         outbox.deliver_due(hub)
@@ -143,12 +186,19 @@ def test_gateway_down_then_back(sms, client, run_jobs, hub):
 
 def test_permanent_error_is_dead_replayable_and_falls_back_to_email(sms, client, run_jobs, hub, logs, api):
     with responses.RequestsMock() as mocked:
-        mocked.add(responses.POST, API, status=400,
-                   json={"code": 21211, "message": "The 'To' number is not a valid phone number.", "status": 400})
+        mocked.add(
+            responses.POST,
+            API,
+            status=400,
+            json={"code": 21211, "message": "The 'To' number is not a valid phone number.", "status": 400},
+        )
         client.post("/hooks/forms/landing", data={"phone": "+79161234567", "email": "ivan@example.com"})
         run_jobs()
     sms_row, email_row = rows(hub)
-    assert (sms_row.status, sms_row.last_error) == ("dead", "Twilio 21211: The 'To' number is not a valid phone number.")
+    assert (sms_row.status, sms_row.last_error) == (
+        "dead",
+        "Twilio 21211: The 'To' number is not a valid phone number.",
+    )
     assert (email_row.channel, email_row.rule, email_row.status) == ("email", "confirmations.0:fallback", "sent")
     [mail] = [json.loads(line) for line in logs["mail"].read_text().splitlines()]
     assert mail["to"] == "ivan@example.com" and mail["text"].endswith("Номер 1")
@@ -175,27 +225,27 @@ def at(hub, moment: datetime):
 
 def test_quiet_hours_in_the_clients_time_zone(sms, client, run_jobs, hub):
     hub.config["sms"]["quiet_hours"] = "21:00-09:00"
-    instant = datetime(2026, 11, 25, 20, 30, tzinfo=timezone.utc)  # 23:30 Moscow, 06:30 Vladivostok
+    instant = datetime(2026, 11, 25, 20, 30, tzinfo=UTC)  # 23:30 Moscow, 06:30 Vladivostok
     at(hub, instant)
-    client.post("/hooks/forms/landing", data={"phone": "+74951234567"})    # a Moscow number
-    client.post("/hooks/forms/landing", data={"phone": "+74232123456"})    # a Vladivostok number
+    client.post("/hooks/forms/landing", data={"phone": "+74951234567"})  # a Moscow number
+    client.post("/hooks/forms/landing", data={"phone": "+74232123456"})  # a Vladivostok number
     run_jobs()
     moscow, vladivostok = rows(hub)
     assert moscow.status == vladivostok.status == "pending"
-    assert moscow.next_attempt_at == datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)        # 09:00 MSK
-    assert vladivostok.next_attempt_at == datetime(2026, 11, 25, 23, 0, tzinfo=timezone.utc)  # 09:00 VLAT
+    assert moscow.next_attempt_at == datetime(2026, 11, 26, 6, 0, tzinfo=UTC)  # 09:00 MSK
+    assert vladivostok.next_attempt_at == datetime(2026, 11, 25, 23, 0, tzinfo=UTC)  # 09:00 VLAT
     with responses.RequestsMock() as mocked:
         accepted(mocked)
-        at(hub, datetime(2026, 11, 25, 23, 0, 1, tzinfo=timezone.utc))
+        at(hub, datetime(2026, 11, 25, 23, 0, 1, tzinfo=UTC))
         outbox.deliver_due(hub)
         assert [r.status for r in rows(hub)] == ["pending", "sent"]
-        at(hub, datetime(2026, 11, 26, 6, 0, 1, tzinfo=timezone.utc))
+        at(hub, datetime(2026, 11, 26, 6, 0, 1, tzinfo=UTC))
         outbox.deliver_due(hub)
     assert [r.status for r in rows(hub)] == ["sent", "sent"]
 
 
 def test_the_lead_shows_the_clients_local_time(sms, client, run_jobs, api, hub):
-    at(hub, datetime(2026, 11, 25, 20, 30, tzinfo=timezone.utc))
+    at(hub, datetime(2026, 11, 25, 20, 30, tzinfo=UTC))
     hub.config["sms"]["sender"] = "log"
     client.post("/hooks/forms/landing", data={"phone": "+74232123456"})
     run_jobs()
@@ -205,8 +255,8 @@ def test_the_lead_shows_the_clients_local_time(sms, client, run_jobs, api, hub):
 
 def test_a_worker_killed_mid_send(sms, client, run_jobs, hub, monkeypatch):
     """Without an idempotency key the row becomes ``unknown``; with one it is retried."""
-    from hub import registry
     from connectors.sms import twilio as twilio_sms
+    from hub import registry
 
     kick = hub.kicker.kick
     hub.kicker.kick = lambda job, force=False: job != "outbox" and kick(job, force)
@@ -245,8 +295,10 @@ def test_a_json_webhook_signed_with_a_shared_key_is_a_lead(shared_key, client, r
     body = json.dumps(inbound_sms("SMjson1", "Нужна консультация"), ensure_ascii=False).encode()
     path = f"/hooks/sms/twilio?bodySHA256={hashlib.sha256(body).hexdigest()}"
     signature = signers.twilio(f"http://localhost{path}", b"", shared_key, hashlib.sha256)
-    headers = {"X-Twilio-Signature": signature,
-               "X-Twilio-Webhooks-Signature-Settings": "key=webhooks_sharedkey_01hx3k4m5n,algorithm=HMAC_SHA256"}
+    headers = {
+        "X-Twilio-Signature": signature,
+        "X-Twilio-Webhooks-Signature-Settings": "key=webhooks_sharedkey_01hx3k4m5n,algorithm=HMAC_SHA256",
+    }
     forged = body.replace("консультация".encode(), "скидка".encode())
     assert client.post(path, data=forged, content_type="application/json", headers=headers).status_code == 403
     with responses.RequestsMock() as mocked:

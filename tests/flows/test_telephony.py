@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from hub.runtime import scheduler
 from hub.store.models import Lead, RawEvent, Touch
+
 from tests.helpers import ZADARMA_SECRET, post_zadarma, zadarma_call, zadarma_signed
 
 CLIENT, TRACKING = "79161234567", "74951234567"

@@ -11,7 +11,7 @@ signed with the reference signers (tests/connectors/signers.py), so the fuzzed v
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from urllib.parse import quote, urlencode
 
@@ -27,11 +27,22 @@ from connectors.telephony import twilio as twilio_voice
 from connectors.webforms import cf7, generic, tilda
 from hub.config import load_config
 from hub.pipeline.normalise import fingerprint, normalise_parsed
-from tests.helpers import MAILBOX_SETTINGS, sample_document
+
 from tests.connectors import signers
-from tests.fuzz.strategies import (ANY_TEXT, CHARSETS, FORM, FORM_FIELDS, FORM_NAMES, JSON_VALUES, WIRE_TEXT,
-                                   ZADARMA_NAMES, multipart, urlencoded)
+from tests.fuzz.strategies import (
+    ANY_TEXT,
+    CHARSETS,
+    FORM,
+    FORM_FIELDS,
+    FORM_NAMES,
+    JSON_VALUES,
+    WIRE_TEXT,
+    ZADARMA_NAMES,
+    multipart,
+    urlencoded,
+)
 from tests.fuzz.tally import tried
+from tests.helpers import MAILBOX_SETTINGS, sample_document
 
 CONFIG = load_config(document=sample_document())
 ZADARMA_IP, API_ID = "185.45.152.42", "1A2B3C4D-0000-1111-2222-333344445555"
@@ -41,7 +52,7 @@ VOICE_TOKEN, SMS_TOKEN = "twilio-test-auth-token-0123456789", "test-auth-token-0
 
 def raw_event(module, endpoint: str | None = None) -> SimpleNamespace:
     return SimpleNamespace(event_id="0" * 32, kind=module.KIND, endpoint=endpoint, override=None,
-                           received_at=datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc))
+                           received_at=datetime(2026, 11, 23, 10, 0, tzinfo=UTC))
 
 
 def exercise(module, inbound: Inbound, settings: dict, endpoint: str | None = None, signed: bool = True):

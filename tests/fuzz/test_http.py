@@ -12,12 +12,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from hub.store.models import RawEvent
 from hub.pipeline import process_pending
+from hub.store.models import RawEvent
+
 from tests.connectors import signers
+from tests.fuzz.strategies import (
+    CHARSETS,
+    FORM,
+    FORM_FIELDS,
+    JSON_VALUES,
+    WIRE_TEXT,
+    ZADARMA_NAMES,
+    multipart,
+    urlencoded,
+)
 from tests.fuzz.tally import tried
-from tests.fuzz.strategies import (CHARSETS, FORM, FORM_FIELDS, JSON_VALUES, WIRE_TEXT, ZADARMA_NAMES, multipart,
-                                   urlencoded)
 
 ZADARMA_SECRET, SMSRU_API_ID = "zadarma-test-secret-0123456789", "1A2B3C4D-0000-1111-2222-333344445555"
 HEADER_TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=40)  # what HTTP carries

@@ -7,10 +7,11 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from hub import retry
+from hub.delivery.replay import replay_events
+from hub.pipeline import process_pending
 from hub.runtime import scheduler
 from hub.store.models import Lead, Notification, RawEvent, Touch
-from hub.pipeline import process_pending
-from hub.delivery.replay import replay_events
+
 from tests.helpers import insert_pending_forms
 
 FORM = {"name": "Ivan Petrov", "phone": "8 (916) 123-45-67", "email": "Ivan@Example.com",
@@ -203,7 +204,8 @@ def test_coalesced_kicks_lose_nothing(hub, client, api, redis_client):
 
     poster = threading.Thread(target=post_while_the_job_runs)
     poster.start()
-    SimpleWorker([queue], connection=redis_client).work(burst=True, with_scheduler=False)  # main thread: rq uses signals
+    # in the main thread: rq uses signals
+    SimpleWorker([queue], connection=redis_client).work(burst=True, with_scheduler=False)
     poster.join(timeout=30)
     assert seen["queued"] == 0
     assert api.get(f"/api/events/{seen['second']}").get_json()["status"] == "processed"
@@ -220,8 +222,11 @@ def test_one_batch_makes_each_person_one_lead_and_links_every_event(hub):
         leads = {lead.phone: lead for lead in session.scalars(select(Lead).order_by(Lead.id))}
         events = list(session.scalars(select(RawEvent).order_by(RawEvent.id)))
         touches = dict(session.execute(select(Touch.event_id, Touch.lead_id)).all())
-        confirmations = session.execute(select(Notification.lead_id, func.count()).where(
-            Notification.channel == "sms").group_by(Notification.lead_id)).all()
+        confirmations = session.execute(
+            select(Notification.lead_id, func.count())
+            .where(Notification.channel == "sms")
+            .group_by(Notification.lead_id)
+        ).all()
     assert [lead.id for lead in leads.values()] == result.new_leads
     assert list(leads) == ["+79160000001", "+79160000002", "+79160000003"]  # numbered in order of arrival
     assert [event.status for event in events] == ["processed"] * 5

@@ -6,8 +6,8 @@ import yaml
 from click.testing import CliRunner
 
 from hub.config import load_config
-from hub.store.models import Lead
 from hub.pipeline.route import Counters, decide, facts_of, matches
+from hub.store.models import Lead
 
 TEAM = [
     {"id": "anna", "name": "Anna", "role": "manager", "groups": ["b2b"]},

@@ -1,15 +1,15 @@
 """Tasks, reminders, escalations and business hours, with a fixed clock."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 
+from hub.rules.business_hours import from_config
 from hub.runtime import scheduler
 from hub.store.models import Notification, Timer
-from hub.rules.business_hours import from_config
 
 MSK = ZoneInfo("Europe/Moscow")
 WORKWEEK = {"weekly": {day: ["09:00-18:00"] for day in ("mon", "tue", "wed", "thu", "fri")}}
@@ -66,7 +66,7 @@ class Clock:
 
 @pytest.fixture
 def clock(hub):
-    return Clock(hub, datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc))  # a Monday
+    return Clock(hub, datetime(2026, 11, 23, 10, 0, tzinfo=UTC))  # a Monday
 
 
 def notifications(hub, prefix: str) -> list[Notification]:

@@ -20,6 +20,7 @@ from imapclient import IMAPClient
 from rq import Queue, SimpleWorker
 
 from hub.store.queue import QUEUE_NAME
+
 from tests.helpers import IMAP_PASSWORD, IMAP_PASSWORD_ENV, free_port
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"

@@ -16,6 +16,7 @@ import yaml
 from click.testing import CliRunner
 
 from hub.runtime.cli import main
+
 from tests.helpers import free_port, insert_pending_forms
 
 

@@ -10,8 +10,9 @@ from collections import Counter
 import yaml
 from sqlalchemy import func, select, update
 
-from hub.store.models import Assignment, Lead, LeadHistory, Notification, Timer
 from hub.pipeline import process_pending
+from hub.store.models import Assignment, Lead, LeadHistory, Notification, Timer
+
 from tests.helpers import insert_pending_forms, wait_for
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from hub.runtime import scheduler
 from hub.store.models import Lead, Notification, RawEvent, Touch
 from hub.store.queue import QUEUE_NAME, Kicker
+
 from tests.helpers import insert_pending_forms, wait_for
 
 

@@ -11,10 +11,10 @@ from rq import Queue
 from sqlalchemy import select
 
 from hub import create_app
-from hub.runtime import mailpoll
 from hub.config import ConfigError, load_config
-from hub.store.models import Checkpoint, Lead, RawEvent, Touch
 from hub.pipeline import process_pending
+from hub.runtime import mailpoll
+from hub.store.models import Checkpoint, Lead, RawEvent, Touch
 from hub.store.queue import QUEUE_NAME
 
 from tests.helpers import IMAP_PASSWORD, IMAP_PASSWORD_ENV, fixture_bytes, lead_message, wait_for
@@ -248,7 +248,27 @@ def test_mailbox_defaults(config_document, monkeypatch):
     config_document["mailboxes"] = {"sales": {"host": "imap.example.com", "username": "sales@example.com",
                                               "password_env": IMAP_PASSWORD_ENV}}
     sales = load_config(document=config_document)["mailboxes"]["sales"]
-    assert {key: sales[key] for key in ("ssl", "starttls", "folder", "after_commit", "poll_interval",
-                                        "stale_after", "batch_size", "own_addresses", "company_phones")} == {
-        "ssl": True, "starttls": False, "folder": "INBOX", "after_commit": "keep", "poll_interval": timedelta(seconds=60),
-        "stale_after": timedelta(minutes=15), "batch_size": 200, "own_addresses": [], "company_phones": []}
+    assert {
+        key: sales[key]
+        for key in (
+            "ssl",
+            "starttls",
+            "folder",
+            "after_commit",
+            "poll_interval",
+            "stale_after",
+            "batch_size",
+            "own_addresses",
+            "company_phones",
+        )
+    } == {
+        "ssl": True,
+        "starttls": False,
+        "folder": "INBOX",
+        "after_commit": "keep",
+        "poll_interval": timedelta(seconds=60),
+        "stale_after": timedelta(minutes=15),
+        "batch_size": 200,
+        "own_addresses": [],
+        "company_phones": [],
+    }

@@ -15,9 +15,10 @@ import yaml
 from sqlalchemy import func, select
 
 from hub import create_app, registry
+from hub.pipeline import process_pending
 from hub.runtime import mailpoll
 from hub.store.models import Checkpoint, Lead, RawEvent, Touch
-from hub.pipeline import process_pending
+
 from tests.helpers import IMAP_PASSWORD, IMAP_PASSWORD_ENV, free_port, lead_message, wait_for
 
 

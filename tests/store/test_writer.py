@@ -1,7 +1,7 @@
 """Rows written in bulk learn the right ids, on SQLite as on PostgreSQL."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import delete, func, insert, select
@@ -11,7 +11,7 @@ from hub.store.migrate import upgrade
 from hub.store.models import Lead, Task
 from hub.store.writer import insert_with_ids
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def lead_rows(names: list[str]) -> list[dict]:
@@ -54,9 +54,8 @@ def test_sqlite_refuses_ids_it_cannot_vouch_for(tmp_path):
     try:
         with engine.begin() as connection:
             connection.execute(insert(Lead.__table__), [lead_rows(["last"])[0] | {"id": 2 ** 63 - 1}])
-        with pytest.raises(RuntimeError, match="not"):
-            with engine.begin() as connection:
-                insert_with_ids(connection, Lead.__table__, lead_rows(["x", "y", "z"]))
+        with pytest.raises(RuntimeError, match="not"), engine.begin() as connection:
+            insert_with_ids(connection, Lead.__table__, lead_rows(["x", "y", "z"]))
         with engine.connect() as connection:
             assert connection.execute(select(func.count()).select_from(Lead.__table__)).scalar_one() == 1
     finally:

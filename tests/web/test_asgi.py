@@ -17,7 +17,11 @@ def scope(**extra) -> dict:
 def test_the_environ_is_pep_3333s():
     environ = wsgi_environ(scope(), b"a=1")
     assert environ["PATH_INFO"].encode("latin-1").decode("utf-8") == "/hooks/forms/лендинг"
-    assert (environ["QUERY_STRING"], environ["REMOTE_ADDR"], environ["SERVER_PORT"]) == ("a=1&b=%20", "10.0.0.7", "8000")
+    assert (environ["QUERY_STRING"], environ["REMOTE_ADDR"], environ["SERVER_PORT"]) == (
+        "a=1&b=%20",
+        "10.0.0.7",
+        "8000",
+    )
     assert (environ["CONTENT_TYPE"], environ["CONTENT_LENGTH"]) == ("application/x-www-form-urlencoded", "3")
     assert environ["HTTP_X_FORWARDED_FOR"] == "1.1.1.1,2.2.2.2"
     assert environ["wsgi.input"].read() == b"a=1" and environ["wsgi.input_terminated"] is True
@@ -46,17 +50,25 @@ def echo(environ, start_response):
 
 
 def test_the_body_is_read_whole_then_handed_to_the_app():
-    sent = run(BufferedWSGI(echo, 100, 5, threads=0),
-               [{"type": "http.request", "body": b"ab", "more_body": True},
-                {"type": "http.request", "body": b"c", "more_body": False}])
+    sent = run(
+        BufferedWSGI(echo, 100, 5, threads=0),
+        [
+            {"type": "http.request", "body": b"ab", "more_body": True},
+            {"type": "http.request", "body": b"c", "more_body": False},
+        ],
+    )
     assert sent[0]["status"] == 200 and sent[1]["body"] == b"3 False"
 
 
 def test_reading_stops_past_the_limit_and_at_a_pause_and_a_leaver_gets_nothing():
     over = run(BufferedWSGI(echo, 4, 5, threads=2), [{"type": "http.request", "body": b"x" * 3, "more_body": True}] * 3)
     assert over[1]["body"] == b"6 False"  # one chunk past the limit: the app's 413 to give
-    stalled = run(BufferedWSGI(echo, 100, 0.05, threads=0), [{"type": "http.request", "body": b"ab", "more_body": True}])
+    stalled = run(
+        BufferedWSGI(echo, 100, 0.05, threads=0), [{"type": "http.request", "body": b"ab", "more_body": True}]
+    )
     assert stalled[1]["body"] == b"2 True"
-    gone = run(BufferedWSGI(echo, 100, 5, threads=0),
-               [{"type": "http.request", "body": b"ab", "more_body": True}, {"type": "http.disconnect"}])
+    gone = run(
+        BufferedWSGI(echo, 100, 5, threads=0),
+        [{"type": "http.request", "body": b"ab", "more_body": True}, {"type": "http.disconnect"}],
+    )
     assert gone == []

@@ -6,8 +6,8 @@ than the cases on PostgreSQL); each assertion names its case."""
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,8 +20,9 @@ import yaml
 from sqlalchemy import func, select
 
 from hub.store.models import Lead, RawEvent
-from tests.helpers import free_port
+
 from tests.connectors import signers
+from tests.helpers import free_port
 
 SECRETS = {"ZADARMA_SECRET": "zadarma-test-secret", "TWILIO_AUTH_TOKEN": "twilio-test-token",
            "MANGO_API_KEY": "mango-key", "MANGO_API_SALT": "mango-salt", "SMSRU_API_ID": "smsru-api-id"}
@@ -111,7 +112,7 @@ def test_tilda_lead_with_a_valid_phone_and_a_malformed_email(client, run_jobs, a
                for index, email in enumerate(MALFORMED_EMAILS)]
     assert [answer.status_code for answer in answers] == [202] * len(MALFORMED_EMAILS)
     run_jobs()
-    for index, (email, answer) in enumerate(zip(MALFORMED_EMAILS, answers)):
+    for index, (email, answer) in enumerate(zip(MALFORMED_EMAILS, answers, strict=True)):
         lead = lead_of(api, answer)
         assert (lead["phone"], lead["email"]) == (f"+7916123456{index}", None), email
         assert lead["problems"]["email"].startswith("not an e-mail address"), email
@@ -155,7 +156,7 @@ def test_a_charset_that_is_no_web_charset_is_read_as_utf8(client, run_jobs, api)
                for index, charset in enumerate(charsets)]
     assert [answer.status_code for answer in answers] == [202] * len(charsets)
     run_jobs()
-    for charset, answer in zip(charsets, answers):
+    for charset, answer in zip(charsets, answers, strict=True):
         assert lead_of(api, answer)["name"] == f"Иван {charset}"
 
 
@@ -184,9 +185,9 @@ def test_json_nested_hundreds_of_levels_deep_is_400(client, hub):
 
 
 def test_multipart_parts_without_a_name_are_left_out(client, run_jobs, api):
-    body = ("--b\r\nContent-Disposition: form-data; name=\"phone\"\r\n\r\n+79161234567\r\n"
-            "--b\r\nContent-Disposition: form-data\r\n\r\nno name\r\n"
-            "--b\r\nContent-Disposition: form-data; filename=\"cv.pdf\"\r\n\r\n%PDF\r\n--b--\r\n").encode()
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"phone\"\r\n\r\n+79161234567\r\n"
+            b"--b\r\nContent-Disposition: form-data\r\n\r\nno name\r\n"
+            b"--b\r\nContent-Disposition: form-data; filename=\"cv.pdf\"\r\n\r\n%PDF\r\n--b--\r\n")
     response = client.post("/hooks/forms/landing", data=body, content_type="multipart/form-data; boundary=b")
     assert response.status_code == 202
     run_jobs()
@@ -213,14 +214,15 @@ def test_twilio_numbers_and_times_out_of_range_are_400(providers, client, hub):
 
 def test_mango_numbers_that_are_no_whole_numbers_are_400(providers, client, hub):
     for value in ['"²"', '"' + "1" * 3000 + '"', "1e400", "-3", '"NaN"']:
-        document = '{"entry_id": "E1", "call_direction": 1, "talk_time": %s, "end_time": 1741936951}' % value
+        document = f'{{"entry_id": "E1", "call_direction": 1, "talk_time": {value}, "end_time": 1741936951}}'
         assert refused(mango(client, document), 400, "json.talk_time", hub) == {"json.talk_time": "invalid"}, value
 
 
 def test_nul_characters_in_a_signed_delivery_are_stored_and_processed(providers, client, hub, run_jobs, api):
     """PostgreSQL takes no NUL in text columns: keys and reasons built from provider fields drop them."""
     call_id = "in_\x00" + "x" * 400
-    answers = [zadarma(client, {**CALL, "pbx_call_id": call_id, "event": event}) for event in ("NOTIFY_START", "NOTIFY_END")]
+    events = ("NOTIFY_START", "NOTIFY_END")
+    answers = [zadarma(client, {**CALL, "pbx_call_id": call_id, "event": event}) for event in events]
     ignored = mango(client, '{"entry_id": "E\\u0000"}', path="events/%00unknown")  # subpath and reason
     assert [answer.status_code for answer in answers + [ignored]] == [200, 200, 200]
     run_jobs()
@@ -235,9 +237,15 @@ def test_mango_json_nested_deep_is_400(providers, client, hub):
 
 def test_smsru_records_with_odd_numbers_are_acknowledged_and_make_nothing(providers, client, hub, run_jobs):
     records = ["sms_status\nid-1\n²\n1741937100", "sms_status\nid-2\n103\n" + "9" * 40]
-    response = client.post("/hooks/sms/smsru", data={
-        "data[0]": records[0], "data[1]": records[1], "data[" + "9" * 5000 + "]": "no record",
-        "hash": signers.smsru(SECRETS["SMSRU_API_ID"], records)})
+    response = client.post(
+        "/hooks/sms/smsru",
+        data={
+            "data[0]": records[0],
+            "data[1]": records[1],
+            "data[" + "9" * 5000 + "]": "no record",
+            "hash": signers.smsru(SECRETS["SMSRU_API_ID"], records),
+        },
+    )
     assert (response.status_code, response.data) == (200, b"100")  # SMS.ru repeats anything else
     run_jobs()
     assert stored(hub) == stored(hub, status="processed") + stored(hub, status="ignored") == 1
@@ -245,19 +253,25 @@ def test_smsru_records_with_odd_numbers_are_acknowledged_and_make_nothing(provid
 
 # --- methods ---------------------------------------------------------------------------------
 
+
 def test_form_endpoints_take_post_only(client, hub):
     for method in ["GET", "HEAD", "PUT", "DELETE", "PATCH"]:
-        response = client.open("/hooks/forms/landing?phone=%2B79161234567&name=Get", method=method, data="phone=1",
-                               content_type=FORM)
+        response = client.open(
+            "/hooks/forms/landing?phone=%2B79161234567&name=Get", method=method, data="phone=1", content_type=FORM
+        )
         assert (response.status_code, response.headers["Allow"]) == (405, "POST, OPTIONS"), method
         assert method == "HEAD" or response.get_json()["fields"] == {"method": "use POST"}
     assert stored(hub) == 0
 
 
 def test_provider_endpoints_take_what_the_provider_sends(providers, client, hub):
-    cases = [("GET", "/hooks/telephony/mango/events/call", "POST"), ("OPTIONS", "/hooks/telephony/zadarma", "POST, GET"),
-             ("HEAD", "/hooks/telephony/zadarma?zd_echo=abc", "POST, GET"), ("GET", "/hooks/sms/smsru", "POST"),
-             ("PUT", "/hooks/telephony/twilio", "POST, GET")]
+    cases = [
+        ("GET", "/hooks/telephony/mango/events/call", "POST"),
+        ("OPTIONS", "/hooks/telephony/zadarma", "POST, GET"),
+        ("HEAD", "/hooks/telephony/zadarma?zd_echo=abc", "POST, GET"),
+        ("GET", "/hooks/sms/smsru", "POST"),
+        ("PUT", "/hooks/telephony/twilio", "POST, GET"),
+    ]
     for method, path, allow in cases:
         response = client.open(path, method=method)
         assert (response.status_code, response.headers["Allow"]) == (405, allow), (method, path)
@@ -276,18 +290,30 @@ def test_form_preflight_still_works(client):
 
 # --- the API ---------------------------------------------------------------------------------
 
+
 def test_api_ids_beyond_64_bits_or_negative_are_404_naming_them(api):
-    cases = [(api.get, "/api/leads/18446744073709551616", "number"), (api.get, "/api/leads/-1", "number"),
-             (api.patch, "/api/leads/0", "number"), (api.get, "/api/leads/²", "number"),
-             (api.post, "/api/tasks/99999999999999999999999/done", "task_id"), (api.post, "/api/tasks/-7/done", "task_id")]
+    cases = [
+        (api.get, "/api/leads/18446744073709551616", "number"),
+        (api.get, "/api/leads/-1", "number"),
+        (api.patch, "/api/leads/0", "number"),
+        (api.get, "/api/leads/²", "number"),
+        (api.post, "/api/tasks/99999999999999999999999/done", "task_id"),
+        (api.post, "/api/tasks/-7/done", "task_id"),
+    ]
     for method, path, field in cases:
         response = method(path, json={})
         assert (response.status_code, list(response.get_json()["fields"])) == (404, [field]), path
 
 
 def test_api_cursors_and_limits_out_of_range_are_400(api):
-    cases = [("cursor=-1", "cursor"), ("cursor=18446744073709551616", "cursor"), ("cursor=" + "9" * 5000, "cursor"),
-             ("limit=²", "limit"), ("limit=1e2", "limit"), ("limit=201", "limit")]
+    cases = [
+        ("cursor=-1", "cursor"),
+        ("cursor=18446744073709551616", "cursor"),
+        ("cursor=" + "9" * 5000, "cursor"),
+        ("limit=²", "limit"),
+        ("limit=1e2", "limit"),
+        ("limit=201", "limit"),
+    ]
     for query, field in cases:
         response = api.get(f"/api/events?{query}")
         assert (response.status_code, list(response.get_json()["fields"])) == (400, [field]), query[:40]
@@ -306,9 +332,16 @@ def test_api_query_parameters_and_ids_holding_a_nul(api):
 def test_api_bodies_of_the_wrong_type_or_nesting_are_400(client, api, run_jobs):
     client.post("/hooks/forms/landing", data={"phone": PHONE})
     run_jobs()
-    cases = [("[]", "body"), ('"junk"', "body"), ('{"status": ["new"]}', "status"),
-             ('{"assignee": {"id": "anna"}}', "assignee"), ("[" * 700 + "]" * 700, "body"), ("[" * 10_000, "body"),
-             ("{nope", "body"), (b"\xff\xfe{", "body")]
+    cases = [
+        ("[]", "body"),
+        ('"junk"', "body"),
+        ('{"status": ["new"]}', "status"),
+        ('{"assignee": {"id": "anna"}}', "assignee"),
+        ("[" * 700 + "]" * 700, "body"),
+        ("[" * 10_000, "body"),
+        ("{nope", "body"),
+        (b"\xff\xfe{", "body"),
+    ]
     for body, field in cases:
         response = api.patch("/api/leads/1", data=body, content_type="application/json")
         assert (response.status_code, list(response.get_json()["fields"])) == (400, [field]), body[:40]
@@ -330,6 +363,7 @@ def test_task_outcome_with_a_lone_surrogate_is_stored_readable(client, api, run_
 
 # --- framing, through the real server (``hub web``) on loopback --------------------------------
 
+
 @pytest.fixture
 def server(hub, config_document, database_url, redis_url, tmp_path, logs):
     """``hub web`` (one worker) on a free loopback port, on the test's database; a body that
@@ -338,10 +372,18 @@ def server(hub, config_document, database_url, redis_url, tmp_path, logs):
     config_path = tmp_path / "hub.yaml"
     config_path.write_text(yaml.safe_dump(config_document, allow_unicode=True), encoding="utf-8")
     port = free_port()
-    env = {**os.environ, "HUB_CONFIG": str(config_path), "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-           "HUB_PORT": str(port), "HUB_HOST": "127.0.0.1", "HUB_WEB_WORKERS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "hub", "web"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "HUB_CONFIG": str(config_path),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "HUB_PORT": str(port),
+        "HUB_HOST": "127.0.0.1",
+        "HUB_WEB_WORKERS": "1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hub", "web"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_until_listening(port, process)
         yield port
@@ -389,7 +431,7 @@ def answered(answer: bytes, no_body: bool = False) -> bool:
 
 
 def chunked(body: bytes, size: int = 65536) -> bytes:
-    parts = [body[i:i + size] for i in range(0, len(body), size)]
+    parts = [body[i : i + size] for i in range(0, len(body), size)]
     return b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in parts) + b"0\r\n\r\n"
 
 
@@ -400,15 +442,22 @@ def test_framing_through_the_server(server, hub):
     form = urlencode({"name": "Ivan", "phone": PHONE}).encode()
     big = form + b"&message=" + b"x" * 3_000_000
     assert exchange(server, POST + "Transfer-Encoding: chunked\n", chunked(big)) == (
-        413, {"error": "request body over the size limit of 1048576 bytes", "fields": {"body": "too large"}})
+        413,
+        {"error": "request body over the size limit of 1048576 bytes", "fields": {"body": "too large"}},
+    )
     assert exchange(server, POST + "Content-Length: 200\n", form, half_close=False) == (
-        400, {"error": "the body ended before its Content-Length",
-              "fields": {"body": f"{len(form)} of 200 bytes arrived"}})  # it stopped arriving
+        400,
+        {"error": "the body ended before its Content-Length", "fields": {"body": f"{len(form)} of 200 bytes arrived"}},
+    )  # it stopped arriving
     assert exchange(server, POST + "Content-Length: 200\n", form) == (None, None)  # gone: nobody to answer
     partial = chunked(form, 7).rpartition(b"0\r\n\r\n")[0]  # chunks, but never the last one
     assert exchange(server, POST + "Transfer-Encoding: chunked\n", partial, half_close=False) == (
-        400, {"error": "the body stopped arriving before its end",
-              "fields": {"body": f"nothing more came after {len(form)} bytes"}})
+        400,
+        {
+            "error": "the body stopped arriving before its end",
+            "fields": {"body": f"nothing more came after {len(form)} bytes"},
+        },
+    )
     assert exchange(server, POST + "Transfer-Encoding: chunked\n", b"zz\r\nphone=1\r\n0\r\n\r\n")[0] == 400
     for method in ("GET", "HEAD"):
         request = f"{method} /hooks/forms/landing?phone=%2B79161234567 HTTP/1.1\nHost: x\n"

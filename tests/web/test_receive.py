@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from hub.store.models import RawEvent
+
 from tests.helpers import fixture_bytes
 
 FORM = {"name": "Ivan Petrov", "phone": "+7 916 123-45-67", "utm_source": "yandex",

@@ -1,4 +1,4 @@
-"""The amoCRM CRM target against ``responses`` fakes of API v4 (shared/formats/amocrm.md).
+"""The amoCRM CRM target against ``responses`` fakes of API v4 (its documented answers).
 
 Answers are recorded as ``tests/fixtures/crm/amocrm/<resource>__<variant>.json`` and
 ``error__<kind>.json``; ``GET /api/v4/leads`` answers 204 with no body when nothing matches.

@@ -6,7 +6,7 @@ Deliveries are ``tests/fixtures/crm/amocrm/webhook__<variant>.txt`` (form-encode
 captured bodies are); answers are API v4's.
 """
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
@@ -40,7 +40,7 @@ def answer(name: str):
 
 
 def at(unix: int) -> datetime:
-    return datetime.fromtimestamp(unix, timezone.utc)
+    return datetime.fromtimestamp(unix, UTC)
 
 
 def test_the_secret_and_the_account_pass():

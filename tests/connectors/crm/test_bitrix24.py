@@ -1,6 +1,6 @@
 """The Bitrix24 CRM target against ``responses`` fakes of the incoming-webhook REST API.
 
-Answers are the documented ones (shared/formats/bitrix24.md, the b24restdocs pages for
+Answers are the documented ones (the b24restdocs pages for
 crm.lead.list / crm.timeline.comment.*), recorded as
 ``tests/fixtures/crm/bitrix24/<method>__<variant>.json`` and ``error__<code>.json``.
 """

@@ -7,7 +7,7 @@ form-encoded body); answers are the documented ``crm.lead.get`` / ``crm.lead.lis
 ``event.bind`` ones.
 """
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
@@ -98,7 +98,7 @@ def test_a_lead_the_portal_no_longer_has_reads_back_as_deleted(api, throttle):
 def test_polling_pages_through_the_changes_oldest_first(api, throttle):
     api.add(responses.POST, f"{API}/crm.lead.list", json=answer("lead_list__changed.json"))
     api.add(responses.POST, f"{API}/crm.lead.list", json=answer("lead_list__empty.json"))
-    since = datetime(2026, 11, 30, 7, 0, tzinfo=timezone.utc)
+    since = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
     pages = list(bitrix24.changed_since(SETTINGS, since, throttle))
     assert [[lead.external_id for lead in page] for page in pages] == [["1001", "1003"], []]
     first, second = (json.loads(call.request.body) for call in api.calls)

@@ -12,8 +12,18 @@ import pytest
 import requests
 import responses
 
-from connectors.base import (Ambiguous, BadRequest, DeliveryReport, Forbidden, Outgoing,
-                             PermanentFailure, Reply, Sent, TemporaryFailure, Unauthorized)
+from connectors.base import (
+    Ambiguous,
+    BadRequest,
+    DeliveryReport,
+    Forbidden,
+    Outgoing,
+    PermanentFailure,
+    Reply,
+    Sent,
+    TemporaryFailure,
+    Unauthorized,
+)
 from connectors.sms import smsru
 from hub.mapping import load_mapping
 

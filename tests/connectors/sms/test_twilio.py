@@ -14,9 +14,19 @@ import pytest
 import requests
 import responses
 
-from connectors.base import (BadRequest, DeliveryReport, Forbidden, Inbound, Outgoing,
-                             PermanentFailure, Reply, Sent, TemporaryFailure, Unauthorized,
-                             UnsupportedMediaType)
+from connectors.base import (
+    BadRequest,
+    DeliveryReport,
+    Forbidden,
+    Inbound,
+    Outgoing,
+    PermanentFailure,
+    Reply,
+    Sent,
+    TemporaryFailure,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from connectors.sms import twilio
 from hub.mapping import load_mapping
 

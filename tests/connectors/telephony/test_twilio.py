@@ -5,14 +5,13 @@ Twilio posts them. Each request is signed with the reference signer in tests/con
 """
 import hashlib
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from connectors.base import BadRequest, CallState, Forbidden, Reply, Unauthorized
 from connectors.telephony import twilio
 from hub.mapping import load_mapping
-
 
 TOKEN = "twilio-test-auth-token-0123456789"
 URL = "https://hub.example.com/hooks/telephony/twilio?account=main"
@@ -130,7 +129,7 @@ def test_anonymous_caller_answered(receive):
 def test_number_level_callback_is_ordered_by_its_timestamp(receive):
     [parsed] = receive("status_completed__number_level.urlencoded")
     assert parsed.delivery_key == "CA00000000000000000000000000000008:completed"
-    moment = datetime(2025, 3, 14, 7, 30, 15, tzinfo=timezone.utc).timestamp()
+    moment = datetime(2025, 3, 14, 7, 30, 15, tzinfo=UTC).timestamp()
     assert parsed.extra["call"] == CallState(
         call_id="CA00000000000000000000000000000008", direction="inbound", status="answered",
         final=True, seq=moment, duration=95)

@@ -13,7 +13,6 @@ from connectors.base import BadRequest, CallState, Forbidden, Inbound, Reply, Un
 from connectors.telephony import zadarma
 from hub.mapping import load_mapping
 
-
 SECRET = "zadarma-test-secret-0123456789"
 URL = "https://hub.example.com/hooks/telephony/zadarma"
 SETTINGS = {"secret": SECRET, "allowed_ips": ["185.45.152.40/30"], "public_url": "https://hub.example.com"}
