@@ -1,4 +1,4 @@
-"""Rows as the contract's JSON shapes."""
+"""Rows as the JSON shapes of the public API (README: HTTP interface)."""
 from __future__ import annotations
 
 from hub import clock
