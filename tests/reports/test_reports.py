@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event, insert
 
 from hub.pipeline.route import sync_team
 from hub.reports.queries import median, percentile
@@ -83,6 +84,33 @@ def test_managers_first_response_median_p90_and_escalations(api, seeded):
     assert rows["boris"] == {"key": "boris", "leads": 2, "converted": 1, "conversion": 0.5,
                              "first_response_median": 30.0, "first_response_p90": 30.0,
                              "sla_breaches": 1, "escalations": 1, "callbacks": 1}
+
+
+def test_no_report_passes_the_periods_leads_as_parameters(api, hub):
+    """A database takes a bounded number of parameters in a statement (SQLite 32,766 or 250,000
+    as built, PostgreSQL 65,535), so a report's statements may not grow with the period."""
+    count = 500
+    with hub.db.write() as session:
+        sync_team(session, hub.config["team"])
+        rows = [{"id": n, "assignee_id": "anna", "channel": "call", "status": "new", "source": {}, "last_source": {},
+                 "created_at": BASE} for n in range(1, count + 1)]
+        session.execute(insert(Lead), rows)
+        session.add(LeadHistory(lead_id=count, actor="hub", action="escalated", at=BASE))
+        session.add(Task(lead_id=count, kind="callback", title="call back", assignee_id="anna", status="done"))
+    sizes = []
+
+    def count_parameters(conn, cursor, statement, parameters, context, executemany):
+        sizes.append(len(parameters))
+
+    event.listen(hub.db.engine, "before_cursor_execute", count_parameters)
+    try:
+        [anna] = api.get(f"/api/reports/managers?{NOVEMBER}").json["rows"]
+        for report in ("channels", "timeseries"):
+            assert api.get(f"/api/reports/{report}?{NOVEMBER}").status_code == 200
+    finally:
+        event.remove(hub.db.engine, "before_cursor_execute", count_parameters)
+    assert (anna["leads"], anna["escalations"], anna["sla_breaches"], anna["callbacks"]) == (count, 1, 1, 1)
+    assert sizes and max(sizes) < 20
 
 
 def test_periods_are_whole_days_in_the_team_time_zone(api, seeded):
