@@ -80,6 +80,7 @@ def throwaway_postgres(folder: Path, stack: ExitStack) -> str:
     bin_dir, port = versions[-1].parent, free_port()
     folder.mkdir(parents=True)
     if os.geteuid() == 0:
+        folder.parent.chmod(0o755)  # the postgres user must reach its folder inside the run's
         shutil.chown(folder, "postgres", "postgres")
     data = folder / "data"
     subprocess.run(as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
