@@ -53,6 +53,11 @@ def stage_names(config, pipeline: str | None) -> list[str]:
     return [stage["name"] for stage in pipelines(config).get(pipeline, {}).get("stages", [])]
 
 
+def all_stage_names(config) -> list[str]:
+    """Every pipeline's stages, each name once, in the config's order."""
+    return list(dict.fromkeys(name for pipeline in pipelines(config) for name in stage_names(config, pipeline)))
+
+
 def stage_of(config, pipeline: str, name: str) -> dict | None:
     return next((s for s in pipelines(config).get(pipeline, {}).get("stages", []) if s["name"] == name), None)
 
