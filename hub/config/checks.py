@@ -33,7 +33,7 @@ def entries(values: list) -> list[tuple[int, dict]]:
 def problems(document: dict) -> list[str]:
     return (team_problems(document) + form_problems(document) + routing_problems(document)
             + sender_problems(document) + provider_problems(document) + crm_problems(document)
-            + confirmation_problems(document))
+            + confirmation_problems(document) + pipeline_problems(document))
 
 
 def team_problems(document: dict) -> list[str]:
@@ -203,3 +203,19 @@ def secret_problems(where: str, section: Any, module) -> list[str]:
     required = set(module.SECRETS) - set(getattr(module, "OPTIONAL_SECRETS", ()))
     return [f"{where}.{key}: required (names the environment variable holding the secret)"
             for key in sorted(required) if not section.get(key)]
+
+
+def pipeline_problems(document: dict) -> list[str]:
+    """The default pipeline must exist; a CRM's ``stage_ids`` may only name stages a pipeline has."""
+    pipelines = mapping(document, "pipelines")
+    stages = {stage.get("name") for pipeline in pipelines.values() if isinstance(pipeline, dict)
+              for _, stage in entries(listing(pipeline, "stages"))}
+    found = []
+    default = document.get("default_pipeline")
+    if isinstance(default, str) and default not in pipelines:
+        found.append(f"default_pipeline: no pipeline is called {default!r}{did_you_mean(default, pipelines)}")
+    for index, entry in entries(listing(document, "crm")):
+        found += [f"crm.{index}.stage_ids.{stage}: no pipeline has the stage {stage!r}"
+                  f"{did_you_mean(stage, stages - {None}) if stages - {None} else ''}"
+                  for stage in mapping(entry, "stage_ids") if stage not in stages]
+    return found

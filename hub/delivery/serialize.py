@@ -78,7 +78,16 @@ def lead(item: Lead, zone: str = "Europe/Moscow", now=None, quiet_hours: str | N
         "created_at": iso(item.created_at), "updated_at": iso(item.updated_at),
         "handled_at": iso(item.handled_at), "history": [history(h) for h in item.history],
         "problems": problems(item), **client_time(item, zone, now),
+        "stage": stage(item, now),
     }
+
+
+def stage(item: Lead, now) -> dict | None:
+    """The pipeline stage the lead is at, since when, and its deadline (null: no limit)."""
+    if not item.stage:
+        return None
+    return {"pipeline": item.pipeline, "name": item.stage, "entered_at": iso(item.stage_entered_at),
+            "deadline": iso(item.stage_due_at), "overdue": bool(item.stage_due_at and item.stage_due_at <= now)}
 
 
 def problems(item: Lead) -> dict[str, str]:

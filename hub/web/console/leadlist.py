@@ -56,6 +56,8 @@ def filters(args, config, dialect: str) -> list:
         found.append(Lead.status == args["status"])
     if args.get("channel") in CHANNELS:
         found.append(Lead.channel == args["channel"])
+    if args.get("stage"):
+        found.append(Lead.stage == args["stage"])
     if args.get("assignee"):
         unassigned = args["assignee"] == UNASSIGNED
         found.append(Lead.assignee_id.is_(None) if unassigned else Lead.assignee_id == args["assignee"])

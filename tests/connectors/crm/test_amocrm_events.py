@@ -140,7 +140,7 @@ def test_won_and_lost_in_every_pipeline_other_stages_as_mapped(status, settings,
 
 def test_what_a_push_sends_is_known_for_echoes():
     lead = {"number": 1, "status": "converted", "assignee": {"id": "anna"}}
-    hub = {"status": "converted", "assignee": "anna"}
+    hub = {"status": "converted", "assignee": "anna", "stage": None}
     assert amocrm.sent_state(lead, SETTINGS, created=True) == {"status": None, "user": "7010001", "hub": hub}
     assert amocrm.sent_state(lead, SETTINGS, created=False) == {"status": "142", "user": "7010001", "hub": hub}
     moved = {**SETTINGS, "last_pushed": {"status": "converted", "assignee": "boris"}}  # only the owner moved

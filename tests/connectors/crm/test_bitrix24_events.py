@@ -126,7 +126,7 @@ def test_stages_come_back_by_their_semantics_then_the_reverse_mapping(lead, sett
 def test_what_a_push_sends_is_known_for_echoes(api, throttle):
     lead = {"number": 1, "status": "in_progress", "assignee": {"id": "boris"}, "touches": []}
     settings = {**SETTINGS, "status_ids": {"in_progress": ["PROCESSED", "IN_PROCESS"]}}
-    hub = {"status": "in_progress", "assignee": "boris"}
+    hub = {"status": "in_progress", "assignee": "boris", "stage": None}
     assert bitrix24.sent_state(lead, settings, created=True) == {"status": None, "user": "18", "hub": hub}
     assert bitrix24.sent_state(lead, settings, created=False) == {"status": "PROCESSED", "user": "18", "hub": hub}
     moved = {**settings, "last_pushed": {"status": "new", "assignee": "boris"}}  # only the status moved
