@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
+from datetime import datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 from urllib.parse import urlencode
@@ -13,6 +14,7 @@ import yaml
 from aiosmtpd.controller import Controller
 
 from hub.config import SAMPLE_CONFIG
+from hub.runtime import scheduler
 from hub.store.models import RawEvent
 
 from tests.connectors import signers
@@ -141,3 +143,16 @@ def store_mail(hub, eml: str) -> str:
                        body=fixture_bytes(f"mail/{eml}"), received_at=hub.now(), status="pending")
         session.add(raw)
     return raw.event_id
+
+
+class Clock:
+    """The hub's clock held at ``start``; ``at(moment)`` moves it there and lets the scheduler
+    fire what is due by then."""
+
+    def __init__(self, hub, start: datetime):
+        self.hub, self.now = hub, start
+        hub.clock = lambda: self.now
+
+    def at(self, moment: datetime) -> None:
+        self.now = moment
+        scheduler.tick(self.hub)

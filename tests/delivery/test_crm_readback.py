@@ -19,14 +19,13 @@ from hub.config import ConfigError, load_config
 from hub.delivery import crm, crm_readback
 from hub.delivery.replay import replay_events
 from hub.pipeline import process_pending
-from hub.runtime import scheduler
 from hub.runtime.cli import main
 from hub.store.db import Database, make_engine
 from hub.store.models import Checkpoint, Lead, LeadHistory, Notification, RawEvent, SyncDelivery
 from hub.store.queue import Kicker
 
 from tests.delivery.crm_portals import FakeAmoCRM, FakeBitrix24, LeakyBucket, VirtualClock
-from tests.helpers import ZADARMA_SECRET, insert_pending_forms, post_zadarma, zadarma_call
+from tests.helpers import ZADARMA_SECRET, Clock, insert_pending_forms, post_zadarma, zadarma_call
 
 START = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday
 WEBHOOK = "https://portal.example.bitrix24.ru/rest/1/s3cretcode/"
@@ -34,16 +33,6 @@ TOKEN = "r7x2k9m4q1w8e5t3y6u0i2o4p7a9s1d3"
 AMO = "https://example.amocrm.ru"
 SECRET = "Zq8x1NfA0u4T7cYw3m2LrV5sKd9pHe6B"
 FORM = "application/x-www-form-urlencoded"
-
-
-class Clock:
-    def __init__(self, hub, start: datetime):
-        self.hub, self.now = hub, start
-        hub.clock = lambda: self.now
-
-    def at(self, moment: datetime) -> None:
-        self.now = moment
-        scheduler.tick(self.hub)
 
 
 @pytest.fixture

@@ -8,9 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import responses
 
-from hub.runtime import scheduler
-
 from tests.delivery.crm_portals import FakeAmoCRM, FakeBitrix24
+from tests.helpers import Clock
 
 START = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday
 WEBHOOK = "https://portal.example.bitrix24.ru/rest/1/s3cretcode/"
@@ -21,16 +20,6 @@ FORM = "application/x-www-form-urlencoded"
 PIPELINES = {"sales": {"stages": [{"name": "introduction", "limit": "2d"}, {"name": "offer", "limit": "3d"},
                                   {"name": "invoice"}]},
              "service": {"when": {"form": ["tilda"]}, "stages": [{"name": "diagnosis"}, {"name": "repair"}]}}
-
-
-class Clock:
-    def __init__(self, hub, start: datetime):
-        self.hub, self.now = hub, start
-        hub.clock = lambda: self.now
-
-    def at(self, moment: datetime) -> None:
-        self.now = moment
-        scheduler.tick(self.hub)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from hub.runtime import scheduler
 from hub.store.db import Database, make_engine
 from hub.store.models import SyncDelivery
 
+from tests.delivery.crm_portals import LeakyBucket, VirtualClock
 from tests.helpers import insert_pending_forms
 
 WEBHOOK = "https://portal.example.bitrix24.ru/rest/1/s3cretcode/"
@@ -46,37 +47,21 @@ def bitrix(config_document, monkeypatch):
                                "team": {"anna": 17, "boris": 18}}]
 
 
-class VirtualClock:
-    def __init__(self):
-        self.now = 1_000_000.0
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 class FakeBitrix:
     """A portal that enforces its leaky bucket (2 requests a second, bursts of 50) and keeps
     the leads it was given, so duplicates show."""
 
-    def __init__(self, clock: VirtualClock, rate: float = 2.0, burst: int = 50):
-        self.clock, self.rate, self.burst = clock, rate, burst
-        self.level, self.stamp = 0.0, clock.time()
+    def __init__(self, clock: VirtualClock):
+        self.bucket = LeakyBucket(clock)
         self.leads: dict[int, dict] = {}
-        self.limited = 0
         self.fail_next: list[str] = []
 
     def admit(self) -> bool:
-        now = self.clock.time()
-        self.level = max(0.0, self.level - (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.level + 1 > self.burst + 1e-9:
-            self.limited += 1
-            return False
-        self.level += 1
-        return True
+        return self.bucket.admit()
+
+    @property
+    def limited(self) -> int:
+        return self.bucket.limited
 
     def add(self, request):
         if not self.admit():

@@ -7,8 +7,9 @@ import pytest
 from sqlalchemy import select
 
 from hub.config import ConfigError, load_config
-from hub.runtime import scheduler
 from hub.store.models import Notification, StageVisit
+
+from tests.helpers import Clock
 
 PIPELINES = {
     "sales": {
@@ -30,19 +31,9 @@ def config_document(config_document):
     return config_document
 
 
-class Clock:
-    def __init__(self, hub):
-        self.hub, self.now = hub, START
-        hub.clock = lambda: self.now
-
-    def at(self, moment: datetime) -> None:
-        self.now = moment
-        scheduler.tick(self.hub)
-
-
 @pytest.fixture
 def clock(hub):
-    return Clock(hub)
+    return Clock(hub, START)
 
 
 def new_lead(client, run_jobs, api, form: str = "landing") -> int:

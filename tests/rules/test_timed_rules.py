@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import func, select
 
 from hub.rules.business_hours import from_config
-from hub.runtime import scheduler
 from hub.store.models import Notification, Timer
+
+from tests.helpers import Clock
 
 MSK = ZoneInfo("Europe/Moscow")
 WORKWEEK = {"weekly": {day: ["09:00-18:00"] for day in ("mon", "tue", "wed", "thu", "fri")}}
@@ -52,16 +53,6 @@ def test_bad_business_hours_are_config_problems():
         load_config(document={"business_hours": {"weekly": {"mon": ["18:00-09:00"]}}})
     assert error.value.problems == [
         "business_hours.weekly.mon.0: '18:00-09:00': window '18:00-09:00' closes before it opens"]
-
-
-class Clock:
-    def __init__(self, hub, start: datetime):
-        self.hub, self.now = hub, start
-        hub.clock = lambda: self.now
-
-    def at(self, moment: datetime) -> None:
-        self.now = moment
-        scheduler.tick(self.hub)
 
 
 @pytest.fixture
