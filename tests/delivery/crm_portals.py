@@ -10,7 +10,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import responses
@@ -18,6 +18,13 @@ import responses
 from tests.helpers import FIXTURES
 
 FOLDER = FIXTURES / "crm"
+# the CRMs the read-back tests talk to, and what they sign with
+START = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday
+WEBHOOK = "https://portal.example.bitrix24.ru/rest/1/s3cretcode/"
+TOKEN = "r7x2k9m4q1w8e5t3y6u0i2o4p7a9s1d3"
+AMO = "https://example.amocrm.ru"
+SECRET = "Zq8x1NfA0u4T7cYw3m2LrV5sKd9pHe6B"
+FORM = "application/x-www-form-urlencoded"
 MSK = timezone(timedelta(hours=3))  # the portal's own time zone, as its dates carry
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import redis
@@ -24,15 +24,18 @@ from hub.store.db import Database, make_engine
 from hub.store.models import Checkpoint, Lead, LeadHistory, Notification, RawEvent, SyncDelivery
 from hub.store.queue import Kicker
 
-from tests.delivery.crm_portals import FakeAmoCRM, FakeBitrix24, LeakyBucket, VirtualClock
+from tests.delivery.crm_portals import (
+    AMO,
+    FORM,
+    SECRET,
+    START,
+    TOKEN,
+    WEBHOOK,
+    FakeBitrix24,
+    LeakyBucket,
+    VirtualClock,
+)
 from tests.helpers import ZADARMA_SECRET, Clock, insert_pending_forms, post_zadarma, zadarma_call
-
-START = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday
-WEBHOOK = "https://portal.example.bitrix24.ru/rest/1/s3cretcode/"
-TOKEN = "r7x2k9m4q1w8e5t3y6u0i2o4p7a9s1d3"
-AMO = "https://example.amocrm.ru"
-SECRET = "Zq8x1NfA0u4T7cYw3m2LrV5sKd9pHe6B"
-FORM = "application/x-www-form-urlencoded"
 
 
 @pytest.fixture
@@ -57,18 +60,6 @@ def amo(config_document, monkeypatch):
 @pytest.fixture
 def clock(hub):
     return Clock(hub, START)
-
-
-@pytest.fixture
-def portal(bitrix, clock):
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
-        yield FakeBitrix24(WEBHOOK, clock.hub.now).install(mocked)
-
-
-@pytest.fixture
-def account(amo, clock):
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
-        yield FakeAmoCRM(AMO, clock.hub.now).install(mocked)
 
 
 def new_lead(client, run_jobs, api, phone: str = "+79161234567") -> dict:

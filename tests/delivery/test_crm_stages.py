@@ -3,20 +3,13 @@ moves the hub's stage; a hub stage change pushes the mapped CRM stage, and its e
 nothing. Fake Bitrix24 and amoCRM (``crm_portals``) on a fixed clock."""
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-import responses
 
-from tests.delivery.crm_portals import FakeAmoCRM, FakeBitrix24
+from tests.delivery.crm_portals import AMO, FORM, SECRET, START, TOKEN, WEBHOOK
 from tests.helpers import Clock
 
-START = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday
-WEBHOOK = "https://portal.example.bitrix24.ru/rest/1/s3cretcode/"
-TOKEN = "r7x2k9m4q1w8e5t3y6u0i2o4p7a9s1d3"
-AMO = "https://example.amocrm.ru"
-SECRET = "Zq8x1NfA0u4T7cYw3m2LrV5sKd9pHe6B"
-FORM = "application/x-www-form-urlencoded"
 PIPELINES = {"sales": {"stages": [{"name": "introduction", "limit": "2d"}, {"name": "offer", "limit": "3d"},
                                   {"name": "invoice"}]},
              "service": {"when": {"form": ["tilda"]}, "stages": [{"name": "diagnosis"}, {"name": "repair"}]}}
@@ -52,18 +45,6 @@ def amo(config_document, monkeypatch):
         {"target": "amocrm", "base_url": AMO, "token_env": "AMOCRM_TOKEN", "hook_secret_env": "AMOCRM_HOOK_SECRET",
          "account_id": 31234567, "team": {"anna": 7010001, "boris": 7010002},
          "stage_ids": {"offer": 61234503, "invoice": 61234504}}]
-
-
-@pytest.fixture
-def portal(bitrix, clock):
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
-        yield FakeBitrix24(WEBHOOK, clock.hub.now).install(mocked)
-
-
-@pytest.fixture
-def account(amo, clock):
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
-        yield FakeAmoCRM(AMO, clock.hub.now).install(mocked)
 
 
 def new_lead(client, run_jobs, api) -> int:
