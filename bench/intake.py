@@ -1,7 +1,7 @@
 """Intake throughput: POST /hooks/forms/landing through `hub web`'s server (uvicorn), against a bare Flask app
 served the same way and driven by the same load generator, in alternating rounds.
 
-    python bench/intake.py [--seconds 10] [--workers 2] [--concurrency 8] [--rounds 3]
+    python bench/intake.py [--seconds 10] [--workers 2] [--connections 16] [--rounds 3]
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ NOTIFY_ANSWER, NOTIFY_END of many distinct calls) posted to /hooks/telephony/zad
 uvicorn, against a bare Flask app served the same way and driven by the same load generator,
 in alternating rounds.
 
-    python bench/telephony.py [--seconds 10] [--workers 2] [--concurrency 8] [--rounds 3]
+    python bench/telephony.py [--seconds 10] [--workers 2] [--connections 16] [--rounds 3]
 """
 from __future__ import annotations
 

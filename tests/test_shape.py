@@ -9,6 +9,8 @@ import pytest
 
 from hub import registry
 
+from tests.helpers import FIXTURES
+
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
 ALL_TEST_SOURCE = "\n".join(p.read_text(encoding="utf-8") for p in TESTS.rglob("*.py"))
@@ -30,17 +32,17 @@ def imports_of(path: Path) -> set[str]:
 @pytest.mark.parametrize("key,module", PROVIDERS, ids=[f"{k}/{p}" for (k, p), _ in PROVIDERS])
 def test_every_provider_has_mapping_fixtures_and_tests(key, module):
     kind, provider = key
-    assert module.NAME == provider and module.KIND == kind
+    assert provider == module.NAME and kind == module.KIND
     assert (ROOT / "mappings" / f"{module.MAPPING}.yaml").is_file()
     folder = module.MAPPING.split("/")[0]
-    assert any((TESTS / "fixtures" / folder).rglob("*.*")), f"no fixtures for {folder}"
+    assert any((FIXTURES / folder).rglob("*.*")), f"no fixtures for {folder}"
     assert module.__name__ in ALL_TEST_SOURCE or f"import {provider}" in ALL_TEST_SOURCE
     for name in ("verify", "parse", "reply", "CHANNEL", "SECRETS", "HANDLES", "IGNORES"):
         assert hasattr(module, name), f"{module.__name__} lacks {name}"
 
 
 def test_every_fixture_is_used_by_a_test():
-    fixtures = [p for p in (TESTS / "fixtures").rglob("*") if p.is_file()]
+    fixtures = [p for p in FIXTURES.rglob("*") if p.is_file()]
     unused = [str(p.relative_to(TESTS)) for p in fixtures if p.name not in ALL_TEST_SOURCE]
     assert fixtures and unused == []
 

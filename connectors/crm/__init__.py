@@ -8,6 +8,7 @@ Every module exposes ``push`` (a lead out to the CRM). Modules whose CRM reports
 ``read_back(event, settings, throttle)``   the ``CrmLead`` an event is about, as the CRM has it now;
 ``changed_since(settings, since, throttle)``   pages of ``CrmLead`` modified after ``since``;
 ``hub_status(lead, settings)``   the hub status a CRM stage means, or ``None`` when unmapped;
+``hub_stage(lead, settings)``   the hub pipeline stage a CRM stage means (``stage_ids``), or ``None``;
 ``sent_state(lead, settings, created)``   the stage and user a push sends (``None``: not sent);
 ``connect(settings, url, throttle)``   registers the CRM's events, or says how; lines to print.
 
@@ -74,8 +75,9 @@ def timestamp(value) -> datetime | None:
 
 
 def hub_values(lead: dict) -> dict:
-    """The lead's status and assignee as the hub has them."""
-    return {"status": lead.get("status"), "assignee": (lead.get("assignee") or {}).get("id")}
+    """The lead's status, assignee and pipeline stage as the hub has them."""
+    return {"status": lead.get("status"), "assignee": (lead.get("assignee") or {}).get("id"),
+            "stage": (lead.get("stage") or {}).get("name")}
 
 
 def changed_since_last_push(lead: dict, settings: dict) -> set[str]:
@@ -89,12 +91,25 @@ def changed_since_last_push(lead: dict, settings: dict) -> set[str]:
     return {key for key, value in current.items() if previous.get(key) != value}
 
 
+def stage_code(lead: dict, settings: dict, status_codes: dict):
+    """The CRM stage for the lead: its pipeline stage's (``stage_ids``) when mapped, else its status's."""
+    stage = (lead.get("stage") or {}).get("name")
+    mapped = first((settings.get("stage_ids") or {}).get(stage)) if stage else None
+    return mapped or first(status_codes.get(lead.get("status")))
+
+
 def moved(lead: dict, settings: dict, status_codes: dict, user, created: bool = False) -> dict:
-    """The CRM's stage code and user a push sends: what moved in the hub since the last push;
-    a create sends the user and leaves the stage to the CRM's default. ``None``: not sent."""
+    """The CRM's stage code and user a push sends: what moved in the hub since the last push
+    (a new status or pipeline stage moves the CRM's stage); a create sends the user and leaves
+    the stage to the CRM's default. ``None``: not sent."""
     changed = {"assignee"} if created else changed_since_last_push(lead, settings)
-    return {"status": first(status_codes.get(lead.get("status"))) if "status" in changed else None,
+    return {"status": stage_code(lead, settings, status_codes) if changed & {"status", "stage"} else None,
             "user": user if "assignee" in changed else None}
+
+
+def hub_stage(code: str | None, settings: dict) -> str | None:
+    """The hub pipeline stage a CRM stage code means: ``stage_ids`` read backwards."""
+    return reverse(settings.get("stage_ids") or {}).get(code or "")
 
 
 def sent_state(sent: dict, lead: dict) -> dict:

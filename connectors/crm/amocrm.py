@@ -47,8 +47,8 @@ SECRETS = ("token_env", "hook_secret_env")
 OPTIONAL_SECRETS = ("hook_secret_env",)  # only to receive events
 INBOUND = ("hook_secret_env", "account_id")
 SECRET_QUERY = ("secret",)  # the URL's credential: never stored with the event
-SETTINGS = SECRETS + ("base_url", "team", "lead_fields", "status_ids", "account_id",
-                      "score_fields")  # its own keys in crm:
+SETTINGS = SECRETS + ("base_url", "team", "lead_fields", "status_ids", "stage_ids",
+                      "account_id", "score_fields")  # its own keys in crm:
 PRICE = "price"  # the lead's own budget field; any other score field is a custom field (id or code)
 RATE = (7.0, 7)  # amoCRM allows 7 requests a second
 WON, LOST = "142", "143"  # system stages of every pipeline
@@ -334,6 +334,11 @@ def hub_status(lead: CrmLead, settings: dict) -> str | None:
     if lead.status == LOST:
         return "junk"
     return crm.reverse(status_ids(settings)).get(lead.status or "")
+
+
+def hub_stage(lead: CrmLead, settings: dict) -> str | None:
+    """A pipeline stage of the hub this CRM stage stands for (``stage_ids``); never a closed one."""
+    return None if hub_status(lead, settings) in ("converted", "junk") else crm.hub_stage(lead.status, settings)
 
 
 def sent_state(lead: dict, settings: dict, created: bool) -> dict:

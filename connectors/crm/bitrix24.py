@@ -47,7 +47,7 @@ SECRETS = ("webhook_url_env", "application_token_env")
 OPTIONAL_SECRETS = ("application_token_env",)  # only to receive events
 INBOUND = ("application_token_env",)
 SETTINGS = SECRETS + ("base_url", "team", "source_ids", "source_fields", "originator_id",
-                      "status_ids", "member_id", "score_fields")  # its own keys in crm:
+                      "status_ids", "stage_ids", "member_id", "score_fields")  # its own keys in crm:
 RATE = (2.0, 50)  # requests a second, burst: the documented leaky bucket
 TEMPORARY_CODES = {"QUERY_LIMIT_EXCEEDED", "OPERATION_TIME_LIMIT", "INTERNAL_SERVER_ERROR"}
 EVENTS = {"ONCRMLEADUPDATE": "update", "ONCRMLEADDELETE": "delete"}
@@ -317,6 +317,11 @@ def hub_status(lead: CrmLead, settings: dict) -> str | None:
     if lead.semantic == "failure":
         return "junk"
     return crm.reverse(status_ids(settings)).get(lead.status or "")
+
+
+def hub_stage(lead: CrmLead, settings: dict) -> str | None:
+    """A pipeline stage of the hub this CRM stage stands for (``stage_ids``); never a closed one."""
+    return None if hub_status(lead, settings) in ("converted", "junk") else crm.hub_stage(lead.status, settings)
 
 
 def sent_state(lead: dict, settings: dict, created: bool) -> dict:

@@ -33,7 +33,7 @@ def entries(values: list) -> list[tuple[int, dict]]:
 def problems(document: dict) -> list[str]:
     return (team_problems(document) + form_problems(document) + routing_problems(document)
             + sender_problems(document) + provider_problems(document) + crm_problems(document)
-            + confirmation_problems(document) + scoring_problems(document))
+            + confirmation_problems(document) + pipeline_problems(document) + scoring_problems(document))
 
 
 def team_problems(document: dict) -> list[str]:
@@ -234,4 +234,20 @@ def scoring_problems(document: dict) -> list[str]:
         for key in ("min_probability", "max_probability"):
             if key in when and not (isinstance(scoring, dict) and isinstance(scoring.get("model"), dict)):
                 found.append(f"routing.{index}.when.{key}: leads have no probability without scoring.model")
+    return found
+
+
+def pipeline_problems(document: dict) -> list[str]:
+    """The default pipeline must exist; a CRM's ``stage_ids`` may only name stages a pipeline has."""
+    pipelines = mapping(document, "pipelines")
+    stages = {stage.get("name") for pipeline in pipelines.values() if isinstance(pipeline, dict)
+              for _, stage in entries(listing(pipeline, "stages"))}
+    found = []
+    default = document.get("default_pipeline")
+    if isinstance(default, str) and default not in pipelines:
+        found.append(f"default_pipeline: no pipeline is called {default!r}{did_you_mean(default, pipelines)}")
+    for index, entry in entries(listing(document, "crm")):
+        found += [f"crm.{index}.stage_ids.{stage}: no pipeline has the stage {stage!r}"
+                  f"{did_you_mean(stage, stages - {None}) if stages - {None} else ''}"
+                  for stage in mapping(entry, "stage_ids") if stage not in stages]
     return found

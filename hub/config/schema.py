@@ -203,6 +203,57 @@ class RoutingRuleSchema(Section):
     sla = fields.Nested(SlaSchema, load_default=None, allow_none=True)
 
 
+STAGE_NAME = r"^[A-Za-z0-9_-]{1,40}$"
+CLOSING_OUTCOMES = {"won": "converted", "lost": "junk"}  # an outcome leading here closes the lead
+# outcome targets, and the names the status chains use for their timers: no stage is called so
+RESERVED_STAGE_NAMES = ("next", *CLOSING_OUTCOMES, "new", "in_progress", "converted", "junk", "archived", "assign")
+
+
+class StageSchema(Section):
+    """One stage of a pipeline: its limit (counted in business hours) starts the escalation
+    chain; its outcomes add to the pipeline's."""
+
+    name = fields.String(required=True, validate=[validate.Regexp(STAGE_NAME),
+                                                  validate.NoneOf(
+        RESERVED_STAGE_NAMES, error="{input!r} is reserved (next, won, lost and the lead statuses)")])
+    limit = Duration(load_default=None, allow_none=True)
+    outcomes = fields.Dict(keys=fields.String(validate=validate.Regexp(STAGE_NAME)), values=fields.String(),
+                           load_default=dict)
+
+
+class PipelineConditionSchema(Section):
+    channel = fields.List(fields.String(validate=validate.OneOf(CHANNELS)))
+    locals().update({key: Values() for key in SOURCE_KEYS})  # form, mailbox, utm_*, ...
+
+
+class SalesPipelineSchema(Section):
+    """A pipeline ("theme"): ordered stages refining ``in_progress``, and named outcomes that
+    lead to ``next``, another stage, ``won`` (converted) or ``lost`` (junk)."""
+
+    when = fields.Nested(PipelineConditionSchema, load_default=None, allow_none=True)
+    stages = fields.List(fields.Nested(StageSchema), required=True, validate=validate.Length(min=1))
+    outcomes = fields.Dict(keys=fields.String(validate=validate.Regexp(STAGE_NAME)), values=fields.String(),
+                           load_default=lambda: {"won": "won", "lost": "lost"})
+
+    @validates_schema
+    def check_stages(self, data, **kwargs):
+        names = [stage["name"] for stage in data.get("stages", [])]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValidationError(f"stage names must differ: {', '.join(duplicates)}", "stages")
+        targets = {"next", *CLOSING_OUTCOMES, *names}
+        for index, stage in enumerate(data.get("stages", [])):
+            check_outcomes(stage["outcomes"], targets, f"stages.{index}.outcomes")
+        check_outcomes(data.get("outcomes", {}), targets, "outcomes")
+
+
+def check_outcomes(outcomes: dict, targets: set[str], where: str) -> None:
+    for name, target in outcomes.items():
+        if target not in targets:
+            raise ValidationError(f"{target!r} is not next, won, lost or a stage of this pipeline"
+                                  f"{did_you_mean(target, targets)}", f"{where}.{name}")
+
+
 class CallbacksSchema(Section):
     ladder = fields.List(Duration(), load_default=lambda: [parse_duration(d) for d in ("5m", "30m", "3h", "1d")])
     then = fields.String(load_default="archive", validate=validate.OneOf(("archive", "keep")))
@@ -325,6 +376,7 @@ class PipelineSchema(Section):
     max_attempts = fields.Integer(load_default=5, validate=validate.Range(min=1))
     sweep_after = Duration(load_default="10s")
     linger = Duration(load_default="500ms")  # must exceed hub.store.queue.KICK_EVERY
+    slice = Duration(load_default="50ms")  # a batch's aimed length; 0: whole batches of batch_size
 
 
 class OutboxSchema(Section):
@@ -448,4 +500,7 @@ class ConfigSchema(Section):
     limits = fields.Nested(LimitsSchema, load_default=lambda: LimitsSchema().load({}))
     pipeline = fields.Nested(PipelineSchema, load_default=lambda: PipelineSchema().load({}))
     outbox = fields.Nested(OutboxSchema, load_default=lambda: OutboxSchema().load({}))
+    pipelines = fields.Dict(keys=fields.String(validate=validate.Regexp(STAGE_NAME)),
+                            values=fields.Nested(SalesPipelineSchema), load_default=dict)
+    default_pipeline = fields.String(load_default=None, allow_none=True)  # for leads no pipeline's when matches
     scoring = fields.Nested(ScoringSchema, load_default=None, allow_none=True)  # none: leads are not scored

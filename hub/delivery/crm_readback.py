@@ -33,7 +33,7 @@ from hub.config import resolve_secrets
 from hub.delivery.crm import make_throttle, target_name
 from hub.pipeline import CRM_KIND, manager_actions
 from hub.pipeline.normalise import inbound_of
-from hub.rules import history
+from hub.rules import history, stages
 from hub.store.models import Checkpoint, DeliveryStatus, Lead, RawEvent, SyncDelivery
 from hub.store.writer import RowWriter
 
@@ -244,21 +244,37 @@ def judge(session: Session, hub, target: Target, row: SyncDelivery, lead: Lead, 
     mapped = map_back(target, crm_lead)
     if is_echo(row.pushed, crm_lead, mapped, target.entry["echo_window"]):
         return "echo", mapped
+    stage = usable_stage(hub, target, lead, crm_lead, mapped)
     record_unmapped(session, hub, target, lead, crm_lead, mapped, actor)
-    status = mapped.get("status") if mapped.get("status") != lead.status else None
+    status = mapped.get("status") if mapped.get("status") != lead.status and not stage else None
     manager_actions.act(session, hub, lead, manager_actions.Action(
-        actor=actor, status=status, assignee=mapped.get("assignee"), origin=target.name,
-        outcome=f"crm:{crm_lead.status}" if status else None))
+        actor=actor, status=status, assignee=mapped.get("assignee"), origin=target.name, stage=stage,
+        outcome=f"crm:{crm_lead.status}" if status or stage else None))
     # the CRM has these now: the next push to it sends only what moves after them
-    row.pushed = {**(row.pushed or {}), "hub": {"status": lead.status, "assignee": lead.assignee_id}}
+    row.pushed = {**(row.pushed or {}), "hub": {"status": lead.status, "assignee": lead.assignee_id,
+                                                "stage": lead.stage}}
     return "applied", mapped
 
 
 def map_back(target: Target, crm_lead: CrmLead) -> dict:
-    """The hub's status and assignee the CRM's stage and user mean (absent: unmapped)."""
-    mapped = {"status": target.module.hub_status(crm_lead, target.settings),
-              "assignee": target.team_back.get(crm_lead.user or "")}
+    """The hub's status, pipeline stage and assignee the CRM's stage and user mean (absent:
+    unmapped). A CRM stage mapped to a pipeline stage (``stage_ids``) means ``in_progress``."""
+    stage = target.module.hub_stage(crm_lead, target.settings) if hasattr(target.module, "hub_stage") else None
+    mapped = {"status": target.module.hub_status(crm_lead, target.settings) or ("in_progress" if stage else None),
+              "stage": stage, "assignee": target.team_back.get(crm_lead.user or "")}
     return {key: value for key, value in mapped.items() if value}
+
+
+def usable_stage(hub, target: Target, lead: Lead, crm_lead: CrmLead, mapped: dict) -> str | None:
+    """The mapped stage to move the lead to: one of its pipeline's, and not where it is. A stage
+    its pipeline lacks counts as unmapped (``record_unmapped``): the lead stays where it is."""
+    stage = mapped.get("stage")
+    if stage and stage not in stages.stage_names(hub.config, stages.pipeline_for(hub.config, lead)):
+        del mapped["stage"]
+        if target.module.hub_status(crm_lead, target.settings) is None:
+            mapped.pop("status", None)  # it stood for that stage only
+        return None
+    return stage if stage != lead.stage else None
 
 
 def is_echo(pushed: dict | None, crm_lead: CrmLead, mapped: dict, window: timedelta) -> bool:
@@ -300,7 +316,8 @@ def actor_of(target: Target, crm_lead: CrmLead) -> str:
 def snapshot(crm_lead: CrmLead, via: str, verdict: str, mapped: dict, now: datetime) -> dict:
     return {"external_id": crm_lead.external_id, "status": crm_lead.status, "semantic": crm_lead.semantic,
             "user": crm_lead.user, "modified_at": iso(crm_lead.modified_at), "modified_by": crm_lead.modified_by,
-            "deleted": crm_lead.deleted, "hub_status": mapped.get("status"), "assignee": mapped.get("assignee"),
+            "deleted": crm_lead.deleted, "hub_status": mapped.get("status"), "hub_stage": mapped.get("stage"),
+            "assignee": mapped.get("assignee"),
             "outcome": verdict, "via": via, "read_at": iso(now)}
 
 

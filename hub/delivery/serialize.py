@@ -1,4 +1,4 @@
-"""Rows as the contract's JSON shapes."""
+"""Rows as the JSON shapes of the public API (README: HTTP interface)."""
 from __future__ import annotations
 
 from hub import clock
@@ -78,8 +78,17 @@ def lead(item: Lead, zone: str = "Europe/Moscow", now=None, quiet_hours: str | N
         "sync": [sync(s) for s in item.syncs],
         "created_at": iso(item.created_at), "updated_at": iso(item.updated_at),
         "handled_at": iso(item.handled_at), "history": [history(h) for h in item.history],
-        "problems": problems(item), "score": score(item), **client_time(item, zone, now),
+        "problems": problems(item), **client_time(item, zone, now),
+        "stage": stage(item, now), "score": score(item),
     }
+
+
+def stage(item: Lead, now) -> dict | None:
+    """The pipeline stage the lead is at, since when, and its deadline (null: no limit)."""
+    if not item.stage:
+        return None
+    return {"pipeline": item.pipeline, "name": item.stage, "entered_at": iso(item.stage_entered_at),
+            "deadline": iso(item.stage_due_at), "overdue": bool(item.stage_due_at and item.stage_due_at <= now)}
 
 
 def score(item: Lead) -> dict | None:

@@ -52,20 +52,41 @@ class BatchResult:
 
 
 def process_pending(hub, limit: int | None = None, max_seconds: float = 60.0) -> BatchResult:
-    """Drain pending events batch by batch (for at most ``max_seconds``)."""
+    """Drain pending events batch by batch (for at most ``max_seconds``).
+
+    Each batch is one write transaction, and on SQLite every other writer (the intake's group
+    commits) waits for it. So a batch is sized to last about ``pipeline.slice``, from the time
+    the last one took per event, and between batches the pipeline pauses a moment for a waiting
+    writer to take the lock."""
     limit = limit or hub.config["pipeline"]["batch_size"]
-    total = BatchResult()
+    target = hub.config["pipeline"]["slice"].total_seconds()
+    size, total = limit, BatchResult()
     started = time.monotonic()
     while time.monotonic() - started < max_seconds:
-        result = process_batch(hub, limit)
+        began = time.monotonic()
+        result = process_batch(hub, size)
         total.events += result.events
         total.new_leads += result.new_leads
         total.notifications += result.notifications
         total.syncs += result.syncs
         total.latencies += result.latencies
-        if result.events < limit:
+        if result.events < size:
             break
+        if target:
+            size = slice_size(size, time.monotonic() - began, target, limit)
+            time.sleep(YIELD_PAUSE)
     return total
+
+
+YIELD_PAUSE = 0.002  # seconds between batches: long enough for a writer woken by the unlock to lock
+MIN_SLICE_EVENTS = 20  # below this the per-batch work outweighs the events'
+
+
+def slice_size(size: int, took: float, target: float, limit: int) -> int:
+    """The next batch's size: as many events as fit ``target`` seconds at the last batch's pace."""
+    if took <= 0:
+        return limit
+    return max(MIN_SLICE_EVENTS, min(limit, int(size * target / took)))
 
 
 def process_batch(hub, limit: int, event_ids: list[int] | None = None) -> BatchResult:

@@ -2,18 +2,20 @@
 timed rules react: any action stops the "untouched lead" escalation; a status change starts
 that status's stage limit; a closed lead cancels what is scheduled; a task closed with an
 outcome stops the reminders, and a callback ladder, while ``no answer`` moves the ladder to its
-next rung; the first assignment of a lead waiting for one opens its manager's call task. Every
+next rung; the first assignment of a lead waiting for one opens its manager's call task; a move
+to a pipeline stage (or a named outcome) takes the lead in_progress, to that stage, or closes it
+as won or lost (``hub.rules.stages``). Every
 source goes through these functions, so all drive the rules the same way; only the actor
 ("api", a team member signed in to the console, a CRM user) and what the source says differ."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub.pipeline.sync import queue_update
-from hub.rules import assignment, callbacks, history, sla, timers
+from hub.rules import assignment, callbacks, history, sla, stages, timers
 from hub.store.models import Assignment, Lead, Task
 from hub.store.writer import RowWriter
 
@@ -25,7 +27,8 @@ NO_ANSWER = "no answer"
 class Action:
     """``outcome`` closes the open call task (and stops a callback ladder) with that outcome;
     ``origin`` names the CRM target the action was made in, which is not pushed to again;
-    ``reason`` says why, for the history (a lead deleted in a CRM)."""
+    ``reason`` says why, for the history (a lead deleted in a CRM); ``stage`` moves the lead to
+    that stage of its pipeline; ``stage_outcome`` is the named outcome that ends its stay."""
 
     actor: str = "api"
     status: str | None = None
@@ -33,6 +36,8 @@ class Action:
     outcome: str | None = None
     origin: str | None = None
     reason: str | None = None
+    stage: str | None = None
+    stage_outcome: str | None = None
 
 
 def touch(lead: Lead, now) -> bool:
@@ -49,6 +54,9 @@ def act(session: Session, hub, lead: Lead, action: Action) -> None:
     changed = False
     if action.status and action.status != lead.status:
         change_status(session, out, hub, lead, action)
+        changed = True
+    if action.stage and action.stage != lead.stage:
+        move_stage(session, out, hub, lead, action)
         changed = True
     if action.assignee and action.assignee != lead.assignee_id:
         reassign(session, out, hub, lead, action.assignee, action.actor)
@@ -68,6 +76,8 @@ def update_lead(session: Session, hub, lead: Lead, status: str | None, assignee:
 
 
 def change_status(session: Session, out, hub, lead: Lead, action: Action) -> None:
+    """``in_progress`` also puts the lead at its pipeline's first stage, unless the action
+    names the stage; any other status ends its stay at a stage."""
     now = hub.now()
     details = {"from": lead.status, "to": action.status}
     history.record(out, lead.id, "status_changed", now, actor=action.actor,
@@ -77,6 +87,29 @@ def change_status(session: Session, out, hub, lead: Lead, action: Action) -> Non
         timers.cancel_for_lead(session, lead.id)
     else:
         sla.start_stage_limit(out, hub, lead, sla.sla_of(hub.config, lead))
+    if not action.stage:
+        stages.follow_status(session, out, hub, lead, action.actor, action.stage_outcome)
+
+
+def move_stage(session: Session, out, hub, lead: Lead, action: Action) -> None:
+    """A stage refines ``in_progress``: a lead in any other status is taken in_progress first."""
+    if lead.status != "in_progress":
+        change_status(session, out, hub, lead, replace(action, status="in_progress"))
+    if lead.stage:
+        stages.leave(session, out, hub, lead, action.stage_outcome or "moved", action.actor)
+    stages.enter(session, out, hub, lead, action.stage, action.actor)
+
+
+def move_lead(session: Session, hub, lead: Lead, stage: str | None = None, outcome: str | None = None,
+              actor: str = "api") -> None:
+    """The API's and the console's stage moves: to ``stage`` (a stage name or ``next``), or by
+    the named ``outcome`` (to a stage, or closed as won or lost). ``stages.StageError`` names
+    what the lead's pipeline does not offer."""
+    if outcome:
+        stage, status = stages.resolve_outcome(hub.config, lead, outcome)
+        act(session, hub, lead, Action(actor=actor, status=status, stage=stage, stage_outcome=outcome))
+    else:
+        act(session, hub, lead, Action(actor=actor, stage=stages.target_stage(hub.config, lead, stage)))
 
 
 def reassign(session: Session, out, hub, lead: Lead, assignee: str, actor: str = "api") -> None:

@@ -155,13 +155,19 @@ def managers(session, query: Query) -> list[dict]:
     """Per assignee: leads, first response (median, 90th percentile), SLA breaches (leads that
     were escalated), escalations, callbacks made (callback tasks closed), conversion."""
     leads = [lead for lead in leads_of(session, query) if lead.assignee_id]
-    ids = [lead.id for lead in leads]
-    escalations = Counter(dict(session.execute(
+    chosen = {lead.id for lead in leads}
+    in_period = select(Lead.id).where(Lead.created_at >= query.start, Lead.created_at < query.end)
+    escalations = Counter({lead_id: count for lead_id, count in session.execute(
         select(LeadHistory.lead_id, func.count()).where(LeadHistory.action == "escalated",
-                                                        LeadHistory.lead_id.in_(ids)).group_by(LeadHistory.lead_id)).all()))
-    callbacks = Counter(dict(session.execute(
-        select(Task.assignee_id, func.count()).where(Task.kind == "callback", Task.status == "done",
-                                                     Task.lead_id.in_(ids)).group_by(Task.assignee_id)).all()))
+                                                        LeadHistory.lead_id.in_(in_period))
+        .group_by(LeadHistory.lead_id)) if lead_id in chosen})
+    callbacks = Counter()
+    for lead_id, member, count in session.execute(
+            select(Task.lead_id, Task.assignee_id, func.count()).where(
+                Task.kind == "callback", Task.status == "done", Task.lead_id.in_(in_period))
+            .group_by(Task.lead_id, Task.assignee_id)):
+        if lead_id in chosen:
+            callbacks[member] += count
     groups = defaultdict(list)
     for lead in leads:
         groups[lead.assignee_id].append(lead)

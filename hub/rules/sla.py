@@ -1,8 +1,10 @@
 """SLA escalation chains: a lead nobody handles goes to the head, then to the director.
 
-Two kinds of chain run on the same steps: ``new`` (the lead is still untouched by its manager
-after its first-response time) and a stage limit (the lead sat in one status too long). Any
-manager action through the API stops a ``new`` chain; a status change stops a stage chain.
+Three kinds of chain run on the same steps: ``new`` (the lead is still untouched by its manager
+after its first-response time), a status limit (the lead sat in one status too long) and a
+pipeline stage's limit (``hub.rules.stages``; its payload names the ``pipeline``). Any manager
+action through the API stops a ``new`` chain; a status change stops a status chain; moving the
+lead to another stage, or any status change, stops a stage's chain.
 """
 from __future__ import annotations
 
@@ -44,20 +46,26 @@ def stored_chain(sla: dict) -> dict:
 
 
 def schedule_step(out, hub, lead: Lead, sla: dict, step: int, start: datetime,
-                  stage: str, since: datetime, hours=None) -> None:
+                  stage: str, since: datetime, hours=None, **extra) -> None:
     """``sla`` as ``stored_chain`` gives it (timers written by earlier versions hold the whole
-    section, with the same spelling)."""
+    section, with the same spelling); ``extra`` goes on to the step's payload (a pipeline
+    stage's ``pipeline`` and ``limit``)."""
     if step >= len(sla["escalation"]):
         return
     hours = hours or business_hours(hub.config)
     due = hours.add(start, parse_duration(sla["escalation"][step]["after"]))
-    timers.schedule(out, f"lead:{lead.id}:stage:{stage}:{since.isoformat()}:{step}", "escalation",
-                    due, lead_id=lead.id, step=step, sla=sla, stage=stage, since=since.isoformat())
+    scope = f"pipeline:{extra['pipeline']}" if extra.get("pipeline") else "stage"
+    timers.schedule(out, f"lead:{lead.id}:{scope}:{stage}:{since.isoformat()}:{step}", "escalation",
+                    due, lead_id=lead.id, step=step, sla=sla, stage=stage, since=since.isoformat(), **extra)
 
 
 def chain_stopped(lead: Lead, payload: dict) -> bool:
     if payload["stage"] == "assign":  # waiting for a manual assignment
         return lead.assignee_id is not None or lead.status not in ("new", "in_progress")
+    if payload.get("pipeline"):  # a pipeline stage: runs while the lead stays at it
+        entered = lead.stage_entered_at.isoformat() if lead.stage_entered_at else None
+        return (lead.status != "in_progress" or (lead.pipeline, lead.stage) != (payload["pipeline"], payload["stage"])
+                or entered != payload["since"])
     if payload["stage"] == "new":
         return lead.status != "new" or lead.handled_at is not None
     changed = lead.status_changed_at.isoformat() if lead.status_changed_at else None
@@ -77,8 +85,9 @@ def escalate(session: Session, out, hub, timer: Timer) -> None:
     else:
         hand_over(out, hub, lead, person, payload)
     since = datetime.fromisoformat(payload["since"])
+    extra = {key: payload[key] for key in ("pipeline", "limit") if payload.get(key)}
     schedule_step(out, hub, lead, payload["sla"], payload["step"] + 1, timer.due_at,
-                  payload["stage"], since)
+                  payload["stage"], since, **extra)
 
 
 def hand_over(out, hub, lead: Lead, person: dict, payload: dict) -> None:
@@ -86,6 +95,9 @@ def hand_over(out, hub, lead: Lead, person: dict, payload: dict) -> None:
         title = f"Lead {lead.id} still has no manager: assign one"
     elif payload["stage"] == "new":
         title = f"Assign or handle lead {lead.id}"
+    elif payload.get("pipeline"):
+        title = (f"Lead {lead.id} is at stage {payload['stage']} ({payload['pipeline']}) longer than "
+                 f"{payload.get('limit')}: move it on")
     else:
         title = f"Lead {lead.id} is {payload['stage']} longer than {payload.get('limit')}: move it on"
     out.add(Task, lead_id=lead.id, kind="escalation", title=title, due_at=hub.now(),

@@ -87,16 +87,40 @@ class WriterLock:
         self.path = f"{database_path}.writer-lock"
         self.local = threading.local()
 
-    @contextmanager
-    def held(self) -> Iterator[None]:
+    def handle(self):
         handle = getattr(self.local, "handle", None)
         if handle is None:
             handle = self.local.handle = open(self.path, "a+b")  # noqa: SIM115 - held for the thread's life
+        return handle
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        handle = self.handle()
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+    async def acquire(self, wait_in_thread) -> None:
+        """Take the lock for this thread without blocking its event loop: at once when free,
+        else wait in another thread (``wait_in_thread(function)``, awaitable) until it is free
+        and try again. The lock is never held across the wait: a request run on the loop that
+        takes it the blocking way meanwhile finds it free. ``release`` gives it up."""
+        handle = self.handle()
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                await wait_in_thread(self.wait_until_free)
+
+    def wait_until_free(self) -> None:
+        with self.held():
+            pass
+
+    def release(self) -> None:
+        fcntl.flock(self.handle(), fcntl.LOCK_UN)
 
 
 @contextmanager
@@ -111,7 +135,8 @@ class Database:
         self._write_engine = engine.execution_options(write=True)
         self._writer = sessionmaker(self._write_engine, expire_on_commit=False)
         path = engine.url.database if is_sqlite(engine) else None
-        self._lock = WriterLock(path).held if path and path != ":memory:" else no_lock
+        self.writer_lock = WriterLock(path) if path and path != ":memory:" else None
+        self._lock = self.writer_lock.held if self.writer_lock else no_lock
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -125,9 +150,10 @@ class Database:
             yield session
 
     @contextmanager
-    def write_connection(self):
-        """A bare connection in one write transaction, for the hot intake path."""
-        with self._lock(), self._write_engine.begin() as connection:
+    def write_connection(self, locked: bool = False):
+        """A bare connection in one write transaction, for the hot intake path; ``locked``: the
+        caller holds the writer lock already (``writer_lock.acquire``)."""
+        with no_lock() if locked else self._lock(), self._write_engine.begin() as connection:
             yield connection
 
     def dispose(self) -> None:

@@ -147,6 +147,7 @@ class Lead(Base):
         Index("ix_leads_status_id", "status", "id"),
         Index("ix_leads_updated_at_id", "updated_at", "id"),
         Index("ix_leads_score_class_id", "score_class", "id"),
+        Index("ix_leads_stage_id", "stage", "id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -171,6 +172,11 @@ class Lead(Base):
     score_value: Mapped[float | None] = mapped_column(Float)  # the expected amount
     score_details: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # why: points, factors, text
     score_override: Mapped[str | None] = mapped_column(String(1))  # the class a head or director set
+    # the pipeline stage refining in_progress (hub.rules.stages): since when, and its deadline
+    pipeline: Mapped[str | None] = mapped_column(String(64))
+    stage: Mapped[str | None] = mapped_column(String(64))
+    stage_entered_at: Mapped[datetime | None]
+    stage_due_at: Mapped[datetime | None]
 
     assignee: Mapped[TeamMember | None] = relationship(lazy="joined")
     touches: Mapped[list[Touch]] = relationship(back_populates="lead", order_by="Touch.id")
@@ -270,6 +276,24 @@ class LeadHistory(Base):
     actor: Mapped[str] = mapped_column(String(64))  # "hub", "api", a team member id
     action: Mapped[str] = mapped_column(String(32))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class StageVisit(Base):
+    """One stay of a lead at a pipeline stage: entered, left (with the outcome that moved it:
+    a named outcome, ``moved``, or the status that closed it) and how long it took. The lead's
+    history tells the same story in words; this table is what the funnel aggregates."""
+
+    __tablename__ = "stage_visits"
+    __table_args__ = (Index("ix_stage_visits_lead_id", "lead_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"))
+    pipeline: Mapped[str] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(String(64))
+    entered_at: Mapped[datetime]
+    left_at: Mapped[datetime | None]
+    seconds: Mapped[int | None] = mapped_column(BigInteger)  # left_at - entered_at
+    outcome: Mapped[str | None] = mapped_column(String(64))
 
 
 class Notification(Base):

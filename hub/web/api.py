@@ -13,6 +13,7 @@ from hub.config import SCORE_CLASSES
 from hub.delivery import serialize
 from hub.mapping import InvalidValue, normalise_phone
 from hub.pipeline import manager_actions, score
+from hub.rules.stages import StageError
 from hub.store.models import Lead, RawEvent, Task
 from hub.web import current_hub, openapi
 from hub.web.body import json_body
@@ -153,7 +154,7 @@ def lead_query():
 
 @bp.get("/leads")
 def list_leads():
-    only_filters("phone", "email", "channel", "status", "utm_source", "assignee", "class")
+    only_filters("phone", "email", "channel", "status", "utm_source", "assignee", "stage", "class")
     limit, cursor = page_args()
     query = lead_query()
     if request.args.get("phone"):
@@ -173,6 +174,8 @@ def list_leads():
         query = query.where(Lead.source["utm_source"].as_string() == request.args["utm_source"])
     if request.args.get("assignee"):
         query = query.where(Lead.assignee_id == request.args["assignee"])
+    if request.args.get("stage"):
+        query = query.where(Lead.stage == request.args["stage"])
     score_class = one_of("class", SCORE_CLASSES)
     if score_class:
         query = query.where(Lead.score_class == score_class)
@@ -197,24 +200,42 @@ def openapi_document():
 
 @bp.patch("/leads/<number>")
 def update_lead(number: str):
-    """What a manager does in the CRM: change the status, hand the lead to someone else."""
+    """What a manager does in the CRM: change the status, hand the lead to someone else, move
+    it to a pipeline stage (``stage``: a name or ``next``) or record a named ``outcome``."""
     number = path_id(number, "number", "lead")
-    status, assignee = lead_changes(request_json())
+    changes = request_json()
+    status, assignee = lead_changes(changes)
+    stage, outcome = stage_changes(changes, status)
     with current_hub().db.write() as session:
         lead = session.get(Lead, number)
         if lead is None:
             raise HubError(404, "no such lead", {"number": "unknown"})
         manager_actions.update_lead(session, current_hub(), lead, status, assignee)
+        if stage or outcome:
+            try:
+                manager_actions.move_lead(session, current_hub(), lead, stage, outcome)
+            except StageError as error:  # the transaction rolls back: nothing changed
+                raise HubError(422, f"{error.field}: {error}", {error.field: str(error)}) from None
     current_hub().kicker.kick("sync")
     return get_lead(str(number))
 
 
+def stage_changes(changes: dict, status: str | None) -> tuple[str | None, str | None]:
+    stage, outcome = changes.get("stage"), changes.get("outcome")
+    if stage is not None and outcome is not None:
+        raise HubError(400, "send either stage or outcome", {"outcome": "not with stage"})
+    if (stage is not None or outcome is not None) and status is not None:
+        raise HubError(400, "a stage or outcome sets the status itself: send no status with it",
+                       {"status": "not with stage or outcome"})
+    return stage or None, outcome or None
+
+
 def lead_changes(changes: dict) -> tuple[str | None, str | None]:
-    if not changes.keys() & {"status", "assignee"}:
-        raise HubError(400, "send a JSON object with status and/or assignee", {"body": "invalid"})
+    if not changes.keys() & {"status", "assignee", "stage", "outcome"}:
+        raise HubError(400, "send a JSON object with status, assignee, stage or outcome", {"body": "invalid"})
     status, assignee = changes.get("status"), changes.get("assignee")
-    for name, value in (("status", status), ("assignee", assignee)):
-        if value is not None and not isinstance(value, str):
+    for name in ("status", "assignee", "stage", "outcome"):
+        if changes.get(name) is not None and not isinstance(changes[name], str):
             raise HubError(400, f"{name} is a string", {name: "not a string"})
     if status is not None and status not in LEAD_STATUSES:
         raise HubError(422, f"status must be one of {', '.join(LEAD_STATUSES)}", {"status": "invalid"})

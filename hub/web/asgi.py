@@ -7,9 +7,12 @@ over the limit). A body that stops arriving for ``limits.body_timeout`` is hande
 is, marked incomplete, and the app answers 400. A client that goes away mid-body gets nothing
 and nothing is stored.
 
-The app then runs on the event loop itself (``HUB_WEB_THREADS=0``, the default: no thread hop;
-on SQLite the writes queue on one lock anyway), or in a pool of that many threads (PostgreSQL
-takes concurrent writes). Its answer is collected, then sent.
+The app then runs on the event loop itself (``HUB_WEB_THREADS=0``, the default: no thread
+hop), in a greenlet (``hub.web.suspend``): an intake write is handed to the process's group
+committer (``hub.store.groupcommit``) and the request waits for its commit without holding the
+loop, so the loop goes on reading and checking other requests, whose writes join the next
+group. With ``HUB_WEB_THREADS=N`` the app runs in a pool of N threads instead, each waiting for
+its group in its thread. Either way the answer is collected, then sent.
 """
 from __future__ import annotations
 
@@ -19,13 +22,15 @@ from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 from urllib.parse import unquote_to_bytes
 
+from hub.web import suspend
 from hub.web.body import INCOMPLETE
 
 
 class BufferedWSGI:
-    def __init__(self, wsgi_app, body_limit: int, body_timeout: float, threads: int):
+    def __init__(self, wsgi_app, body_limit: int, body_timeout: float, threads: int, committer=None):
         self.wsgi_app, self.body_limit, self.body_timeout = wsgi_app, body_limit, body_timeout
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="hub-web") if threads else None
+        self.committer = committer
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -38,8 +43,10 @@ class BufferedWSGI:
         environ = wsgi_environ(scope, body)
         if not complete:
             environ[INCOMPLETE] = True
+        if self.committer is not None:
+            environ[suspend.GROUP_COMMIT] = self.committer
         if self.executor is None:
-            status, headers, chunks = call_wsgi(self.wsgi_app, environ)
+            status, headers, chunks = await suspend.run(call_wsgi, self.wsgi_app, environ)
         else:
             status, headers, chunks = await asyncio.get_running_loop().run_in_executor(
                 self.executor, call_wsgi, self.wsgi_app, environ)
@@ -49,18 +56,22 @@ class BufferedWSGI:
 
     async def read_body(self, receive) -> tuple[bytes | None, bool]:
         chunks, size = [], 0
-        while True:
-            try:
-                message = await asyncio.wait_for(receive(), self.body_timeout)
-            except TimeoutError:
-                return b"".join(chunks), False
-            if message["type"] == "http.disconnect":
-                return None, False
-            chunk = message.get("body", b"")
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > self.body_limit or not message.get("more_body"):
-                return b"".join(chunks), True
+        loop = asyncio.get_running_loop()
+        try:
+            # One timer per request, pushed back as each chunk arrives (not a task per chunk).
+            async with asyncio.timeout(self.body_timeout) as timer:
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return None, False
+                    chunk = message.get("body", b"")
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > self.body_limit or not message.get("more_body"):
+                        return b"".join(chunks), True
+                    timer.reschedule(loop.time() + self.body_timeout)
+        except TimeoutError:
+            return b"".join(chunks), False
 
 
 async def lifespan(receive, send) -> None:
@@ -115,12 +126,15 @@ def call_wsgi(wsgi_app, environ: dict) -> tuple[int, list, list[bytes]]:
 
 
 def serve():
-    """The ASGI app ``hub web`` serves: the hub's Flask app, read whole before it runs."""
+    """The ASGI app ``hub web`` serves: the hub's Flask app, read whole before it runs, its
+    intake writes committed in groups."""
     import os
 
+    from hub.store.groupcommit import committer_for
     from hub.web.app import create_app
 
     app = create_app()
-    limits = app.extensions["hub"].config["limits"]
-    return BufferedWSGI(app, limits["body_bytes"], limits["body_timeout"].total_seconds(),
-                        int(os.environ.get("HUB_WEB_THREADS", "0")))
+    hub = app.extensions["hub"]
+    limits, threads = hub.config["limits"], int(os.environ.get("HUB_WEB_THREADS", "0"))
+    return BufferedWSGI(app, limits["body_bytes"], limits["body_timeout"].total_seconds(), threads,
+                        committer=committer_for(hub.db, on_loop=not threads))

@@ -152,7 +152,7 @@ def api_paths(page_limit: int, event_statuses: tuple, lead_statuses: tuple) -> d
     page = [query_parameter("limit", {"type": "integer", "minimum": 1, "maximum": page_limit}),
             query_parameter("cursor", RECORD_ID, "next_cursor of the previous page")]
     events = [query_parameter(name, TEXT) for name in ("kind", "provider")]
-    leads = [query_parameter(name, TEXT) for name in ("phone", "email", "channel", "utm_source")]
+    leads = [query_parameter(name, TEXT) for name in ("phone", "email", "channel", "utm_source", "assignee", "stage")]
     number, task_id = path_parameter("number", RECORD_ID), path_parameter("task_id", RECORD_ID)
     return {
         "/api/events": {"get": read("EventPage", page + events + [
@@ -180,6 +180,7 @@ def report_paths() -> dict:
     return {"/api/reports/channels": {"get": read("Report", [*common, by])},
             "/api/reports/managers": {"get": read("Report", common)},
             "/api/reports/timeseries": {"get": read("Report", common)},
+            "/api/reports/funnel": {"get": read("Report", common)},
             "/api/reports/scores": {"get": read("Report", common)}}
 
 
@@ -202,7 +203,7 @@ def schemas(event_statuses: tuple, lead_statuses: tuple) -> dict:
         "Event": event_schema(event_statuses), "Task": TASK, "Lead": lead_schema(lead_statuses),
         "EventPage": page_of("Event"), "LeadPage": page_of("Lead"),
         "LeadChanges": {"type": "object", "properties": {"status": {"enum": list(lead_statuses)},
-                                                         "assignee": TEXT}},
+                                                         "assignee": TEXT, "stage": TEXT, "outcome": TEXT}},
         "Report": {"type": "object", "required": ["from", "to", "timezone", "model", "filters"]},
         "TaskOutcome": {"type": "object", "properties": {"outcome": TEXT}},
         "ScoreChange": {"type": "object", "required": ["change", "by"], "properties": {
@@ -241,6 +242,9 @@ def lead_schema(statuses: tuple) -> dict:
                      "description": "malformed values kept aside: field -> what is wrong"},
         "created_at": MOMENT, "updated_at": NULLABLE_MOMENT, "handled_at": NULLABLE_MOMENT,
         "history": {"type": "array", "items": {"type": "object"}},
+        "stage": {"type": ["object", "null"], "properties": {
+            "pipeline": TEXT, "name": TEXT, "entered_at": MOMENT, "deadline": NULLABLE_MOMENT,
+            "overdue": {"type": "boolean"}}},
         "score": {"type": ["object", "null"], "required": ["class", "probability", "value", "details"], "properties": {
             "class": {"enum": ["A", "B", "C"]}, "probability": {"type": ["number", "null"]},
             "value": {"type": ["number", "null"]}, "details": {"type": "object"}}}}}

@@ -22,7 +22,7 @@ from hub.mapping import load_mapping
 from hub.pipeline.normalise import endpoint_settings, fingerprint, storable_key
 from hub.store import ratelimit, rejects
 from hub.store.models import RawEvent, new_event_id
-from hub.web import current_hub, metrics
+from hub.web import current_hub, metrics, suspend
 from hub.web.body import read_body
 from hub.web.errors import HubError
 
@@ -218,18 +218,15 @@ def store(endpoint: Endpoint, inbound: Inbound, parsed: list[Parsed]) -> tuple[s
     """Commit the raw event unless it repeats one; (event id, whether it was already there).
 
     One statement inserts the row only when no earlier event has its delivery key (or, for a
-    form, its fingerprint within the duplicate window), so SQLite's write lock is held for that
-    statement alone."""
+    form, its fingerprint within the duplicate window). Served by ``hub web``, the statement
+    joins the web process's next group commit (``hub.store.groupcommit``); either way this
+    returns only once the row is committed."""
     values = raw_event_values(endpoint, inbound, parsed)
     since = values["received_at"] - current_hub().config["limits"]["duplicate_window"]
     try:
-        with current_hub().db.write_connection() as connection:
-            if values["fingerprint"] and connection.dialect.name == "postgresql":  # two clicks at once
-                connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:fp))"), {"fp": values["fingerprint"]})
-            statement = insert_unless_repeated(bool(values["delivery_key"]), bool(values["fingerprint"]))
-            inserted = connection.execute(statement, {**values, "since": since}).first() is not None
+        inserted = commit(functools.partial(insert_event, {**values, "since": since}))
     except IntegrityError:  # the same delivery, committed by a concurrent request
-        inserted = 0
+        inserted = False
     except OperationalError as error:
         log.error("database unavailable, delivery refused: %s", error.orig)
         raise HubError(503, "database unavailable, nothing was accepted: retry later",
@@ -237,6 +234,23 @@ def store(endpoint: Endpoint, inbound: Inbound, parsed: list[Parsed]) -> tuple[s
     if inserted:
         return values["event_id"], False
     return find_original(values, since), True
+
+
+def commit(write):
+    """``write(connection)`` committed: in the server's group commit when it has one, else alone."""
+    committer = request.environ.get(suspend.GROUP_COMMIT)
+    if committer is None:
+        with current_hub().db.write_connection() as connection:
+            return write(connection)
+    return suspend.wait(committer.submit(write))
+
+
+def insert_event(values: dict, connection) -> bool:
+    """Insert the raw event unless an earlier copy is there; whether it went in."""
+    if values["fingerprint"] and connection.dialect.name == "postgresql":  # two clicks at once
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:fp))"), {"fp": values["fingerprint"]})
+    statement = insert_unless_repeated(bool(values["delivery_key"]), bool(values["fingerprint"]))
+    return connection.execute(statement, values).first() is not None
 
 
 def repeats(by_key: bool, by_fingerprint: bool) -> list:

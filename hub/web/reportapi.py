@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import jsonify, request
 
-from hub.reports import queries
+from hub.reports import funnel, queries
 from hub.web import current_hub
 from hub.web.api import bp, only_filters
 from hub.web.errors import HubError
@@ -25,6 +25,8 @@ def run(report: str, args) -> dict:
             return answer | {"by": by, "rows": queries.channels(session, query, by)}
         if report == "managers":
             return answer | {"rows": queries.managers(session, query)}
+        if report == "funnel":
+            return answer | {"pipelines": funnel.funnel(session, query, hub.config.get("pipelines") or {})}
         if report == "scores":
             return answer | queries.scores(session, query)
         return answer | queries.timeseries(session, query)
@@ -53,6 +55,9 @@ def report_timeseries():
     return api_report("timeseries")
 
 
+@bp.get("/reports/funnel")
+def report_funnel():
+    return api_report("funnel")
 @bp.get("/reports/scores")
 def report_scores():
     return api_report("scores")

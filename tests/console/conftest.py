@@ -3,17 +3,16 @@ one of them, and leads made the way the hub makes them (a form post, then the pi
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-
 from werkzeug.security import generate_password_hash
 
 from hub.store.models import ConsoleUser
 
 PASSWORD = "correct horse battery"
 # A Tuesday, 11:00 in Moscow: inside business hours and outside quiet hours.
-NOON = datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
+NOON = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 ADMIN = {"id": "ada", "name": "Ada Admin", "role": "admin", "email": "ada@example.com"}
 
 

@@ -8,7 +8,8 @@ from sqlalchemy import select, update
 from hub.delivery import outbox
 from hub.pipeline import process_pending
 from hub.store.models import Notification, RawEvent, SyncDelivery
-from tests.hub.test_mail_leads import store_mail
+
+from tests.helpers import store_mail
 
 
 @pytest.fixture
@@ -49,7 +50,10 @@ def test_the_raw_request_is_shown_escaped_with_its_credentials_masked(console, c
 
 
 def test_ignored_mail_becomes_a_lead_or_spam_recorded_with_who_said_so(console, hub):
-    auto_reply, another = store_mail(hub, "autoreply__auto_submitted.eml"), store_mail(hub, "autoreply__x_autoreply.eml")
+    auto_reply, another = (
+        store_mail(hub, "autoreply__auto_submitted.eml"),
+        store_mail(hub, "autoreply__x_autoreply.eml"),
+    )
     process_pending(hub)
     ada = console("ada")
     listed = ada.get("/console/inbox?kind=mail&status=ignored").text
@@ -81,7 +85,9 @@ def test_a_dead_notification_is_replayed_alone_or_with_its_channel(console, make
     page = ada.get("/console/dead").text
     assert "smtp: 550 mailbox unavailable" in page
     with hub.db.read() as session:
-        email = session.scalar(select(Notification).where(Notification.lead_id == first, Notification.channel == "email"))
+        email = session.scalar(
+            select(Notification).where(Notification.lead_id == first, Notification.channel == "email")
+        )
     assert ada.post("/console/dead/notifications", {"id": str(email.id)}).status_code == 302
     with hub.db.read() as session:
         states = dict(session.execute(select(Notification.id, Notification.status)).all())
@@ -96,8 +102,14 @@ def test_a_dead_notification_is_replayed_alone_or_with_its_channel(console, make
 def test_dead_crm_deliveries_are_replayed_by_target(console, make_lead, hub):
     number = make_lead()
     with hub.db.write() as session:
-        session.add_all([SyncDelivery(lead_id=number, target=target, status="dead", attempts=12,
-                                      last_error=f"{target}: HTTP 500") for target in ("bitrix24", "webhook")])
+        session.add_all(
+            [
+                SyncDelivery(
+                    lead_id=number, target=target, status="dead", attempts=12, last_error=f"{target}: HTTP 500"
+                )
+                for target in ("bitrix24", "webhook")
+            ]
+        )
     ada = console("ada")
     assert "bitrix24: HTTP 500" in ada.get("/console/dead").text
     ada.post("/console/dead/syncs", {"target": "webhook"})
@@ -109,8 +121,18 @@ def test_dead_crm_deliveries_are_replayed_by_target(console, make_lead, hub):
 def test_a_dead_message_to_the_team_is_listed_without_a_lead(console, hub):
     """Silence alarms go to admins with no lead behind them."""
     with hub.db.write() as session:
-        session.add(Notification(lead_id=None, rule="silence:forms/landing", channel="email", sender="log",
-                                 to="ada@example.com", text="silent", status="dead", attempts=8,
-                                 last_error="smtp: 550 mailbox unavailable"))
+        session.add(
+            Notification(
+                lead_id=None,
+                rule="silence:forms/landing",
+                channel="email",
+                sender="log",
+                to="ada@example.com",
+                text="silent",
+                status="dead",
+                attempts=8,
+                last_error="smtp: 550 mailbox unavailable",
+            )
+        )
     page = console("ada").get("/console/dead")
     assert page.status_code == 200 and "ada@example.com" in page.text and "silence:forms/landing" in page.text

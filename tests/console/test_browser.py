@@ -13,9 +13,10 @@ from sqlalchemy import select
 
 from hub.pipeline import process_pending
 from hub.store.models import Notification, Task
+
 from tests.console.conftest import browser_sign_in
 from tests.console.test_admin import kill_notifications
-from tests.hub.test_mail_leads import store_mail
+from tests.helpers import store_mail
 
 
 @pytest.fixture

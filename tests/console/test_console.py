@@ -9,6 +9,7 @@ from sqlalchemy import select
 from hub.pipeline import manager_actions
 from hub.runtime import scheduler
 from hub.store.models import LeadHistory, Task, Timer
+
 from tests.console.conftest import PASSWORD, Console, csrf_token
 
 
@@ -148,7 +149,8 @@ def test_a_free_outcome_and_the_lead_actions_are_recorded_with_their_actor(conso
     vera = console("vera")
     with hub.db.read() as session:
         task = session.scalar(select(Task).where(Task.lead_id == number))
-    assert vera.post(f"/console/tasks/{task.id}/close", {"outcome": "other", "other": "asked for a quote"}).status_code == 302
+    closing = {"outcome": "other", "other": "asked for a quote"}
+    assert vera.post(f"/console/tasks/{task.id}/close", closing).status_code == 302
     assert vera.post(f"/console/leads/{number}/status", {"status": "in_progress"}).status_code == 302
     new_owner = "boris" if task.assignee_id == "anna" else "anna"
     assert vera.post(f"/console/leads/{number}/assignee", {"assignee": new_owner}).status_code == 302
@@ -191,6 +193,7 @@ def test_russian_by_default_english_on_request_and_in_the_config(app, console, c
 
 def test_english_as_the_configured_locale(config_document, hub, team):
     from hub.web.app import create_app
+
     hub.config.data["locale"] = "en"
     page = create_app({"hub": hub}).test_client().get("/console/sign-in").text
     assert 'lang="en"' in page and "Sign in" in page
@@ -198,19 +201,21 @@ def test_english_as_the_configured_locale(config_document, hub, team):
 
 def test_hub_user_password_sets_a_password_or_prints_an_invitation(hub, team, app):
     from hub.runtime.cli import main  # the command works on the installed hub (the fixture's)
+
     result = CliRunner().invoke(main, ["user", "password", "boris"], input="a brand new secret\na brand new secret\n")
     assert result.exit_code == 0, result.output
     assert Console(app.test_client()).sign_in("boris", "a brand new secret").status_code == 302
     assert CliRunner().invoke(main, ["user", "password", "nobody"], input="x\nx\n").exit_code == 1
     invited = CliRunner().invoke(main, ["user", "password", "vera", "--invite"])
     link = invited.output.strip().splitlines()[-1]
-    path = link[link.index("/console/invitation/"):]
+    path = link[link.index("/console/invitation/") :]
     client = app.test_client()
     token = csrf_token(client.get(path).data)
     short = client.post(path, data={"password": "short", "confirm": "short", "csrf_token": token})
     assert short.status_code == 422
-    accepted = client.post(path, data={"password": "vera's own password", "confirm": "vera's own password",
-                                       "csrf_token": token})
+    accepted = client.post(
+        path, data={"password": "vera's own password", "confirm": "vera's own password", "csrf_token": token}
+    )
     assert accepted.status_code == 302 and client.get("/console/tasks").status_code == 200
     assert app.test_client().get(path).status_code == 404  # one time only
 
@@ -219,6 +224,7 @@ def test_manager_actions_default_to_the_api_actor(hub, make_lead):
     number = make_lead()
     with hub.db.write() as session:
         from hub.store.models import Lead
+
         manager_actions.update_lead(session, hub, session.get(Lead, number), "in_progress", None)
     with hub.db.read() as session:
         row = session.scalar(select(LeadHistory).where(LeadHistory.action == "status_changed"))

@@ -9,7 +9,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.console.conftest import browser_sign_in
-from tests.hub.test_reports import NOVEMBER, seeded  # noqa: F401 (the seeded store with known answers)
+from tests.reports.test_reports import NOVEMBER, seeded  # noqa: F401 (the seeded store with known answers)
 
 QUERY = f"{NOVEMBER}&by=utm_source"
 
@@ -29,8 +29,14 @@ def test_each_report_downloads_as_csv(console, seeded):  # noqa: F811
     body = director.get(f"/console/reports/channels.csv?{QUERY}").data.decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(body)))
     assert rows[0] == ["utm_source", "leads", "converted", "conversion", "first_response_median"]
-    assert rows[1:] == [["yandex", "3", "0", "0.0", "120.0"], ["google", "2", "2", "1.0", "45.0"], ["", "2", "0", "0.0", "600.0"]]
-    managers = list(csv.reader(io.StringIO(director.get(f"/console/reports/managers.csv?{NOVEMBER}").data.decode("utf-8-sig"))))
+    assert rows[1:] == [
+        ["yandex", "3", "0", "0.0", "120.0"],
+        ["google", "2", "2", "1.0", "45.0"],
+        ["", "2", "0", "0.0", "600.0"],
+    ]
+    managers = list(
+        csv.reader(io.StringIO(director.get(f"/console/reports/managers.csv?{NOVEMBER}").data.decode("utf-8-sig")))
+    )
     assert managers[1][:3] == ["anna", "4", "1"]
     assert director.get("/console/reports/timeseries.xlsx").status_code == 200
     assert director.get("/console/reports/weather.csv").status_code == 404
@@ -41,21 +47,32 @@ def test_the_page_draws_its_charts_with_the_numbers_of_the_json_report(browser, 
     WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".who"))
     browser.get(f"{live}/console/reports?{QUERY}")
     for chart in ("chart-channels", "chart-managers", "chart-timeseries"):
-        drawn = WebDriverWait(browser, 10).until(lambda b, c=chart: b.execute_script(
-            "var chart = window.Chart && Chart.getChart(arguments[0]); if (!chart) return null;"
-            "var canvas = chart.canvas, pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;"
-            "for (var i = 3; i < pixels.length; i += 4) if (pixels[i]) return chart.data.datasets.map(d => d.data);"
-            "return null;", c))
+        drawn = WebDriverWait(browser, 10).until(
+            lambda b, c=chart: b.execute_script(
+                "var chart = window.Chart && Chart.getChart(arguments[0]); if (!chart) return null;"
+                "var canvas = chart.canvas, context = canvas.getContext('2d');"
+                "var pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;"
+                "for (var i = 3; i < pixels.length; i += 4) if (pixels[i]) return chart.data.datasets.map(d => d.data);"
+                "return null;",
+                c,
+            )
+        )
         assert drawn, chart
     expected = api.get(f"/api/reports/channels?{QUERY}").json["rows"]
-    table = [[cell.text for cell in row.find_elements(By.CSS_SELECTOR, "th, td")][:2]
-             for row in browser.find_elements(By.CSS_SELECTOR, "#report-channels tbody tr")]
+    table = [
+        [cell.text for cell in row.find_elements(By.CSS_SELECTOR, "th, td")][:2]
+        for row in browser.find_elements(By.CSS_SELECTOR, "#report-channels tbody tr")
+    ]
     assert table == [[row["key"] or "—", str(row["leads"])] for row in expected]
-    plotted = browser.execute_script("var c = Chart.getChart('chart-channels'); return [c.data.labels, c.data.datasets[0].data]")
+    plotted = browser.execute_script(
+        "var c = Chart.getChart('chart-channels'); return [c.data.labels, c.data.datasets[0].data]"
+    )
     assert plotted == [[row["key"] or "—" for row in expected], [row["leads"] for row in expected]]
     managers = api.get(f"/api/reports/managers?{NOVEMBER}").json["rows"]
     assert browser.execute_script("return Chart.getChart('chart-managers').data.datasets[0].data") == [
-        row["leads"] for row in managers]
+        row["leads"] for row in managers
+    ]
     series = api.get(f"/api/reports/timeseries?{NOVEMBER}").json["series"]
     assert browser.execute_script("return Chart.getChart('chart-timeseries').data.datasets.map(d => d.data)") == list(
-        series.values())
+        series.values()
+    )

@@ -11,7 +11,7 @@ from hub.store.models import Lead
 
 from tests.console.conftest import browser_sign_in
 from tests.console.test_browser import wait_page
-from tests.console.test_screenshots import folder, shoot  # noqa: F401 (folder is a fixture)
+from tests.console.test_screenshots import DESKTOP, PHONE, folder, shoot  # noqa: F401 (folder is a fixture)
 from tests.pipeline.test_score import SCORING, seed_history
 from tests.reports.test_score_reports import seed_scored
 
@@ -84,6 +84,19 @@ def test_managers_and_forged_forms_cannot_move_the_class(console, make_lead, hub
     assert class_of(hub, number) == "B"
 
 
+def shoot_section(browser, into, name: str, element_id: str) -> list:
+    """The part of a long page from the element down, at both widths (a screen and a half high)."""
+    files = []
+    for suffix, (width, height) in (("", DESKTOP), ("-phone", PHONE)):
+        browser.set_window_size(width, height * 3 // 2)
+        browser.execute_script(f"document.getElementById('{element_id}').scrollIntoView()")
+        path = into / f"{name}{suffix}.png"
+        browser.save_screenshot(str(path))
+        files.append(path)
+    browser.set_window_size(*DESKTOP)
+    return files
+
+
 def test_screenshots_of_the_scores(browser, live, make_lead, hub, folder):  # noqa: F811
     seed_history(hub)
     score.train(hub)
@@ -103,8 +116,7 @@ def test_screenshots_of_the_scores(browser, live, make_lead, hub, folder):  # no
     assert "utm_term=crm" in browser.find_element(By.CSS_SELECTOR, ".explanation p").text
     browser.get(f"{live}/console/reports")
     wait_page(browser, "Отчёты")
-    browser.execute_script("document.getElementById('report-scores').scrollIntoView()")
-    files += shoot(browser, folder, "reports-scores")
+    files += shoot_section(browser, folder, "reports-scores", "report-scores")
     assert browser.find_elements(By.CSS_SELECTOR, "#report-scores tbody tr")
     assert all(path.stat().st_size > 10_000 for path in files)
 

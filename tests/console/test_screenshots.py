@@ -4,15 +4,15 @@ to a temporary folder and the test checks that every page rendered."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
 from sqlalchemy import select
 
 from hub.store.models import Task
+
 from tests.console.conftest import browser_sign_in
 from tests.console.test_browser import wait_page
 

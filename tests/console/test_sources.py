@@ -2,7 +2,7 @@
 alarm (in the console, /healthz, /metrics, and one e-mail to the admins each way)."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -11,19 +11,26 @@ from sqlalchemy import select
 from hub.delivery import outbox
 from hub.runtime import scheduler
 from hub.store.models import Notification, SourceState
+
 from tests.console.conftest import NOON
-from tests.hub.test_telephony import inbound_call, post, SECRET
+from tests.helpers import ZADARMA_SECRET, post_zadarma, zadarma_call
 
 
 @pytest.fixture
 def config_document(config_document, monkeypatch):
-    monkeypatch.setenv("ZADARMA_SECRET", SECRET)
+    monkeypatch.setenv("ZADARMA_SECRET", ZADARMA_SECRET)
     monkeypatch.setenv("SECURED_FORM_SECRET", "form-secret-value")
-    config_document["forms"] = {"landing": {"mapping": "generic", "quiet_after": "1h"},
-                                "secured": {"mapping": "generic", "secret_env": "SECURED_FORM_SECRET", "quiet_after": None}}
-    config_document["telephony"] = {"zadarma": {"secret_env": "ZADARMA_SECRET", "quiet_after": "2h"},
-                                    "numbers": {"+74951234567": {"utm_source": "yandex", "quiet_after": "1d"}}}
-    config_document["crm"] = [{"target": "webhook", "url": "http://127.0.0.1:9/hook?token=abc", "secret_env": "HOOK_SECRET"}]
+    config_document["forms"] = {
+        "landing": {"mapping": "generic", "quiet_after": "1h"},
+        "secured": {"mapping": "generic", "secret_env": "SECURED_FORM_SECRET", "quiet_after": None},
+    }
+    config_document["telephony"] = {
+        "zadarma": {"secret_env": "ZADARMA_SECRET", "quiet_after": "2h"},
+        "numbers": {"+74951234567": {"utm_source": "yandex", "quiet_after": "1d"}},
+    }
+    config_document["crm"] = [
+        {"target": "webhook", "url": "http://127.0.0.1:9/hook?token=abc", "secret_env": "HOOK_SECRET"}
+    ]
     monkeypatch.setenv("HOOK_SECRET", "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0")
     return config_document
 
@@ -34,14 +41,18 @@ def at(hub, moment: datetime) -> None:
 
 def alarm_mails(hub) -> list[tuple[str, str]]:
     with hub.db.read() as session:
-        return [(n.to, n.subject) for n in session.scalars(
-            select(Notification).where(Notification.rule.like("silence:%")).order_by(Notification.id))]
+        return [
+            (n.to, n.subject)
+            for n in session.scalars(
+                select(Notification).where(Notification.rule.like("silence:%")).order_by(Notification.id)
+            )
+        ]
 
 
 def test_the_sources_page_counts_each_sources_traffic(console, client, make_lead, hub):
     make_lead()
-    for event in inbound_call("in_" + "a" * 40, "missed"):
-        post(client, event)
+    for event in zadarma_call("in_" + "a" * 40, "missed"):
+        post_zadarma(client, event)
     client.post("/hooks/forms/secured", data={"phone": "+79160000000", "_secret": "wrong"})
     make_lead("Second", "+79160000002")
     page = console("ada").get("/console/sources").text
@@ -79,9 +90,12 @@ def test_a_silent_source_raises_one_alarm_and_clears_it_once(client, make_lead, 
 
 
 def test_silence_counts_business_hours_only(config_document, hub, make_lead, team):
-    hub.config.data["business_hours"] = {"timezone": "Europe/Moscow", "weekly": {
-        day: ["09:00-18:00"] for day in ("mon", "tue", "wed", "thu", "fri")}, "holidays": []}
-    friday = datetime(2026, 12, 4, 14, 30, tzinfo=timezone.utc)  # 17:30 in Moscow
+    hub.config.data["business_hours"] = {
+        "timezone": "Europe/Moscow",
+        "weekly": {day: ["09:00-18:00"] for day in ("mon", "tue", "wed", "thu", "fri")},
+        "holidays": [],
+    }
+    friday = datetime(2026, 12, 4, 14, 30, tzinfo=UTC)  # 17:30 in Moscow
     at(hub, friday)
     make_lead()
     at(hub, friday + timedelta(days=2, hours=15, minutes=59))  # Monday 09:29 in Moscow: 59 business minutes
@@ -121,9 +135,11 @@ def test_quiet_after_in_provider_sections_is_checked(config_document, tmp_path):
     import yaml
 
     from hub.runtime.cli import main
+
     config_document["telephony"]["zadarma"]["quiet_after"] = "soon"
     path = tmp_path / "hub.yaml"
     path.write_text(yaml.safe_dump(config_document, allow_unicode=True), encoding="utf-8")
     result = CliRunner(env={"ZADARMA_SECRET": "x", "SECURED_FORM_SECRET": "x", "HOOK_SECRET": "x"}).invoke(
-        main, ["check-config", str(path)])
+        main, ["check-config", str(path)]
+    )
     assert result.exit_code == 1 and "telephony.zadarma.quiet_after:" in result.output

@@ -4,7 +4,7 @@ them to the hub. The script's clock is the page's ``data-now``, set by the test.
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from html import escape
 
 import pytest
@@ -17,7 +17,7 @@ from werkzeug.wrappers import Request, Response
 
 from hub.store.models import Lead
 
-LANDED = datetime(2026, 11, 2, 9, 30, tzinfo=timezone.utc)
+LANDED = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 PHONE = "+79161234567"
 PAGE = """<!doctype html><html><head><meta charset="utf-8">
 <script src="{hub}/t.js" data-now="{now}" {attributes}></script></head>
@@ -60,7 +60,9 @@ def site(live):
 
 def submit(browser, run_jobs, hub) -> Lead:
     browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    WebDriverWait(browser, 10, ignored_exceptions=(WebDriverException,)).until(lambda b: "accepted" in b.find_element(By.TAG_NAME, "body").text)
+    WebDriverWait(browser, 10, ignored_exceptions=(WebDriverException,)).until(
+        lambda b: "accepted" in b.find_element(By.TAG_NAME, "body").text
+    )
     run_jobs()
     with hub.db.read() as session:
         return session.scalar(select(Lead).where(Lead.phone == PHONE))

@@ -11,7 +11,7 @@ import responses
 from hub.delivery import crm
 from hub.pipeline import process_pending
 
-from tests.conftest import insert_pending_forms
+from tests.helpers import insert_pending_forms
 from tests.pipeline.test_score import SCORING
 
 WEBHOOK = "https://portal.example.bitrix24.ru/rest/1/s3cretcode/"

@@ -5,14 +5,13 @@ Whatever the fields hold (digits that are not ASCII, ten thousand digits, dates 
 lone surrogates, deep JSON, exotic charsets), a module either reads the delivery or raises
 the ``ConnectorError`` that names the problem, and the mapping never raises at all: the hub
 answers a 4xx, or keeps the value aside as a problem, and never a 5xx. Provider payloads are
-signed with the reference signers of the providers' own tests, so the fuzzed values get past
+signed with the reference signers (tests/connectors/signers.py), so the fuzzed values get past
 ``verify`` and reach ``parse``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from urllib.parse import quote, urlencode
 
@@ -28,26 +27,32 @@ from connectors.telephony import twilio as twilio_voice
 from connectors.webforms import cf7, generic, tilda
 from hub.config import load_config
 from hub.pipeline.normalise import fingerprint, normalise_parsed
-from tests.conftest import sample_document
-from tests.connectors.sms.test_smsru import API_ID, smsru_hash
-from tests.connectors.sms.test_twilio import TOKEN as SMS_TOKEN
-from tests.connectors.sms.test_twilio import sign as twilio_sms_sign
-from tests.connectors.telephony.test_mango import KEY as MANGO_KEY
-from tests.connectors.telephony.test_mango import SALT as MANGO_SALT
-from tests.connectors.telephony.test_twilio import TOKEN as VOICE_TOKEN
-from tests.connectors.telephony.test_twilio import sign as twilio_voice_sign
-from tests.connectors.telephony.test_zadarma import SIGNED_FIELDS, ZADARMA_IP
-from tests.connectors.telephony.test_zadarma import sign as zadarma_sign
-from tests.fuzz.strategies import (ANY_TEXT, CHARSETS, FORM, FORM_FIELDS, FORM_NAMES, JSON_VALUES, WIRE_TEXT,
-                                   ZADARMA_NAMES, multipart, urlencoded)
+
+from tests.connectors import signers
+from tests.fuzz.strategies import (
+    ANY_TEXT,
+    CHARSETS,
+    FORM,
+    FORM_FIELDS,
+    FORM_NAMES,
+    JSON_VALUES,
+    WIRE_TEXT,
+    ZADARMA_NAMES,
+    multipart,
+    urlencoded,
+)
 from tests.fuzz.tally import tried
+from tests.helpers import MAILBOX_SETTINGS, sample_document
 
 CONFIG = load_config(document=sample_document())
+ZADARMA_IP, API_ID = "185.45.152.42", "1A2B3C4D-0000-1111-2222-333344445555"
+MANGO_KEY, MANGO_SALT = "mango-test-api-key-0123456789", "mango-test-salt-abcdef"
+VOICE_TOKEN, SMS_TOKEN = "twilio-test-auth-token-0123456789", "test-auth-token-0123456789abcdef"
 
 
 def raw_event(module, endpoint: str | None = None) -> SimpleNamespace:
     return SimpleNamespace(event_id="0" * 32, kind=module.KIND, endpoint=endpoint, override=None,
-                           received_at=datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc))
+                           received_at=datetime(2026, 11, 23, 10, 0, tzinfo=UTC))
 
 
 def exercise(module, inbound: Inbound, settings: dict, endpoint: str | None = None, signed: bool = True):
@@ -112,12 +117,13 @@ def test_form_modules_read_or_name_the_problem(module, inbound, secret):
 ZADARMA_SETTINGS = {"secret": "zadarma-test-secret-0123456789", "allowed_ips": ["185.45.152.40/30"]}
 
 
-@given(event=st.sampled_from(sorted(SIGNED_FIELDS)), call_id=WIRE_TEXT,
+@given(event=st.sampled_from(sorted(signers.ZADARMA_SIGNED_FIELDS)), call_id=WIRE_TEXT,
        fields=st.dictionaries(ZADARMA_NAMES, WIRE_TEXT, max_size=10))
 def test_zadarma_signed_events(event, call_id, fields):
     body = urlencoded({"pbx_call_id": call_id, **fields, "event": event})
+    signature = signers.zadarma(body, ZADARMA_SETTINGS["secret"])
     inbound = Inbound(method="POST", url="https://hub.example.com/hooks/telephony/zadarma", body=body,
-                      headers={"content-type": FORM, "signature": zadarma_sign(body)}, remote_addr=ZADARMA_IP)
+                      headers={"content-type": FORM, "signature": signature}, remote_addr=ZADARMA_IP)
     exercise(zadarma, inbound, ZADARMA_SETTINGS)
 
 
@@ -143,8 +149,7 @@ MANGO_DOCUMENT = st.fixed_dictionaries({}, optional={
        document=st.one_of(MANGO_DOCUMENT, JSON_VALUES), deep=st.sampled_from([0, 0, 0, 10, 700, 10000]))
 def test_mango_signed_events(path, document, deep):
     text = "[" * deep + json.dumps(document) + "]" * deep
-    sign = hashlib.sha256((MANGO_KEY + text + MANGO_SALT).encode()).hexdigest()  # as the provider's tests sign
-    body = urlencoded({"vpbx_api_key": MANGO_KEY, "sign": sign, "json": text})
+    body = urlencoded({"vpbx_api_key": MANGO_KEY, "sign": signers.mango(text, MANGO_KEY, MANGO_SALT), "json": text})
     inbound = Inbound(method="POST", url=f"https://hub.example.com/hooks/telephony/mango/{path}", subpath=path,
                       headers={"content-type": FORM}, body=body)
     exercise(mango, inbound, {"api_key": MANGO_KEY, "api_salt": MANGO_SALT})
@@ -160,19 +165,19 @@ VOICE_STATUS = st.one_of(st.sampled_from(sorted(twilio_voice.STATUS)), WIRE_TEXT
        method=st.sampled_from(["POST", "GET"]))
 def test_twilio_voice_signed_callbacks(call_sid, status, fields, method):
     params = {"CallSid": call_sid, "CallStatus": status, **fields}
-    exercise(twilio_voice, twilio_request(params, method, "telephony", VOICE_TOKEN, twilio_voice_sign),
+    exercise(twilio_voice, twilio_request(params, method, "telephony", VOICE_TOKEN),
              {"auth_token": VOICE_TOKEN})
 
 
-def twilio_request(params: dict, method: str, kind: str, token: str, sign) -> Inbound:
+def twilio_request(params: dict, method: str, kind: str, token: str) -> Inbound:
     base = f"https://hub.example.com/hooks/{kind}/twilio"
     if method == "GET":
         url = f"{base}?{urlencode(params)}"
         return Inbound(method="GET", url=url, query=tuple(params.items()),
-                       headers={"x-twilio-signature": sign(url, b"", token)})
+                       headers={"x-twilio-signature": signers.twilio(url, b"", token)})
     body = urlencoded(params)
     return Inbound(method="POST", url=base, body=body,
-                   headers={"content-type": FORM, "x-twilio-signature": sign(base, body, token)})
+                   headers={"content-type": FORM, "x-twilio-signature": signers.twilio(base, body, token)})
 
 
 # --- SMS -------------------------------------------------------------------------------------
@@ -187,7 +192,7 @@ SMS_NAMES = st.one_of(st.sampled_from(["From", "To", "Body", "MessageStatus", "S
        method=st.sampled_from(["POST", "GET"]))
 def test_twilio_sms_signed_webhooks(message_sid, fields, method):
     params = {"MessageSid": message_sid, **fields}
-    exercise(twilio_sms, twilio_request(params, method, "sms", SMS_TOKEN, twilio_sms_sign), {"auth_token": SMS_TOKEN})
+    exercise(twilio_sms, twilio_request(params, method, "sms", SMS_TOKEN), {"auth_token": SMS_TOKEN})
 
 
 SMSRU_RECORD = st.lists(st.one_of(st.sampled_from(["sms_status", "callcheck_status"]), WIRE_TEXT), max_size=5)
@@ -196,7 +201,7 @@ SMSRU_RECORD = st.lists(st.one_of(st.sampled_from(["sms_status", "callcheck_stat
 @given(records=st.lists(SMSRU_RECORD.map("\n".join), min_size=1, max_size=4))
 def test_smsru_signed_callbacks(records):
     body = urlencoded({**{f"data[{index}]": record for index, record in enumerate(records)},
-                       "hash": smsru_hash(API_ID, records)})
+                       "hash": signers.smsru(API_ID, records)})
     exercise(smsru, Inbound(method="POST", url="https://hub.example.com/hooks/sms/smsru", body=body,
                             headers={"content-type": FORM}), {"api_id": API_ID})
 
@@ -211,8 +216,6 @@ def test_smsru_unsigned_keys(keys, value):
 
 # --- mail ------------------------------------------------------------------------------------
 
-MAIL_SETTINGS = {"key": "sales", "username": "sales@example.com", "own_addresses": ["example.com"],
-                 "company_phones": ["+7 495 123-45-67"], "region": "RU"}
 MAIL_HEADERS = st.sampled_from(["From", "Reply-To", "To", "Subject", "Date", "Message-ID", "In-Reply-To",
                                 "References", "Content-Type", "Content-Transfer-Encoding", "Auto-Submitted"])
 MAIL_VALUES = st.one_of(WIRE_TEXT, WIRE_TEXT, st.sampled_from([
@@ -229,4 +232,4 @@ def test_mail_messages(headers, text, raw):
         "".join(f"{name}: {value}\r\n" for name, value in headers) + f"\r\n{text}\r\n").encode("utf-8", "replace")
     inbound = Inbound(method="IMAP", url="imap://127.0.0.1/INBOX;UID=1", body=message,
                       headers={"content-type": "message/rfc822", "x-imap-internaldate": "2026-11-23T10:00:00+00:00"})
-    exercise(imap, inbound, MAIL_SETTINGS, endpoint="sales", signed=False)
+    exercise(imap, inbound, MAILBOX_SETTINGS, endpoint="sales", signed=False)

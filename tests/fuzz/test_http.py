@@ -12,14 +12,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from hub.store.models import RawEvent
 from hub.pipeline import process_pending
-from tests.connectors.sms.test_smsru import smsru_hash
-from tests.connectors.telephony.test_zadarma import SIGNED_FIELDS
-from tests.connectors.telephony.test_zadarma import sign as zadarma_sign
+from hub.store.models import RawEvent
+
+from tests.connectors import signers
+from tests.fuzz.strategies import (
+    CHARSETS,
+    FORM,
+    FORM_FIELDS,
+    JSON_VALUES,
+    WIRE_TEXT,
+    ZADARMA_NAMES,
+    multipart,
+    urlencoded,
+)
 from tests.fuzz.tally import tried
-from tests.fuzz.strategies import (CHARSETS, FORM, FORM_FIELDS, JSON_VALUES, WIRE_TEXT, ZADARMA_NAMES, multipart,
-                                   urlencoded)
 
 ZADARMA_SECRET, SMSRU_API_ID = "zadarma-test-secret-0123456789", "1A2B3C4D-0000-1111-2222-333344445555"
 HEADER_TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=40)  # what HTTP carries
@@ -98,15 +105,15 @@ def provider_requests(draw) -> tuple[str, str, dict]:
     method = draw(st.sampled_from(["POST"] * 8 + ["GET", "HEAD", "OPTIONS"]))
     if provider.startswith("zadarma"):
         fields = {"pbx_call_id": draw(WIRE_TEXT), **draw(st.dictionaries(ZADARMA_NAMES, WIRE_TEXT, max_size=8)),
-                  "event": draw(st.sampled_from(sorted(SIGNED_FIELDS)))}
+                  "event": draw(st.sampled_from(sorted(signers.ZADARMA_SIGNED_FIELDS)))}
         body = urlencoded(fields)
-        signature = zadarma_sign(body, ZADARMA_SECRET) if provider == "zadarma" else draw(HEADER_TEXT)
+        signature = signers.zadarma(body, ZADARMA_SECRET) if provider == "zadarma" else draw(HEADER_TEXT)
         query = draw(st.sampled_from(["", "zd_echo=abc", "zd_echo=" + quote("<b>x</b>")]))
         return method, f"/hooks/telephony/zadarma?{query}", {
             "data": body, "content_type": FORM, "headers": {"Signature": signature}}
     if provider.startswith("smsru"):
         records = draw(st.lists(st.lists(WIRE_TEXT, max_size=5).map("\n".join), min_size=1, max_size=3))
-        given_hash = smsru_hash(SMSRU_API_ID, records) if provider == "smsru" else draw(HEADER_TEXT)
+        given_hash = signers.smsru(SMSRU_API_ID, records) if provider == "smsru" else draw(HEADER_TEXT)
         body = urlencoded({**{f"data[{i}]": record for i, record in enumerate(records)}, "hash": given_hash})
         return method, "/hooks/sms/smsru", {"data": body, "content_type": FORM}
     return method, f"/hooks/telephony/{provider}/{quote(draw(WIRE_TEXT), safe='')}", {  # not configured: 404

@@ -8,12 +8,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (content_type_conformance, response_headers_conformance,
-                                               response_schema_conformance, status_code_conformance)
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from tests.conftest import API_TOKEN
 from tests.fuzz.tally import tried
+from tests.helpers import API_TOKEN
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 SAMPLE = {"key": "landing", "number": "1", "task_id": "1", "event_id": "e", "subpath": "events/call"}

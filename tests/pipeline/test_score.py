@@ -14,7 +14,7 @@ from hub.pipeline.score import Scorer, explain, parse_amount
 from hub.pipeline.score_model import Model, features, train
 from hub.store.models import Lead
 
-from tests.conftest import insert_pending_forms
+from tests.helpers import insert_pending_forms
 
 SCORING = {
     "rules": [

@@ -57,6 +57,8 @@ def filters(args, config, dialect: str) -> list:
         found.append(Lead.status == args["status"])
     if args.get("channel") in CHANNELS:
         found.append(Lead.channel == args["channel"])
+    if args.get("stage"):
+        found.append(Lead.stage == args["stage"])
     if args.get("class") in CLASSES:
         found.append(Lead.score_class == args["class"])
     if args.get("assignee"):

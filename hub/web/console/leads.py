@@ -9,6 +9,7 @@ from hub.mapping import SOURCE_KEYS
 from hub.pipeline import manager_actions, score
 from hub.reports import export
 from hub.reports.leads import header, lead_rows
+from hub.rules import stages
 from hub.store.models import Lead, Task
 from hub.web import current_hub
 from hub.web.api import lead_query, render_lead
@@ -26,7 +27,9 @@ def list_context(args) -> dict:
     config = current_hub().config
     return {"statuses": leadlist.STATUSES, "channels": leadlist.CHANNELS, "team": config["team"],
             "source_keys": SOURCE_KEYS, "sorts": list(leadlist.SORTS), "args": args,
-            "unassigned": leadlist.UNASSIGNED, "classes": leadlist.CLASSES, "scoring": bool(config["scoring"])}
+            "unassigned": leadlist.UNASSIGNED, "now": current_hub().now(),
+            "stage_names": stages.all_stage_names(config), "classes": leadlist.CLASSES,
+            "scoring": bool(config["scoring"])}
 
 
 @bp.get("/leads")
@@ -84,8 +87,19 @@ def lead(number: int):
         access.require(row is not None and access.may_see(g.member, row))
         card = render_lead(row)
         acts = access.may_act(g.member, row)
+        moves = stage_moves(hub.config, row)
     return render_template("console/lead.html", lead=card, acts=acts, clock=client_clock(hub, card["phone"]),
-                           statuses=leadlist.STATUSES, team=hub.config["team"], call_kinds=("call", "callback"))
+                           statuses=leadlist.STATUSES, team=hub.config["team"], call_kinds=("call", "callback"),
+                           moves=moves)
+
+
+def stage_moves(config, row: Lead) -> dict | None:
+    """What the card offers: the lead's pipeline's stages, the next one, the named outcomes."""
+    pipeline = stages.pipeline_for(config, row)
+    if pipeline is None:
+        return None
+    return {"pipeline": pipeline, "stages": stages.stage_names(config, pipeline),
+            "next": stages.next_stage(config, pipeline, row.stage), "outcomes": stages.outcomes_at(config, row)}
 
 
 def acted(number: int, action) -> object:
@@ -124,6 +138,19 @@ def add_note(number: int):
         session, current_hub(), row, text, actor=g.member["id"]))
 
 
+@bp.post("/leads/<int:number>/stage")
+def move_stage(number: int):
+    """A stage (a name or ``next``) or a named outcome, as ``PATCH /api/leads/<number>`` takes them."""
+    stage, outcome = request.form.get("stage") or None, request.form.get("outcome") or None
+    if bool(stage) == bool(outcome):
+        abort(400)
+
+    def move(session, row):
+        try:
+            manager_actions.move_lead(session, current_hub(), row, stage, outcome, actor=g.member["id"])
+        except stages.StageError:
+            abort(400)
+    return acted(number, move)
 @bp.post("/leads/<int:number>/score")
 def change_score(number: int):
     """A head or director moves the class up or down by one, or back to the scored one."""

@@ -13,10 +13,11 @@ from hub.web.console.leads import download
 from hub.web.console.views import roles
 from hub.web.reportapi import run
 
-REPORTS = ("channels", "managers", "timeseries")
+REPORTS = ("channels", "managers", "timeseries", "funnel")
 SCORES = "scores"  # with a scoring: section
 COLUMNS = {"scores": ("key", "leads", "converted", "conversion", "open", "value", "expected", "value_lost",
-                      "unestimated"),"channels": ("key", "leads", "converted", "conversion", "first_response_median"),
+                      "unestimated"),
+           "channels": ("key", "leads", "converted", "conversion", "first_response_median"),
            "managers": ("key", "leads", "converted", "conversion", "first_response_median", "first_response_p90",
                         "sla_breaches", "escalations", "callbacks")}
 
@@ -55,7 +56,16 @@ def report_download(name: str, fmt: str):
     return download(fmt, f"report-{name}", header, rows)
 
 
+FUNNEL_COLUMNS = ("stage", "entered", "reached", "conversion", "at_stage", "time_in_stage_median")
+
+
 def table_of(name: str, answer: dict) -> tuple[tuple, list]:
+    if name == "funnel":  # one row per stage, pipeline by pipeline, then each one's won and lost
+        rows = [[entry["pipeline"], *(row[column] for column in FUNNEL_COLUMNS)]
+                for entry in answer["pipelines"] for row in entry["stages"]]
+        rows += [[entry["pipeline"], outcome, entry[outcome], None, None, None, None]
+                 for entry in answer["pipelines"] for outcome in ("won", "lost")]
+        return ("pipeline", *FUNNEL_COLUMNS), rows
     if name == "timeseries":
         channels = tuple(answer["series"])
         return ("day", *channels), [[day, *(answer["series"][c][i] for c in channels)]

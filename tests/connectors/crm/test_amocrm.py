@@ -1,11 +1,10 @@
-"""The amoCRM CRM target against ``responses`` fakes of API v4 (shared/formats/amocrm.md).
+"""The amoCRM CRM target against ``responses`` fakes of API v4 (its documented answers).
 
 Answers are recorded as ``tests/fixtures/crm/amocrm/<resource>__<variant>.json`` and
 ``error__<kind>.json``; ``GET /api/v4/leads`` answers 204 with no body when nothing matches.
 """
 import json
 import logging
-from pathlib import Path
 
 import pytest
 import requests
@@ -15,7 +14,9 @@ from responses import matchers
 from connectors.base import PermanentFailure, TemporaryFailure
 from connectors.crm import amocrm
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "crm" / "amocrm"
+from tests.helpers import FIXTURES
+
+FOLDER = FIXTURES / "crm" / "amocrm"
 BASE = "https://example.amocrm.ru"
 TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.test"
 SETTINGS = {"base_url": BASE, "token": TOKEN, "team": {"anna": 17}}
@@ -34,7 +35,7 @@ SEARCH = matchers.query_param_matcher({"query": "lead-hub-123"})
 
 
 def answer(name: str):
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    return json.loads((FOLDER / name).read_text(encoding="utf-8"))
 
 
 def requests_made(api) -> list[str]:

@@ -6,8 +6,7 @@ Deliveries are ``tests/fixtures/crm/amocrm/webhook__<variant>.txt`` (form-encode
 captured bodies are); answers are API v4's.
 """
 import json
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
@@ -17,7 +16,9 @@ from responses import matchers
 from connectors.base import BadRequest, CrmEvent, CrmLead, Forbidden, Inbound, PermanentFailure
 from connectors.crm import amocrm
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "crm" / "amocrm"
+from tests.helpers import FIXTURES
+
+FOLDER = FIXTURES / "crm" / "amocrm"
 BASE = "https://example.amocrm.ru"
 SECRET = "Zq8x1NfA0u4T7cYw3m2LrV5sKd9pHe6B"
 SETTINGS = {"base_url": BASE, "token": "tok", "hook_secret": SECRET, "account_id": 31234567,
@@ -26,7 +27,7 @@ URL = "https://hub.example.com/hooks/crm/amocrm"
 
 
 def delivery(name: str, secret: str | None = SECRET, **changes) -> Inbound:
-    fields = dict(parse_qsl((FIXTURES / name).read_text(encoding="utf-8")))
+    fields = dict(parse_qsl((FOLDER / name).read_text(encoding="utf-8")))
     fields.update(changes)
     query = (("secret", secret),) if secret is not None else ()
     return Inbound("POST", URL + (f"?secret={secret}" if secret else ""), query=query,
@@ -35,11 +36,11 @@ def delivery(name: str, secret: str | None = SECRET, **changes) -> Inbound:
 
 
 def answer(name: str):
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    return json.loads((FOLDER / name).read_text(encoding="utf-8"))
 
 
 def at(unix: int) -> datetime:
-    return datetime.fromtimestamp(unix, timezone.utc)
+    return datetime.fromtimestamp(unix, UTC)
 
 
 def test_the_secret_and_the_account_pass():
@@ -76,7 +77,7 @@ def test_responsible_update_and_delete():
 
 
 def test_several_items_in_one_post_share_its_delivery_key():
-    fields = dict(parse_qsl((FIXTURES / "webhook__status_won.txt").read_text(encoding="utf-8")))
+    fields = dict(parse_qsl((FOLDER / "webhook__status_won.txt").read_text(encoding="utf-8")))
     fields.update({key.replace("[0]", "[1]"): value for key, value in fields.items() if key.startswith("leads[")})
     fields["leads[status][1][id]"] = "30011002"
     inbound = Inbound("POST", URL, query=(("secret", SECRET),), body=urlencode(fields).encode())
@@ -90,7 +91,7 @@ def test_several_items_in_one_post_share_its_delivery_key():
 def test_other_entities_and_adds_are_acknowledged_and_bad_ids_refused():
     [contact] = amocrm.parse(delivery("webhook__contact_update.txt"), SETTINGS)
     assert contact.ignore == "no lead in the webhook (another entity's event)"
-    update = (FIXTURES / "webhook__update.txt").read_text(encoding="utf-8")
+    update = (FOLDER / "webhook__update.txt").read_text(encoding="utf-8")
     added = Inbound("POST", URL, query=(("secret", SECRET),), body=update.replace("%5Bupdate%5D", "%5Badd%5D").encode())
     [add] = amocrm.parse(added, SETTINGS)
     assert add.event_type == "lead.add" and add.ignore.startswith("leads[add]: the hub follows only")
@@ -139,7 +140,7 @@ def test_won_and_lost_in_every_pipeline_other_stages_as_mapped(status, settings,
 
 def test_what_a_push_sends_is_known_for_echoes():
     lead = {"number": 1, "status": "converted", "assignee": {"id": "anna"}}
-    hub = {"status": "converted", "assignee": "anna"}
+    hub = {"status": "converted", "assignee": "anna", "stage": None}
     assert amocrm.sent_state(lead, SETTINGS, created=True) == {"status": None, "user": "7010001", "hub": hub}
     assert amocrm.sent_state(lead, SETTINGS, created=False) == {"status": "142", "user": "7010001", "hub": hub}
     moved = {**SETTINGS, "last_pushed": {"status": "converted", "assignee": "boris"}}  # only the owner moved

@@ -1,12 +1,11 @@
 """The Bitrix24 CRM target against ``responses`` fakes of the incoming-webhook REST API.
 
-Answers are the documented ones (shared/formats/bitrix24.md, the b24restdocs pages for
+Answers are the documented ones (the b24restdocs pages for
 crm.lead.list / crm.timeline.comment.*), recorded as
 ``tests/fixtures/crm/bitrix24/<method>__<variant>.json`` and ``error__<code>.json``.
 """
 import json
 import traceback
-from pathlib import Path
 
 import pytest
 import requests
@@ -15,7 +14,9 @@ import responses
 from connectors.base import PermanentFailure, TemporaryFailure
 from connectors.crm import bitrix24
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "crm" / "bitrix24"
+from tests.helpers import FIXTURES
+
+FOLDER = FIXTURES / "crm" / "bitrix24"
 CODE = "k3y5ecr3tc0de9x1"
 WEBHOOK_URL = f"https://acme.bitrix24.ru/rest/7/{CODE}/"
 API = f"https://acme.bitrix24.ru/rest/7/{CODE}"
@@ -35,7 +36,7 @@ LEAD = {
 
 
 def answer(name: str):
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    return json.loads((FOLDER / name).read_text(encoding="utf-8"))
 
 
 def sent(call) -> dict:

@@ -7,8 +7,7 @@ form-encoded body); answers are the documented ``crm.lead.get`` / ``crm.lead.lis
 ``event.bind`` ones.
 """
 import json
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
@@ -17,7 +16,9 @@ import responses
 from connectors.base import BadRequest, CrmEvent, CrmLead, Forbidden, Inbound, PermanentFailure
 from connectors.crm import bitrix24
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "crm" / "bitrix24"
+from tests.helpers import FIXTURES
+
+FOLDER = FIXTURES / "crm" / "bitrix24"
 API = "https://acme.bitrix24.ru/rest/7/k3y5ecr3tc0de9x1"
 TOKEN = "r7x2k9m4q1w8e5t3y6u0i2o4p7a9s1d3"
 SETTINGS = {"webhook_url": API + "/", "application_token": TOKEN, "team": {"anna": 17, "boris": 18}}
@@ -25,7 +26,7 @@ MSK = timezone(timedelta(hours=3))
 
 
 def delivery(name: str, **changes) -> Inbound:
-    fields = dict(parse_qsl((FIXTURES / name).read_text(encoding="utf-8")))
+    fields = dict(parse_qsl((FOLDER / name).read_text(encoding="utf-8")))
     fields.update(changes)
     return Inbound("POST", "https://hub.example.com/hooks/crm/bitrix24",
                    headers={"content-type": "application/x-www-form-urlencoded"},
@@ -33,7 +34,7 @@ def delivery(name: str, **changes) -> Inbound:
 
 
 def answer(name: str):
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    return json.loads((FOLDER / name).read_text(encoding="utf-8"))
 
 
 def test_the_documented_token_passes():
@@ -97,7 +98,7 @@ def test_a_lead_the_portal_no_longer_has_reads_back_as_deleted(api, throttle):
 def test_polling_pages_through_the_changes_oldest_first(api, throttle):
     api.add(responses.POST, f"{API}/crm.lead.list", json=answer("lead_list__changed.json"))
     api.add(responses.POST, f"{API}/crm.lead.list", json=answer("lead_list__empty.json"))
-    since = datetime(2026, 11, 30, 7, 0, tzinfo=timezone.utc)
+    since = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
     pages = list(bitrix24.changed_since(SETTINGS, since, throttle))
     assert [[lead.external_id for lead in page] for page in pages] == [["1001", "1003"], []]
     first, second = (json.loads(call.request.body) for call in api.calls)
@@ -125,7 +126,7 @@ def test_stages_come_back_by_their_semantics_then_the_reverse_mapping(lead, sett
 def test_what_a_push_sends_is_known_for_echoes(api, throttle):
     lead = {"number": 1, "status": "in_progress", "assignee": {"id": "boris"}, "touches": []}
     settings = {**SETTINGS, "status_ids": {"in_progress": ["PROCESSED", "IN_PROCESS"]}}
-    hub = {"status": "in_progress", "assignee": "boris"}
+    hub = {"status": "in_progress", "assignee": "boris", "stage": None}
     assert bitrix24.sent_state(lead, settings, created=True) == {"status": None, "user": "18", "hub": hub}
     assert bitrix24.sent_state(lead, settings, created=False) == {"status": "PROCESSED", "user": "18", "hub": hub}
     moved = {**settings, "last_pushed": {"status": "new", "assignee": "boris"}}  # only the status moved

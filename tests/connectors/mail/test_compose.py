@@ -1,7 +1,7 @@
 """The outgoing e-mail builder: the exact bytes, and what a reader parses back from them."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 
 import pytest
@@ -9,7 +9,7 @@ import pytest
 from connectors.base import Outgoing, PermanentFailure
 from connectors.mail import compose
 
-MOMENT = datetime(2026, 11, 23, 7, 30, tzinfo=timezone.utc)
+MOMENT = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
 SENDER = "Отдел продаж <sales@example.com>"
 INJECTION = "=?utf-8?q?=0D=0AReply-To:_x@evil.example?="
 SUBJECT = (f"Re: Заявка с сайта {INJECTION} Ivan\r\nBcc: boss@example.com "
@@ -94,7 +94,9 @@ def test_a_malformed_thread_id_starts_a_new_thread(reply_to):
     assert b"In-Reply-To" not in data and b"References" not in data
 
 
-@pytest.mark.parametrize("to", ["ivan@example.com\r\nBcc: x@example.com", "Ivan <ivan@example.com>", "иван@example.com", ""])
+@pytest.mark.parametrize(
+    "to", ["ivan@example.com\r\nBcc: x@example.com", "Ivan <ivan@example.com>", "иван@example.com", ""]
+)
 def test_an_address_a_header_cannot_hold_is_a_permanent_failure_naming_the_field(to):
     with pytest.raises(PermanentFailure, match="^to: "):
         compose.build(outgoing(to=to), SENDER, MOMENT)

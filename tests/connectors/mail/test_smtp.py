@@ -1,12 +1,13 @@
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 
 import pytest
 
 from connectors.base import Outgoing, PermanentFailure, TemporaryFailure
 from connectors.mail import smtp
-from tests.smtp_server import SmtpServer
+
+from tests.helpers import SmtpServer
 
 SETTINGS = {"host": "127.0.0.1", "from": "Sales <sales@example.com>", "starttls": False,
             "ssl": False, "username": None, "password": None, "timeout": 5}
@@ -54,7 +55,7 @@ def test_no_server_is_temporary():
                       {**SETTINGS, "port": refusing.getsockname()[1]})
 
 
-MOMENT = datetime(2026, 11, 23, 7, 30, tzinfo=timezone.utc)
+MOMENT = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
 
 
 def confirmation(subject: str) -> Outgoing:
@@ -74,7 +75,7 @@ def test_a_name_with_cr_lf_still_gets_its_confirmation(server):
               {**SETTINGS, "port": server.port})
     [received], [raw] = server.inbox.messages, server.inbox.raw
     assert server.inbox.recipients == [["ivan@example.com"]]
-    assert b"\r\nBcc:" not in raw and "Bcc" not in received.keys()
+    assert b"\r\nBcc:" not in raw and "Bcc" not in received
     assert received["Subject"] == "Иван Bcc: boss@example.com fake body, ваша заявка №7"
     assert received.get_content() == "Ваша заявка принята. Номер 7"
 

@@ -1,56 +1,63 @@
 """SMS.ru: status callbacks (one test per fixture) and the sender.
 
 Fixtures: ``tests/fixtures/sms/smsru/<event>__<variant>.urlencoded``, bodies as SMS.ru posts them
-(``data[N]`` records and ``hash``, shared/formats/smsru.md), signed with ``API_ID`` below. The
-hash is recomputed here from the notes, independently of the module under test.
+(``data[N]`` records and ``hash``), signed with ``API_ID`` below. The hash is recomputed with the
+reference signer in tests/connectors/signers.py, independently of the module under test. Bodies
+made up by a test are posted as the two-record callback is (``posted``).
 """
-import hashlib
-from pathlib import Path
+from dataclasses import replace
 from urllib.parse import parse_qs, parse_qsl, urlencode
 
 import pytest
 import requests
 import responses
 
-from connectors.base import (Ambiguous, BadRequest, DeliveryReport, Forbidden, Inbound, Outgoing,
-                             PermanentFailure, Reply, Sent, TemporaryFailure, Unauthorized)
+from connectors.base import (
+    Ambiguous,
+    BadRequest,
+    DeliveryReport,
+    Forbidden,
+    Outgoing,
+    PermanentFailure,
+    Reply,
+    Sent,
+    TemporaryFailure,
+    Unauthorized,
+)
 from connectors.sms import smsru
 from hub.mapping import load_mapping
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sms" / "smsru"
-URL = "https://hub.example.com/hooks/sms/smsru"
+from tests.connectors import signers
+
+TWO_RECORDS = "sms_status__two_records.urlencoded"
 API_ID = "1A2B3C4D-0000-1111-2222-333344445555"
 SETTINGS = {"api_id": API_ID, "public_url": "https://hub.example.com"}
 
 
-def smsru_hash(api_id: str, records: list[str]) -> str:
-    """lower-hex sha256(api_id + data[0] + data[1] + ...)."""
-    return hashlib.sha256((api_id + "".join(records)).encode("utf-8")).hexdigest()
+@pytest.fixture
+def delivery_defaults():
+    return {"folder": "sms/smsru"}
 
 
-def inbound(body: bytes) -> Inbound:
-    return Inbound(method="POST", url=URL, body=body,
-                   headers={"content-type": "application/x-www-form-urlencoded"})
+@pytest.fixture
+def posted(inbound):
+    """``posted(body)``: a callback with a body of the test's own."""
+    return lambda body: replace(inbound(TWO_RECORDS), body=body)
 
 
-def fixture(name: str) -> Inbound:
-    return inbound((FIXTURES / name).read_bytes())
-
-
-def fixture_pairs(name: str) -> list[tuple[str, str]]:
-    return parse_qsl((FIXTURES / name).read_text(encoding="utf-8"), keep_blank_values=True)
+def pairs_of(delivery) -> list[tuple[str, str]]:
+    return parse_qsl(delivery.body.decode("utf-8"), keep_blank_values=True)
 
 
 def test_module_declares_the_protocol():
     assert (smsru.NAME, smsru.KIND, smsru.CHANNEL, smsru.MAPPING) == ("smsru", "sms", "sms", "sms/smsru")
     assert smsru.SECRETS == ("api_id_env",)
-    assert (smsru.HANDLES, smsru.IGNORES) == (("message.status",), ("callcheck_status",))
 
 
-def test_two_signed_status_records_become_two_delivery_reports():
-    pairs = dict(fixture_pairs("sms_status__two_records.urlencoded"))
-    assert pairs["hash"] == smsru_hash(API_ID, [pairs["data[0]"], pairs["data[1]"]])
-    delivery = fixture("sms_status__two_records.urlencoded")
+def test_two_signed_status_records_become_two_delivery_reports(inbound):
+    delivery = inbound(TWO_RECORDS)
+    pairs = dict(pairs_of(delivery))
+    assert pairs["hash"] == signers.smsru(API_ID, [pairs["data[0]"], pairs["data[1]"]])
     assert smsru.verify(delivery, SETTINGS) is None
     delivered, expired = smsru.parse(delivery, SETTINGS)
     assert (delivered.event_type, delivered.delivery_key) == ("message.status", "000000-10000001:103")
@@ -65,22 +72,22 @@ def test_two_signed_status_records_become_two_delivery_reports():
     assert smsru.reply(delivered) == Reply(200, "100", "text/plain")
 
 
-def test_bad_or_missing_hash_is_refused():
-    pairs = fixture_pairs("sms_status__two_records.urlencoded")
+def test_bad_or_missing_hash_is_refused(inbound, posted):
+    pairs = pairs_of(inbound(TWO_RECORDS))
     records = [value for name, value in pairs if name != "hash"]
-    wrong = urlencode([p for p in pairs if p[0] != "hash"] + [("hash", smsru_hash("other-id", records))])
+    wrong = urlencode([p for p in pairs if p[0] != "hash"] + [("hash", signers.smsru("other-id", records))])
     with pytest.raises(Forbidden) as error:
-        smsru.verify(inbound(wrong.encode()), SETTINGS)
+        smsru.verify(posted(wrong.encode()), SETTINGS)
     assert error.value.fields == {"hash": "invalid"}
     without = urlencode([p for p in pairs if p[0] != "hash"]).encode()
     with pytest.raises(Unauthorized):
-        smsru.verify(inbound(without), SETTINGS)
+        smsru.verify(posted(without), SETTINGS)
     with pytest.raises(Unauthorized):
-        smsru.verify(fixture("sms_status__two_records.urlencoded"), {"api_id": None})
+        smsru.verify(inbound(TWO_RECORDS), {"api_id": None})
 
 
-def test_callcheck_record_is_ignored_and_its_neighbour_kept():
-    delivery = fixture("callcheck_status__mixed_batch.urlencoded")
+def test_callcheck_record_is_ignored_and_its_neighbour_kept(inbound):
+    delivery = inbound("callcheck_status__mixed_batch.urlencoded")
     smsru.verify(delivery, SETTINGS)
     callcheck, status = smsru.parse(delivery, SETTINGS)
     assert (callcheck.event_type, callcheck.ignore) == ("callcheck_status", "unsupported event callcheck_status")
@@ -90,26 +97,26 @@ def test_callcheck_record_is_ignored_and_its_neighbour_kept():
     assert smsru.reply(callcheck) == Reply(200, "100", "text/plain")  # SMS.ru repeats anything else
 
 
-def test_records_are_hashed_and_parsed_in_index_order_not_posted_order():
+def test_records_are_hashed_and_parsed_in_index_order_not_posted_order(posted):
     records = ["sms_status\nA-1\n103\n1741936982", "sms_status\nA-2\n150\n1741936983"]
     body = urlencode([("data[1]", records[1]), ("data[0]", records[0]),
-                      ("hash", smsru_hash(API_ID, records))]).encode()
-    smsru.verify(inbound(body), SETTINGS)
-    first, second = smsru.parse(inbound(body), SETTINGS)
+                      ("hash", signers.smsru(API_ID, records))]).encode()
+    smsru.verify(posted(body), SETTINGS)
+    first, second = smsru.parse(posted(body), SETTINGS)
     assert (first.delivery_key, second.delivery_key) == ("A-1:103", "A-2:150")
     assert second.extra["delivery"].error == "SMS.ru status 150"
 
 
-def test_malformed_record_is_acknowledged_not_failed():
+def test_malformed_record_is_acknowledged_not_failed(posted):
     body = urlencode([("data[0]", "sms_status\nA-1"), ("data[1]", "sms_status\nA-2\n103\n1741936982")])
-    broken, good = smsru.parse(inbound(body.encode()), SETTINGS)
+    broken, good = smsru.parse(posted(body.encode()), SETTINGS)
     assert (broken.ignore, broken.delivery_key) == ("malformed record data[0]", None)
     assert good.extra["delivery"].status == "delivered"
 
 
-def test_a_body_without_records_is_a_bad_request_naming_data():
+def test_a_body_without_records_is_a_bad_request_naming_data(posted):
     with pytest.raises(BadRequest) as error:
-        smsru.parse(inbound(b"hash=abc"), SETTINGS)
+        smsru.parse(posted(b"hash=abc"), SETTINGS)
     assert error.value.fields == {"data": "required"}
 
 

@@ -1,27 +1,37 @@
 """Twilio SMS: inbound messages and status callbacks (one test per fixture), and the sender.
 
 Fixtures: ``tests/fixtures/sms/twilio/<event>__<variant>.urlencoded``, the raw form bodies
-Twilio posts (shared/formats/twilio.md §1, §4), and ``.json`` for a JSON webhook. Signatures
-are computed here with a small implementation written from the notes (§3) and twilio-python's
-RequestValidator (``bodySHA256``, the SharedKey's algorithm), not with the module under test.
+Twilio posts to a messaging webhook and a status callback, and ``.json`` for a JSON webhook. Signatures
+are computed with the reference signer in tests/connectors/signers.py, not with the module under
+test.
 """
 import base64
 import hashlib
-import hmac
-from pathlib import Path
+from dataclasses import replace
 from urllib.parse import parse_qs, parse_qsl
 
 import pytest
 import requests
 import responses
 
-from connectors.base import (BadRequest, DeliveryReport, Forbidden, Inbound, Outgoing,
-                             PermanentFailure, Reply, Sent, TemporaryFailure, Unauthorized,
-                             UnsupportedMediaType)
+from connectors.base import (
+    BadRequest,
+    DeliveryReport,
+    Forbidden,
+    Inbound,
+    Outgoing,
+    PermanentFailure,
+    Reply,
+    Sent,
+    TemporaryFailure,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from connectors.sms import twilio
 from hub.mapping import load_mapping
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sms" / "twilio"
+from tests.connectors import signers
+
 URL = "https://hub.example.com/hooks/sms/twilio"
 TOKEN = "test-auth-token-0123456789abcdef"
 ACCOUNT = "AC3f2b5e8a9c1d4e6f7a8b9c0d1e2f3a4b"
@@ -34,41 +44,18 @@ SHA256_SETTINGS = {"x-twilio-webhooks-signature-settings":
                    "key=webhooks_sharedkey_01hx3k4m5n6p7q8r9s0t1v2w3x,algorithm=HMAC_SHA256"}
 
 
-def sign(url: str, body: bytes, token: str, digest=hashlib.sha1) -> str:
-    """base64(HMAC(token, url + name + value for each pair in sorted order))."""
-    pairs = sorted(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-    payload = url + "".join(name + value for name, value in pairs)
-    mac = hmac.new(token.encode("utf-8"), payload.encode("utf-8"), digest).digest()
-    return base64.b64encode(mac).decode("ascii")
-
-
-def json_inbound(fixture: str, key: str = TOKEN, digest=hashlib.sha1, body: bytes | None = None,
-                 **headers) -> Inbound:
-    """A JSON webhook: the body's hex SHA-256 in the URL's ``bodySHA256``, the URL alone signed."""
-    signed_body = (FIXTURES / fixture).read_bytes()
-    url = f"{URL}?bodySHA256={hashlib.sha256(signed_body).hexdigest()}"
-    headers = {"content-type": "application/json", "x-twilio-signature": sign(url, b"", key, digest), **headers}
-    return Inbound(method="POST", url=url, headers=headers, body=signed_body if body is None else body)
-
-
-def inbound(fixture: str, signature: str | None = "auto", url: str = URL) -> Inbound:
-    body = (FIXTURES / fixture).read_bytes()
-    headers = {"content-type": "application/x-www-form-urlencoded; charset=UTF-8"}
-    if signature == "auto":
-        signature = sign(url, body, TOKEN)
-    if signature is not None:
-        headers["x-twilio-signature"] = signature
-    return Inbound(method="POST", url=url, headers=headers, body=body)
+@pytest.fixture
+def delivery_defaults():
+    return {"folder": "sms/twilio", "url": URL, "key": TOKEN, "charset": "UTF-8"}
 
 
 def test_module_declares_the_protocol():
     assert (twilio.NAME, twilio.KIND, twilio.CHANNEL, twilio.MAPPING) == (
         "twilio", "sms", "sms", "sms/twilio")
     assert twilio.SECRETS == ("auth_token_env", "shared_key_env")
-    assert (twilio.HANDLES, twilio.IGNORES) == (("message", "message.status"), ("call",))
 
 
-def test_sms_is_a_lead_message_keyed_by_message_sid():
+def test_sms_is_a_lead_message_keyed_by_message_sid(inbound):
     delivery = inbound("message__sms.urlencoded")
     assert twilio.verify(delivery, SETTINGS) is None
     [parsed] = twilio.parse(delivery, SETTINGS)
@@ -86,7 +73,7 @@ def test_sms_is_a_lead_message_keyed_by_message_sid():
     assert twilio.reply(parsed) == Reply(200, TWIML, "text/xml")
 
 
-def test_mms_lists_both_media_items_for_the_details():
+def test_mms_lists_both_media_items_for_the_details(inbound):
     delivery = inbound("message__mms.urlencoded")
     twilio.verify(delivery, SETTINGS)
     [parsed] = twilio.parse(delivery, SETTINGS)
@@ -101,7 +88,7 @@ def test_mms_lists_both_media_items_for_the_details():
     assert mapped.lead == {"phone": "+79161234567", "message": "Фото объекта"}
 
 
-def test_delivered_status_callback_is_a_delivery_report():
+def test_delivered_status_callback_is_a_delivery_report(inbound):
     delivery = inbound("message_status__delivered.urlencoded")
     twilio.verify(delivery, SETTINGS)  # RawDlrDoneDate, not in our notes, is signed like the rest
     [parsed] = twilio.parse(delivery, SETTINGS)
@@ -114,7 +101,7 @@ def test_delivered_status_callback_is_a_delivery_report():
     assert twilio.reply(parsed) == Reply(200, TWIML, "text/xml")
 
 
-def test_undelivered_status_callback_is_failed_with_the_error_code():
+def test_undelivered_status_callback_is_failed_with_the_error_code(inbound):
     delivery = inbound("message_status__undelivered.urlencoded")
     twilio.verify(delivery, SETTINGS)
     [parsed] = twilio.parse(delivery, SETTINGS)
@@ -145,27 +132,25 @@ def test_legacy_sms_status_alone_marks_a_status_callback():
     assert (parsed.event_type, parsed.extra["delivery"]) == ("message.status", DeliveryReport("SM2", "sent"))
 
 
-def test_bad_or_missing_signature_is_refused():
+def test_bad_or_missing_signature_is_refused(inbound):
     with pytest.raises(Forbidden) as wrong_token:
-        twilio.verify(inbound("message__sms.urlencoded", sign(URL, b"", "other")), SETTINGS)
+        twilio.verify(inbound("message__sms.urlencoded", key="other"), SETTINGS)
     assert wrong_token.value.fields == {"X-Twilio-Signature": "invalid"}
-    body = (FIXTURES / "message__sms.urlencoded").read_bytes()
-    other_url = sign("https://hub.example.com/hooks/sms/other", body, TOKEN)
+    other_url = inbound("message__sms.urlencoded", url="https://hub.example.com/hooks/sms/other")
     with pytest.raises(Forbidden):
-        twilio.verify(inbound("message__sms.urlencoded", other_url), SETTINGS)
+        twilio.verify(replace(other_url, url=URL), SETTINGS)
     with pytest.raises(Unauthorized):
-        twilio.verify(inbound("message__sms.urlencoded", None), SETTINGS)
+        twilio.verify(inbound("message__sms.urlencoded", key=None), SETTINGS)
     with pytest.raises(Unauthorized):
         twilio.verify(inbound("message__sms.urlencoded"), {**SETTINGS, "auth_token": None})
 
 
-def test_default_port_in_the_signed_url_is_accepted():
-    signed_with_port = sign("https://hub.example.com:443/hooks/sms/twilio",
-                            (FIXTURES / "message__sms.urlencoded").read_bytes(), TOKEN)
-    assert twilio.verify(inbound("message__sms.urlencoded", signed_with_port), SETTINGS) is None
+def test_default_port_in_the_signed_url_is_accepted(inbound):
+    signed_with_port = inbound("message__sms.urlencoded", url="https://hub.example.com:443/hooks/sms/twilio")
+    assert twilio.verify(replace(signed_with_port, url=URL), SETTINGS) is None
 
 
-def test_configured_account_sid_must_match():
+def test_configured_account_sid_must_match(inbound):
     delivery = inbound("message__sms.urlencoded")
     assert twilio.verify(delivery, {**SETTINGS, "account_sid": ACCOUNT}) is None
     with pytest.raises(Forbidden) as error:
@@ -173,7 +158,7 @@ def test_configured_account_sid_must_match():
     assert error.value.fields == {"AccountSid": "unexpected"}
 
 
-def test_missing_message_sid_is_a_bad_request_naming_it():
+def test_missing_message_sid_is_a_bad_request_naming_it(inbound):
     delivery = inbound("message__missing_message_sid.urlencoded")
     twilio.verify(delivery, SETTINGS)  # correctly signed, still unusable
     with pytest.raises(BadRequest) as error:
@@ -195,8 +180,8 @@ def test_an_xml_body_is_unsupported():
         twilio.parse(delivery, SETTINGS)
 
 
-def test_a_json_webhook_signed_over_its_body_hash_is_the_same_message():
-    delivery = json_inbound("message__sms_json.json")
+def test_a_json_webhook_signed_over_its_body_hash_is_the_same_message(inbound):
+    delivery = inbound("message__sms_json.json")
     assert twilio.verify(delivery, {**SETTINGS, "account_sid": ACCOUNT}) is None
     [parsed] = twilio.parse(delivery, SETTINGS)
     [form] = twilio.parse(inbound("message__sms.urlencoded"), SETTINGS)
@@ -204,26 +189,23 @@ def test_a_json_webhook_signed_over_its_body_hash_is_the_same_message():
     assert parsed.fields == form.fields
 
 
-def test_a_json_webhook_is_refused_when_its_body_does_not_match_the_hash():
-    signed = (FIXTURES / "message__sms_json.json").read_bytes()
-    forged = json_inbound("message__sms_json.json", body=signed.replace(b"+79161234567", b"+79990000000"))
+def test_a_json_webhook_is_refused_when_its_body_does_not_match_the_hash(inbound):
+    signed = inbound("message__sms_json.json")
+    forged = replace(signed, body=signed.body.replace(b"+79161234567", b"+79990000000"))
     with pytest.raises(Forbidden) as caught:
         twilio.verify(forged, SETTINGS)
     assert caught.value.fields == {"bodySHA256": "does not match the body"}
     with pytest.raises(Forbidden) as wrong_key:
-        twilio.verify(json_inbound("message__sms_json.json", key="other-token"), SETTINGS)
+        twilio.verify(inbound("message__sms_json.json", key="other-token"), SETTINGS)
     assert wrong_key.value.fields == {"X-Twilio-Signature": "invalid"}
 
 
-def test_a_shared_key_hmac_sha256_signature_is_accepted():
+def test_a_shared_key_hmac_sha256_signature_is_accepted(inbound):
     settings = {**SETTINGS, "shared_key": SHARED_KEY}
-    body = (FIXTURES / "message__sms.urlencoded").read_bytes()
-    form = Inbound(method="POST", url=URL, body=body, headers={
-        "content-type": "application/x-www-form-urlencoded",
-        "x-twilio-signature": sign(URL, body, SHARED_KEY, hashlib.sha256), **SHA256_SETTINGS})
+    form = inbound("message__sms.urlencoded", key=SHARED_KEY, digest=hashlib.sha256, **SHA256_SETTINGS)
     assert twilio.verify(form, settings) is None
-    assert twilio.verify(json_inbound("message__sms_json.json", SHARED_KEY, hashlib.sha256, **SHA256_SETTINGS),
-                         settings) is None
+    json_webhook = inbound("message__sms_json.json", key=SHARED_KEY, digest=hashlib.sha256, **SHA256_SETTINGS)
+    assert twilio.verify(json_webhook, settings) is None
 
 
 @pytest.mark.parametrize("key, digest, settings, refusal", [
@@ -231,9 +213,9 @@ def test_a_shared_key_hmac_sha256_signature_is_accepted():
     (SHARED_KEY, hashlib.sha1, {**SETTINGS, "shared_key": SHARED_KEY}, Forbidden),  # not the named algorithm
     (SHARED_KEY, hashlib.sha256, SETTINGS, Unauthorized),  # no shared key configured
 ])
-def test_a_shared_key_signature_is_refused_unless_key_and_algorithm_match(key, digest, settings, refusal):
+def test_a_shared_key_signature_is_refused_unless_key_and_algorithm_match(inbound, key, digest, settings, refusal):
     with pytest.raises(refusal):
-        twilio.verify(json_inbound("message__sms_json.json", key, digest, **SHA256_SETTINGS), settings)
+        twilio.verify(inbound("message__sms_json.json", key=key, digest=digest, **SHA256_SETTINGS), settings)
 
 
 # --- sender --------------------------------------------------------------------------------
@@ -339,7 +321,7 @@ def test_get_webhook_signs_the_url_alone_and_reads_the_query():
     url = f"{URL}?MessageSid=SM3&From=%2B79161234567&To=%2B74951234567&Body=hi&SmsStatus=received"
     query = tuple(parse_qsl(url.split("?", 1)[1]))
     delivery = Inbound(method="GET", url=url, query=query,
-                       headers={"x-twilio-signature": sign(url, b"", TOKEN)})
+                       headers={"x-twilio-signature": signers.twilio(url, b"", TOKEN)})
     assert twilio.verify(delivery, SETTINGS) is None
     [parsed] = twilio.parse(delivery, SETTINGS)
     assert (parsed.event_type, parsed.delivery_key, parsed.fields["From"]) == ("message", "SM3", "+79161234567")

@@ -2,14 +2,10 @@
 
 Fixtures: ``tests/fixtures/telephony/zadarma/<event>__<variant>.urlencoded`` (raw POST bodies)
 and ``echo__<variant>.query`` (the query string of the ``zd_echo`` GET). Each POST is signed
-here with an independent implementation of the ``Signature`` header written from
-shared/formats/zadarma.md.
+with the reference signer in tests/connectors/signers.py.
 """
 import base64
-import hashlib
-import hmac
-from pathlib import Path
-from urllib.parse import parse_qsl
+from dataclasses import replace
 
 import pytest
 
@@ -17,50 +13,27 @@ from connectors.base import BadRequest, CallState, Forbidden, Inbound, Reply, Un
 from connectors.telephony import zadarma
 from hub.mapping import load_mapping
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "telephony" / "zadarma"
 SECRET = "zadarma-test-secret-0123456789"
 URL = "https://hub.example.com/hooks/telephony/zadarma"
 SETTINGS = {"secret": SECRET, "allowed_ips": ["185.45.152.40/30"], "public_url": "https://hub.example.com"}
 ZADARMA_IP = "185.45.152.42"
 IN_ID = "in_3f1c9a7e5b2d4c6e8a0f1b3d5c7e9a2b4d6f8a0c"
 OUT_ID = "out_8b07dd1a7f2c9e4b6d3a5f1c0e8b2d4a6c9f1e3b"
-# The fields each event signs, in order (zadarma.md, "Signature — exact algorithm").
-SIGNED_FIELDS = {
-    "NOTIFY_START": "caller_id called_did call_start", "NOTIFY_INTERNAL": "caller_id called_did call_start",
-    "NOTIFY_END": "caller_id called_did call_start", "NOTIFY_IVR": "caller_id called_did call_start",
-    "NOTIFY_ANSWER": "caller_id destination call_start",
-    "NOTIFY_OUT_START": "internal destination call_start",
-    "NOTIFY_OUT_END": "internal destination call_start",
-    "NOTIFY_RECORD": "pbx_call_id call_id_with_rec", "SMS": "result",
-}
 
 
-def sign(body: bytes, secret: str = SECRET) -> str:
-    fields = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-    message = "".join(fields.get(name, "") for name in SIGNED_FIELDS[fields["event"]].split())
-    hex_digest = hmac.new(secret.encode(), message.encode(), hashlib.sha1).hexdigest()
-    return base64.b64encode(hex_digest.encode()).decode()
+@pytest.fixture
+def delivery_defaults():
+    return {"folder": "telephony/zadarma", "key": SECRET, "remote_addr": ZADARMA_IP}
 
 
-def inbound(fixture: str, signature: str | None = "auto", body: bytes | None = None,
-            remote_addr: str = ZADARMA_IP) -> Inbound:
-    body = (FIXTURES / fixture).read_bytes() if body is None else body
-    headers = {"content-type": "application/x-www-form-urlencoded"}
-    if signature:
-        headers["signature"] = sign(body) if signature == "auto" else signature
-    return Inbound(method="POST", url=URL, headers=headers, body=body, remote_addr=remote_addr)
+@pytest.fixture
+def receive(inbound):
+    def verified_and_parsed(fixture: str):
+        request = inbound(fixture)
+        zadarma.verify(request, SETTINGS)
+        return zadarma.parse(request, SETTINGS)
 
-
-def echo_request(fixture: str) -> Inbound:
-    query = (FIXTURES / fixture).read_text(encoding="ascii").strip()
-    return Inbound(method="GET", url=f"{URL}?{query}", query=tuple(parse_qsl(query)),
-                   remote_addr="203.0.113.9")
-
-
-def receive(fixture: str):
-    request = inbound(fixture)
-    zadarma.verify(request, SETTINGS)
-    return zadarma.parse(request, SETTINGS)
+    return verified_and_parsed
 
 
 def numbers(parsed) -> tuple[str | None, str | None]:
@@ -78,18 +51,15 @@ def test_module_declares_the_protocol():
     assert (zadarma.NAME, zadarma.KIND, zadarma.CHANNEL, zadarma.MAPPING) == (
         "zadarma", "telephony", "call", "telephony/zadarma")
     assert zadarma.SECRETS == ("secret_env",)
-    assert set(zadarma.HANDLES) == {"NOTIFY_START", "NOTIFY_INTERNAL", "NOTIFY_ANSWER", "NOTIFY_END",
-                                    "NOTIFY_OUT_START", "NOTIFY_OUT_END", "NOTIFY_RECORD", "SMS"}
-    assert {"echo", "NOTIFY_IVR"} <= set(zadarma.IGNORES) and "SMS" not in zadarma.IGNORES
 
 
-def test_signature_header_is_base64_of_the_hex_digest():
-    header = sign((FIXTURES / "notify_start__inbound.urlencoded").read_bytes())
+def test_signature_header_is_base64_of_the_hex_digest(inbound):
+    header = inbound("notify_start__inbound.urlencoded").headers["signature"]
     assert len(header) == 56 and header.endswith("==")
     assert len(base64.b64decode(header)) == 40
 
 
-def test_call_start_rings():
+def test_call_start_rings(receive):
     [parsed] = receive("notify_start__inbound.urlencoded")
     assert (parsed.event_type, parsed.delivery_key) == ("NOTIFY_START", f"{IN_ID}:NOTIFY_START")
     assert parsed.extra["touch_key"] == f"call:zadarma:{IN_ID}"
@@ -98,7 +68,7 @@ def test_call_start_rings():
     assert zadarma.reply(parsed) == Reply(200, "", "text/plain")
 
 
-def test_call_offered_to_an_extension():
+def test_call_offered_to_an_extension(receive):
     [parsed] = receive("notify_internal__offered.urlencoded")
     assert parsed.delivery_key == f"{IN_ID}:NOTIFY_INTERNAL:101"
     assert parsed.extra["call"] == CallState(call_id=IN_ID, direction="inbound", status="ringing", seq=2.0,
@@ -108,7 +78,7 @@ def test_call_offered_to_an_extension():
                                       "call_start": "2025-03-14 10:21:07", "extension": "101"}
 
 
-def test_answer_is_in_progress():
+def test_answer_is_in_progress(receive):
     [parsed] = receive("notify_answer__inbound.urlencoded")
     assert parsed.delivery_key == f"{IN_ID}:NOTIFY_ANSWER:101"
     assert parsed.extra["call"] == CallState(call_id=IN_ID, direction="inbound", status="in_progress",
@@ -116,7 +86,7 @@ def test_answer_is_in_progress():
     assert numbers(parsed) == ("+79161234567", None)
 
 
-def test_answered_inbound_call():
+def test_answered_inbound_call(receive):
     [parsed] = receive("notify_end__answered.urlencoded")
     assert (parsed.event_type, parsed.delivery_key) == ("NOTIFY_END", f"{IN_ID}:NOTIFY_END")
     assert parsed.extra["call"] == CallState(
@@ -136,7 +106,7 @@ def test_answered_inbound_call():
     ("notify_end__cancel.urlencoded", "a3", "+79035556677", "101"),
     ("notify_end__answered_zero_duration.urlencoded", "a4", "+79037778899", None),
 ])
-def test_missed_inbound_calls(fixture, call_suffix, phone, extension):
+def test_missed_inbound_calls(receive, fixture, call_suffix, phone, extension):
     call_id = "in_" + "0" * 38 + call_suffix
     [parsed] = receive(fixture)
     assert parsed.delivery_key == f"{call_id}:NOTIFY_END"
@@ -145,7 +115,7 @@ def test_missed_inbound_calls(fixture, call_suffix, phone, extension):
     assert numbers(parsed) == (phone, "+74951234567")
 
 
-def test_anonymous_caller():
+def test_anonymous_caller(receive):
     [parsed] = receive("notify_end__anonymous.urlencoded")
     call = parsed.extra["call"]
     assert (call.status, call.anonymous) == ("missed", True)
@@ -153,7 +123,7 @@ def test_anonymous_caller():
     assert numbers(parsed) == (None, "+74951234567")
 
 
-def test_outbound_call_start_and_end():
+def test_outbound_call_start_and_end(receive):
     [start] = receive("notify_out_start__outbound.urlencoded")
     [end] = receive("notify_out_end__answered.urlencoded")
     assert start.extra["call"] == CallState(call_id=OUT_ID, direction="outbound", status="ringing",
@@ -165,7 +135,7 @@ def test_outbound_call_start_and_end():
         assert numbers(parsed) == ("+79169876543", None)
 
 
-def test_recording_after_the_end_only_adds_the_recording():
+def test_recording_after_the_end_only_adds_the_recording(receive):
     [parsed] = receive("notify_record__after_end.urlencoded")
     assert parsed.delivery_key == f"{IN_ID}:NOTIFY_RECORD:1741936867.2318457"
     assert parsed.extra["touch_key"] == f"call:zadarma:{IN_ID}"
@@ -175,13 +145,13 @@ def test_recording_after_the_end_only_adds_the_recording():
     assert mapped(parsed).details["recording_id"] == "1741936867.2318457"
 
 
-def test_repeated_delivery_has_the_same_key():
+def test_repeated_delivery_has_the_same_key(receive):
     [first], [again] = receive("notify_end__answered.urlencoded"), receive("notify_end__answered.urlencoded")
     assert first.delivery_key == again.delivery_key == f"{IN_ID}:NOTIFY_END"
     assert first.extra["call"] == again.extra["call"]
 
 
-def test_out_of_order_events_sort_by_rank():
+def test_out_of_order_events_sort_by_rank(receive):
     arrived = ["notify_record__after_end.urlencoded", "notify_end__answered.urlencoded",
                "notify_answer__inbound.urlencoded", "notify_start__inbound.urlencoded",
                "notify_internal__offered.urlencoded"]
@@ -190,16 +160,16 @@ def test_out_of_order_events_sort_by_rank():
     assert [c.final for c in calls] == [False, False, False, True, False]
 
 
-def test_echo_handshake_is_unsigned_and_echoed():
-    request = echo_request("echo__handshake.query")
+def test_echo_handshake_is_unsigned_and_echoed(inbound):
+    request = inbound("echo__handshake.query", remote_addr="203.0.113.9")
     assert zadarma.verify(request, SETTINGS) is None  # no Signature, a foreign address
     [parsed] = zadarma.parse(request, SETTINGS)
     assert (parsed.event_type, parsed.handshake, parsed.extra) == ("echo", True, {"echo": "b8Qz1x7KfP3a"})
     assert zadarma.reply(parsed) == Reply(200, "b8Qz1x7KfP3a", "text/plain")
 
 
-def test_hostile_echo_is_rejected():
-    request = echo_request("echo__hostile.query")
+def test_hostile_echo_is_rejected(inbound):
+    request = inbound("echo__hostile.query", remote_addr="203.0.113.9")
     with pytest.raises(Unauthorized):  # not a short token: no exemption from the signature
         zadarma.verify(request, {**SETTINGS, "allowed_ips": None})
     with pytest.raises(BadRequest) as caught:
@@ -210,7 +180,7 @@ def test_hostile_echo_is_rejected():
         zadarma.parse(too_long, SETTINGS)
 
 
-def test_unsupported_events_are_acknowledged_and_ignored():
+def test_unsupported_events_are_acknowledged_and_ignored(receive):
     [parsed] = receive("notify_ivr__dtmf.urlencoded")
     assert (parsed.event_type, parsed.ignore, parsed.delivery_key) == (
         "NOTIFY_IVR", "unsupported event NOTIFY_IVR", None)
@@ -224,7 +194,7 @@ def test_unsupported_events_are_acknowledged_and_ignored():
     "sms__query_string_result.urlencoded",  # result: a query string
     "sms__php_array_fields.urlencoded",  # PHP's result[caller_id]=... form keys
 ])
-def test_an_incoming_sms_is_an_sms_lead_whatever_the_result_encoding(fixture):
+def test_an_incoming_sms_is_an_sms_lead_whatever_the_result_encoding(receive, fixture):
     [parsed] = receive(fixture)
     assert (parsed.event_type, parsed.ignore, parsed.delivery_key) == ("SMS", None, None)
     assert parsed.extra == {"channel": "sms"}  # no message id: the hub keys the touch by event
@@ -237,14 +207,14 @@ def test_an_incoming_sms_is_an_sms_lead_whatever_the_result_encoding(fixture):
     assert zadarma.reply(parsed) == Reply(200, "", "text/plain")
 
 
-def test_an_sms_whose_result_was_changed_is_forbidden():
-    body = (FIXTURES / "sms__incoming.urlencoded").read_bytes()
-    forged = body.replace(b"79161234567", b"79990000000")
+def test_an_sms_whose_result_was_changed_is_forbidden(inbound):
+    signed = inbound("sms__incoming.urlencoded")
+    forged = replace(signed, body=signed.body.replace(b"79161234567", b"79990000000"))
     with pytest.raises(Forbidden):
-        zadarma.verify(inbound("sms__incoming.urlencoded", signature=sign(body), body=forged), SETTINGS)
+        zadarma.verify(forged, SETTINGS)
 
 
-def test_missing_pbx_call_id_is_a_bad_request():
+def test_missing_pbx_call_id_is_a_bad_request(inbound):
     request = inbound("notify_end__missing_pbx_call_id.urlencoded")
     assert zadarma.verify(request, SETTINGS) is None
     with pytest.raises(BadRequest) as caught:
@@ -252,27 +222,25 @@ def test_missing_pbx_call_id_is_a_bad_request():
     assert caught.value.fields == {"pbx_call_id": "required"}
 
 
-def test_missing_signature_is_unauthorized():
+def test_missing_signature_is_unauthorized(inbound):
     with pytest.raises(Unauthorized):
-        zadarma.verify(inbound("notify_end__answered.urlencoded", signature=None), SETTINGS)
+        zadarma.verify(inbound("notify_end__answered.urlencoded", key=None), SETTINGS)
     with pytest.raises(Unauthorized):
         zadarma.verify(inbound("notify_end__answered.urlencoded"), {**SETTINGS, "secret": None})
 
 
-def test_wrong_signature_is_forbidden():
-    body = (FIXTURES / "notify_end__answered.urlencoded").read_bytes()
+def test_wrong_signature_is_forbidden(inbound):
     with pytest.raises(Forbidden):
-        zadarma.verify(inbound("notify_end__answered.urlencoded", signature=sign(body, "other-secret")),
-                       SETTINGS)
-    moved = body.replace(b"10%3A21%3A07", b"10%3A21%3A08")  # call_start is signed
+        zadarma.verify(inbound("notify_end__answered.urlencoded", key="other-secret"), SETTINGS)
+    signed = inbound("notify_end__answered.urlencoded")
+    moved = replace(signed, body=signed.body.replace(b"10%3A21%3A07", b"10%3A21%3A08"))  # call_start is signed
     with pytest.raises(Forbidden):
-        zadarma.verify(inbound("notify_end__answered.urlencoded", signature=sign(body), body=moved), SETTINGS)
+        zadarma.verify(moved, SETTINGS)
 
 
-def test_unsigned_fields_can_be_altered_so_source_addresses_matter():
-    body = (FIXTURES / "notify_end__answered.urlencoded").read_bytes()
-    altered = body.replace(b"disposition=answered", b"disposition=busy")
-    request = inbound("notify_end__answered.urlencoded", signature=sign(body), body=altered)
+def test_unsigned_fields_can_be_altered_so_source_addresses_matter(inbound):
+    signed = inbound("notify_end__answered.urlencoded")
+    request = replace(signed, body=signed.body.replace(b"disposition=answered", b"disposition=busy"))
     assert zadarma.verify(request, SETTINGS) is None
     assert zadarma.parse(request, SETTINGS)[0].extra["call"].status == "missed"
     with pytest.raises(Forbidden):
@@ -280,8 +248,3 @@ def test_unsigned_fields_can_be_altered_so_source_addresses_matter():
     unrestricted = {**SETTINGS, "allowed_ips": None}
     assert zadarma.verify(inbound("notify_end__answered.urlencoded", remote_addr="198.51.100.7"),
                           unrestricted) is None
-
-
-def test_every_fixture_is_used():
-    source = Path(__file__).read_text(encoding="utf-8")
-    assert [f.name for f in FIXTURES.iterdir() if f.name not in source] == []

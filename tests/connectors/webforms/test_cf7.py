@@ -1,34 +1,28 @@
 """The Contact Form 7 connector, one test per fixture.
 
-Fixtures: ``tests/fixtures/webforms/cf7/<event>__<variant>.multipart`` (naming convention
-documented in test_generic.py): multipart/form-data as CF7's own script submits it, the
-boundary read from the body's first line.
+Fixtures: ``tests/fixtures/webforms/cf7/<event>__<variant>.multipart``: multipart/form-data as
+CF7's own script submits it.
 """
-from pathlib import Path
 
-from connectors.base import Inbound
+import pytest
+
 from connectors.webforms import cf7
 from hub.mapping import load_mapping
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "webforms" / "cf7"
 SETTINGS = {"key": "wordpress", "honeypot": "website", "secret": None}
 
 
-def inbound(fixture: str) -> Inbound:
-    assert fixture.endswith(".multipart")
-    body = (FIXTURES / fixture).read_bytes()
-    boundary = body.split(b"\r\n", 1)[0][2:].decode()
-    return Inbound(method="POST", url="https://hub.example.com/hooks/forms/wordpress",
-                   headers={"content-type": f"multipart/form-data; boundary={boundary}"}, body=body)
+@pytest.fixture
+def delivery_defaults():
+    return {"folder": "webforms/cf7", "url": "https://hub.example.com/hooks/forms/wordpress"}
 
 
 def test_module_declares_the_protocol():
     assert (cf7.NAME, cf7.KIND, cf7.CHANNEL, cf7.MAPPING) == ("cf7", "forms", "form", "webforms/cf7")
     assert cf7.SECRETS == ("secret_env",)
-    assert (cf7.HANDLES, cf7.IGNORES) == (("submission",), ())
 
 
-def test_default_fields_drop_service_fields_and_map_to_a_lead():
+def test_default_fields_drop_service_fields_and_map_to_a_lead(inbound):
     [parsed] = cf7.parse(inbound("submission__default_fields.multipart"), SETTINGS)
     assert (parsed.event_type, parsed.delivery_key, parsed.ignore) == ("submission", None, None)
     assert not [name for name in parsed.fields if name.startswith("_wpcf7")]

@@ -1,52 +1,36 @@
 """The generic site form connector, one test per fixture.
 
-Fixture naming (all web form tests): each file
-``tests/fixtures/webforms/<provider>/<event>__<variant>[.<charset>].<ext>`` holds the raw body
-exactly as sent; the file name gives the Content-Type:
-
-    .urlencoded  application/x-www-form-urlencoded
-    .multipart   multipart/form-data; boundary=<read from the body's first line>
-    .json        application/json
-    .xml         application/xml  (a type the hub refuses)
-
-and an optional ``.<charset>`` before the extension adds ``; charset=<charset>``
-(``submission__legacy_site.windows-1251.urlencoded``). Other headers (Referer, X-Hub-Secret) are
-given by each test.
+Fixtures: ``tests/fixtures/webforms/generic/<event>__<variant>[.<charset>].<ext>``, each the raw
+body exactly as sent, its Content-Type given by the name (tests/connectors/conftest.py): an
+optional ``.<charset>`` before the extension adds ``; charset=<charset>``
+(``submission__legacy_site.windows-1251.urlencoded``), and ``.xml`` is a type the hub refuses.
+Other headers (Referer, X-Hub-Secret) are given by each test.
 """
-from pathlib import Path
+
+from dataclasses import replace
 
 import pytest
 
-from connectors.base import BadRequest, Forbidden, Inbound, Unauthorized, UnsupportedMediaType
+from connectors.base import BadRequest, Forbidden, Unauthorized, UnsupportedMediaType
 from connectors.webforms import generic
 from hub.mapping import load_mapping
 from hub.pipeline.normalise import complete_source
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "webforms" / "generic"
-MEDIA_TYPES = {
-    "urlencoded": "application/x-www-form-urlencoded",
-    "multipart": "multipart/form-data",
-    "json": "application/json",
-    "xml": "application/xml",
-}
 SETTINGS = {"key": "landing", "honeypot": "website", "secret": None}
 URL = "https://hub.example.com/hooks/forms/landing"
 
 
-def inbound(fixture: str, **headers: str) -> Inbound:
-    body = (FIXTURES / fixture).read_bytes()
-    _, *charset, extension = fixture.split(".")
-    content_type = MEDIA_TYPES[extension]
-    if extension == "multipart":
-        content_type += "; boundary=" + body.split(b"\r\n", 1)[0][2:].decode()
-    if charset:
-        content_type += "; charset=" + charset[0]
-    headers = {name.replace("_", "-"): value for name, value in headers.items()}
-    return Inbound(method="POST", url=URL, headers={"content-type": content_type, **headers}, body=body)
+@pytest.fixture
+def delivery_defaults():
+    return {"folder": "webforms/generic", "url": URL}
 
 
-def parse_one(fixture: str, settings: dict | None = None, **headers: str):
-    [parsed] = generic.parse(inbound(fixture, **headers), settings or SETTINGS)
+@pytest.fixture
+def parse_one(inbound):
+    def parsed(fixture: str, settings: dict | None = None, **headers: str):
+        [result] = generic.parse(inbound(fixture, **headers), settings or SETTINGS)
+        return result
+
     return parsed
 
 
@@ -54,10 +38,9 @@ def test_module_declares_the_protocol():
     assert (generic.NAME, generic.KIND, generic.CHANNEL, generic.MAPPING) == (
         "generic", "forms", "form", "webforms/generic")
     assert generic.SECRETS == ("secret_env",)
-    assert (generic.HANDLES, generic.IGNORES) == (("submission",), ())
 
 
-def test_urlencoded_with_utm_hidden_fields_maps_lead_and_source():
+def test_urlencoded_with_utm_hidden_fields_maps_lead_and_source(parse_one):
     parsed = parse_one("submission__utm_hidden_fields.urlencoded")
     assert (parsed.event_type, parsed.delivery_key, parsed.ignore) == ("submission", "sub-0001", None)
     assert parsed.fields["interest"] == "crm, telephony"
@@ -72,27 +55,26 @@ def test_urlencoded_with_utm_hidden_fields_maps_lead_and_source():
         "referrer": "https://yandex.ru/", "landing_page": "https://site.example/landing"}
 
 
-def test_windows_1251_urlencoded_body_decodes_in_its_charset():
+def test_windows_1251_urlencoded_body_decodes_in_its_charset(parse_one):
     parsed = parse_one("submission__legacy_site.windows-1251.urlencoded")
     assert parsed.fields == {"name": "Иван", "phone": "+7 495 123-45-67",
                              "message": "Перезвоните после обеда"}
 
 
-def test_windows_1251_multipart_body_decodes_in_its_charset():
+def test_windows_1251_multipart_body_decodes_in_its_charset(parse_one):
     parsed = parse_one("submission__legacy_site.windows-1251.multipart")
     assert parsed.fields == {"name": "Иван", "message": "Перезвоните"}
 
 
-def test_utf8_is_the_default_and_undecodable_bytes_are_replaced():
-    body = (FIXTURES / "submission__legacy_site.windows-1251.urlencoded").read_bytes()
-    request = Inbound(method="POST", url=URL,
-                      headers={"content-type": "application/x-www-form-urlencoded"}, body=body)
+def test_utf8_is_the_default_and_undecodable_bytes_are_replaced(inbound):
+    request = inbound("submission__legacy_site.windows-1251.urlencoded")
+    request = replace(request, headers={"content-type": "application/x-www-form-urlencoded"})
     fields = generic.parse(request, SETTINGS)[0].fields
     assert fields["name"] == "\ufffd" * 4
     assert fields["phone"] == "+7 495 123-45-67"
 
 
-def test_multipart_keeps_text_and_describes_files():
+def test_multipart_keeps_text_and_describes_files(parse_one):
     parsed = parse_one("submission__with_attachment.multipart")
     assert parsed.fields == {
         "name": "Ольга", "phone": "+7 912 000-11-22", "email": "olga@example.com",
@@ -100,7 +82,7 @@ def test_multipart_keeps_text_and_describes_files():
         "brief": "brief.pdf (application/pdf, 22 bytes)", "photo": ""}
 
 
-def test_json_nested_utm_is_flattened_and_mapped():
+def test_json_nested_utm_is_flattened_and_mapped(parse_one):
     parsed = parse_one("submission__nested_utm.json")
     assert parsed.delivery_key == "json-42"
     assert parsed.fields["utm.source"] == "google"
@@ -112,7 +94,7 @@ def test_json_nested_utm_is_flattened_and_mapped():
                              "utm_campaign": "spring_sale", "gclid": "Cj0KCQiA"}
 
 
-def test_utm_inside_page_url_fills_blank_fields_only():
+def test_utm_inside_page_url_fills_blank_fields_only(parse_one):
     parsed = parse_one("submission__utm_in_page_url.urlencoded")
     mapped = load_mapping(generic.MAPPING).apply(parsed.fields, "RU")
     source = complete_source(dict(mapped.source))
@@ -122,7 +104,7 @@ def test_utm_inside_page_url_fills_blank_fields_only():
     assert "ref" not in source
 
 
-def test_referer_and_origin_headers_become_fields_and_feed_landing_page():
+def test_referer_and_origin_headers_become_fields_and_feed_landing_page(parse_one):
     parsed = parse_one("submission__secret_field.urlencoded",
                        referer="https://site.example/promo?utm_source=ok", origin="https://site.example")
     assert parsed.fields["http_referer"] == "https://site.example/promo?utm_source=ok"
@@ -133,45 +115,45 @@ def test_referer_and_origin_headers_become_fields_and_feed_landing_page():
     assert complete_source(dict(mapped.source))["utm_source"] == "ok"
 
 
-def test_unsupported_content_type_is_refused():
+def test_unsupported_content_type_is_refused(inbound):
     with pytest.raises(UnsupportedMediaType) as error:
         generic.parse(inbound("submission__xml_body.xml"), SETTINGS)
     assert error.value.status == 415
     assert "content-type" in error.value.fields
 
 
-def test_body_without_content_type_is_refused():
-    body = (FIXTURES / "submission__name_script.urlencoded").read_bytes()
+def test_body_without_content_type_is_refused(inbound):
+    request = inbound("submission__name_script.urlencoded")
     with pytest.raises(UnsupportedMediaType):
-        generic.parse(Inbound(method="POST", url=URL, body=body), SETTINGS)
+        generic.parse(replace(request, headers={}), SETTINGS)
 
 
-def test_malformed_json_names_the_body():
+def test_malformed_json_names_the_body(inbound):
     with pytest.raises(BadRequest) as error:
         generic.parse(inbound("submission__malformed.json"), SETTINGS)
     assert error.value.status == 400
     assert error.value.fields["body"].startswith("not JSON")
 
 
-def test_json_that_is_not_an_object_names_the_body():
+def test_json_that_is_not_an_object_names_the_body(inbound):
     with pytest.raises(BadRequest) as error:
         generic.parse(inbound("submission__not_an_object.json"), SETTINGS)
     assert error.value.fields == {"body": "expected an object, got list"}
 
 
-def test_filled_honeypot_is_ignored():
+def test_filled_honeypot_is_ignored(parse_one):
     parsed = parse_one("submission__honeypot_filled.urlencoded")
     assert parsed.ignore == "honeypot"
     assert parsed.fields["name"] == "Cheap pills"
 
 
-def test_honeypot_can_be_switched_off():
+def test_honeypot_can_be_switched_off(parse_one):
     parsed = parse_one("submission__honeypot_filled.urlencoded", {**SETTINGS, "honeypot": None})
     assert parsed.ignore is None
     assert parsed.fields["website"] == "http://spam.example/"
 
 
-def test_missing_secret_is_unauthorized():
+def test_missing_secret_is_unauthorized(inbound):
     with pytest.raises(Unauthorized) as error:
         generic.verify(inbound("submission__utm_hidden_fields.urlencoded"),
                        {**SETTINGS, "secret": "s3cret-value"})
@@ -183,18 +165,18 @@ def test_missing_secret_is_unauthorized():
     ("submission__utm_hidden_fields.urlencoded", {"x_hub_secret": "wrong"}),
     ("submission__secret_field.urlencoded", {}),
 ])
-def test_wrong_secret_is_forbidden(fixture, headers):
+def test_wrong_secret_is_forbidden(inbound, fixture, headers):
     with pytest.raises(Forbidden) as error:
         generic.verify(inbound(fixture, **headers), {**SETTINGS, "secret": "another-value"})
     assert error.value.status == 403
 
 
-def test_right_secret_in_header_passes():
+def test_right_secret_in_header_passes(inbound):
     request = inbound("submission__utm_hidden_fields.urlencoded", x_hub_secret="s3cret-value")
     assert generic.verify(request, {**SETTINGS, "secret": "s3cret-value"}) is None
 
 
-def test_right_secret_in_field_passes_and_leaves_the_fields():
+def test_right_secret_in_field_passes_and_leaves_the_fields(inbound):
     settings = {**SETTINGS, "secret": "s3cret-value"}
     request = inbound("submission__secret_field.urlencoded")
     assert generic.verify(request, settings) is None
@@ -203,7 +185,7 @@ def test_right_secret_in_field_passes_and_leaves_the_fields():
     assert parsed.fields == {"name": "Иван", "phone": "+79161234567"}
 
 
-def test_no_secret_configured_checks_nothing():
+def test_no_secret_configured_checks_nothing(inbound):
     assert generic.verify(inbound("submission__utm_hidden_fields.urlencoded"), SETTINGS) is None
 
 
@@ -213,17 +195,17 @@ def test_no_secret_configured_checks_nothing():
     ("submission__name_emoji.multipart", "Аня 🌸👩\u200d💻"),
     ("submission__name_rtl.urlencoded", "محمد علي"),
 ])
-def test_hostile_and_unusual_names_survive_unchanged(fixture, name):
+def test_hostile_and_unusual_names_survive_unchanged(parse_one, fixture, name):
     parsed = parse_one(fixture)
     assert parsed.fields["name"] == name
     assert load_mapping(generic.MAPPING).apply(parsed.fields, "RU").lead["name"] == name
 
 
-def test_rtl_message_and_nul_bytes():
+def test_rtl_message_and_nul_bytes(parse_one):
     rtl = parse_one("submission__name_rtl.urlencoded")
     assert rtl.fields["message"] == "שלום, אני רוצה הצעת מחיר"
     assert parse_one("submission__name_script.urlencoded").fields["message"] == "HelloWorld"
 
 
-def test_reply_is_the_hubs_standard_answer():
+def test_reply_is_the_hubs_standard_answer(parse_one):
     assert generic.reply(parse_one("submission__utm_hidden_fields.urlencoded")) is None

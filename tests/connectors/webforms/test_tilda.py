@@ -1,35 +1,30 @@
 """The Tilda webhook connector, one test per fixture.
 
-Fixtures: ``tests/fixtures/webforms/tilda/<event>__<variant>.urlencoded`` (naming convention
-documented in test_generic.py); Tilda always posts urlencoded UTF-8.
+Fixtures: ``tests/fixtures/webforms/tilda/<event>__<variant>.urlencoded``; Tilda always posts
+urlencoded UTF-8.
 """
-from pathlib import Path
 
 import pytest
 
-from connectors.base import Inbound, Reply, Unauthorized
+from connectors.base import Reply, Unauthorized
 from connectors.webforms import tilda
 from hub.mapping import load_mapping
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "webforms" / "tilda"
 SETTINGS = {"key": "tilda-site", "honeypot": "website", "secret": None}
 
 
-def inbound(fixture: str) -> Inbound:
-    assert fixture.endswith(".urlencoded")
-    return Inbound(method="POST", url="https://hub.example.com/hooks/forms/tilda-site",
-                   headers={"content-type": "application/x-www-form-urlencoded"},
-                   body=(FIXTURES / fixture).read_bytes())
+@pytest.fixture
+def delivery_defaults():
+    return {"folder": "webforms/tilda", "url": "https://hub.example.com/hooks/forms/tilda-site"}
 
 
 def test_module_declares_the_protocol():
     assert (tilda.NAME, tilda.KIND, tilda.CHANNEL, tilda.MAPPING) == (
         "tilda", "forms", "form", "webforms/tilda")
     assert tilda.SECRETS == ("secret_env",)
-    assert (tilda.HANDLES, tilda.IGNORES) == (("submission",), ("test",))
 
 
-def test_default_fields_map_to_a_lead_with_e164_phone():
+def test_default_fields_map_to_a_lead_with_e164_phone(inbound):
     [parsed] = tilda.parse(inbound("submission__default_fields.urlencoded"), SETTINGS)
     assert (parsed.event_type, parsed.handshake) == ("submission", False)
     assert parsed.delivery_key == "467251:8442970"
@@ -43,7 +38,7 @@ def test_default_fields_map_to_a_lead_with_e164_phone():
     assert tilda.reply(parsed) is None
 
 
-def test_cookies_give_utm_and_analytics_ids_and_are_dropped():
+def test_cookies_give_utm_and_analytics_ids_and_are_dropped(inbound):
     [parsed] = tilda.parse(inbound("submission__cookies.urlencoded"), SETTINGS)
     assert "COOKIES" not in parsed.fields
     assert not any("private-session-id" in value for value in parsed.fields.values())
@@ -64,13 +59,13 @@ def test_tildautm_tolerates_empty_segments_and_values_with_equals():
     assert tilda.parse_tildautm(raw) == {"utm_source": "vk", "utm_term": "a=b"}
 
 
-def test_connection_check_is_a_handshake_answered_ok():
+def test_connection_check_is_a_handshake_answered_ok(inbound):
     [parsed] = tilda.parse(inbound("test__connection_check.urlencoded"), SETTINGS)
     assert (parsed.event_type, parsed.handshake, parsed.delivery_key) == ("test", True, None)
     assert tilda.reply(parsed) == Reply(200, "ok")
 
 
-def test_connection_check_passes_a_configured_secret():
+def test_connection_check_passes_a_configured_secret(inbound):
     settings = {**SETTINGS, "secret": "s3cret-value"}
     assert tilda.verify(inbound("test__connection_check.urlencoded"), settings) is None
     with pytest.raises(Unauthorized):
