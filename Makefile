@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-test test-servers screenshots translations bench-intake bench-end-to-end bench-pipeline bench-mail bench-telephony bench-console bench-wrk clean
+.PHONY: run test install install-test test-servers screenshots translations bench-intake bench-end-to-end bench-pipeline bench-mail bench-telephony bench-console bench-reports bench-wrk clean
 
 run: install
 	$(BIN)/hub run
@@ -82,6 +82,9 @@ bench-telephony: install-test bench-wrk
 
 bench-console: install-test
 	$(BIN)/python bench/console.py
+
+bench-reports: install-test
+	$(BIN)/python bench/reports.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -3,34 +3,36 @@ pass the filters, per pipeline, how many reached each stage, the conversion from
 the next, the median time a stay at a stage took, how many are at it now, and how many were
 won and lost.
 
-Every figure is one SQL aggregation over ``stage_visits`` (one row per stay) joined to the
-period's leads, so the database does the counting: no lead is loaded into Python. A lead
+Every figure is one SQL aggregation, so the database does the counting and no lead is loaded
+into Python: the stays are ``stage_visits`` rows of the period, found by the lead's creation
+time each row carries (an index holds every column read, so the table itself is not read),
+and joined to the lead's facts only when a filter asks; where the leads are now and how they
+closed come from ``lead_facts``. A lead
 *reached* a stage when it entered that stage or any later one (stages may be skipped); the
 order is the config's. Source filters match the attributed touch, as in the other reports.
 """
 from __future__ import annotations
 
-from sqlalchemy import String, and_, case, cast, distinct, func, literal, or_, select
+from sqlalchemy import and_, case, distinct, func, literal, or_, select
 
-from hub.reports.queries import CAMPAIGN_KEYS, Query
-from hub.store.models import Lead, StageVisit
+from hub.reports.queries import Query, filtered, in_period
+from hub.store.models import LeadFact, StageVisit
 
 CLOSED = {"converted": "won", "junk": "lost"}
 
 
 def funnel(session, query: Query, pipelines: dict) -> list[dict]:
     """One entry per configured pipeline, in the config's order."""
-    cohort = cohort_conditions(query)
-    entered = pairs(session, select(StageVisit.pipeline, StageVisit.stage, func.count(distinct(StageVisit.lead_id)))
-                    .join(Lead, Lead.id == StageVisit.lead_id).where(*cohort)
+    leads = func.count(distinct(StageVisit.lead_id))
+    entered = pairs(session, stays(select(StageVisit.pipeline, StageVisit.stage, leads), query)
                     .group_by(StageVisit.pipeline, StageVisit.stage))
-    furthest = furthest_counts(session, cohort, pipelines)
-    medians = pairs(session, median_statement(cohort))
-    current = pairs(session, select(Lead.pipeline, Lead.stage, func.count()).where(*cohort, Lead.stage.is_not(None))
-                    .group_by(Lead.pipeline, Lead.stage))
-    closed = pairs(session, select(Lead.pipeline, Lead.status, func.count())
-                   .where(*cohort, Lead.pipeline.is_not(None), Lead.status.in_(tuple(CLOSED)))
-                   .group_by(Lead.pipeline, Lead.status))
+    furthest = furthest_counts(session, query, pipelines)
+    medians = pairs(session, median_statement(query))
+    current = pairs(session, in_period(select(LeadFact.pipeline, LeadFact.stage, func.count()), query)
+                    .where(LeadFact.stage.is_not(None)).group_by(LeadFact.pipeline, LeadFact.stage))
+    closed = pairs(session, in_period(select(LeadFact.pipeline, LeadFact.status, func.count()), query)
+                   .where(LeadFact.pipeline.is_not(None), LeadFact.status.in_(tuple(CLOSED)))
+                   .group_by(LeadFact.pipeline, LeadFact.status))
     return [pipeline_rows(name, [stage["name"] for stage in pipeline["stages"]], entered, furthest, medians,
                           current, closed) for name, pipeline in pipelines.items()]
 
@@ -39,30 +41,13 @@ def pairs(session, statement) -> dict[tuple, float]:
     return {(first, second): value for first, second, value in session.execute(statement)}
 
 
-def cohort_conditions(query: Query) -> list:
-    conditions = [Lead.created_at >= query.start, Lead.created_at < query.end]
-    columns = {"channel": Lead.channel, "status": Lead.status, "assignee": Lead.assignee_id}
-    for key, value in query.filters:
-        conditions.append((columns[key] if key in columns else attributed(key, query.model)) == value)
-    return conditions
-
-
-def source_value(column, key: str):
-    return column[key].as_string()
-
-
-def attributed(key: str, model: str):
-    """A source field of the touch the model attributes the lead to, as SQL (see
-    ``queries.attributed``): the last touch's fields stand in only when the lead has them."""
-    first = source_value(Lead.source, key)
-    no_last = or_(Lead.last_source.is_(None), cast(Lead.last_source, String).in_(("{}", "null")))
-    last = case((no_last, first), else_=source_value(Lead.last_source, key))
-    if model == "first":
-        return first
-    if model == "last":
-        return last
-    tagged = or_(*(func.coalesce(source_value(Lead.last_source, name), literal("")) != "" for name in CAMPAIGN_KEYS))
-    return case((and_(~no_last, tagged), last), else_=first)
+def stays(statement, query: Query):
+    """The stays of the period's leads (by the lead's creation time, copied into each stay)
+    that pass the filters; only a filter joins the lead's facts."""
+    statement = statement.where(StageVisit.lead_created_at >= query.start, StageVisit.lead_created_at < query.end)
+    if not query.filters:
+        return statement
+    return filtered(statement.join(LeadFact, LeadFact.lead_id == StageVisit.lead_id), query)
 
 
 def position(pipelines: dict):
@@ -72,24 +57,22 @@ def position(pipelines: dict):
     return case(*whens, else_=None) if whens else literal(None)
 
 
-def furthest_counts(session, cohort: list, pipelines: dict) -> dict[tuple, int]:
+def furthest_counts(session, query: Query, pipelines: dict) -> dict[tuple, int]:
     """(pipeline, place of the furthest stage a lead entered) -> leads."""
-    per_lead = (select(StageVisit.pipeline.label("pipeline"), func.max(position(pipelines)).label("furthest"))
-                .join(Lead, Lead.id == StageVisit.lead_id).where(*cohort)
-                .group_by(StageVisit.lead_id, StageVisit.pipeline).subquery())
+    per_lead = (stays(select(StageVisit.pipeline.label("pipeline"), func.max(position(pipelines)).label("furthest")),
+                      query).group_by(StageVisit.lead_id, StageVisit.pipeline).subquery())
     return pairs(session, select(per_lead.c.pipeline, per_lead.c.furthest, func.count())
                  .where(per_lead.c.furthest.is_not(None)).group_by(per_lead.c.pipeline, per_lead.c.furthest))
 
 
-def median_statement(cohort: list):
+def median_statement(query: Query):
     """The median of the finished stays' seconds per stage: the middle row (or the mean of
     the two middle rows) by window functions, which SQLite and PostgreSQL both have."""
     partition = (StageVisit.pipeline, StageVisit.stage)
-    ranked = (select(StageVisit.pipeline, StageVisit.stage, StageVisit.seconds,
-                     func.row_number().over(partition_by=partition, order_by=StageVisit.seconds).label("rank"),
-                     func.count().over(partition_by=partition).label("stays"))
-              .join(Lead, Lead.id == StageVisit.lead_id).where(*cohort, StageVisit.seconds.is_not(None))
-              .subquery())
+    ranked = stays(select(StageVisit.pipeline, StageVisit.stage, StageVisit.seconds,
+                          func.row_number().over(partition_by=partition, order_by=StageVisit.seconds).label("rank"),
+                          func.count().over(partition_by=partition).label("stays")), query) \
+        .where(StageVisit.seconds.is_not(None)).subquery()
     middle = or_(ranked.c.rank == (ranked.c.stays + 1) // 2, ranked.c.rank == (ranked.c.stays + 2) // 2)
     return (select(ranked.c.pipeline, ranked.c.stage, func.avg(ranked.c.seconds)).where(middle)
             .group_by(ranked.c.pipeline, ranked.c.stage))

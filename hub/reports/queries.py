@@ -8,13 +8,13 @@ import math
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, Select, String, case, cast, distinct, func, or_, select
 
 from hub.mapping import SOURCE_KEYS
-from hub.store.models import Lead, LeadHistory, Task
+from hub.store.models import Lead, LeadFact, LeadHistory, Task
 
 MODELS = ("last_non_direct", "first", "last")
 DIMENSIONS = ("channel", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "form",
@@ -24,6 +24,8 @@ CLASSES = ("A", "B", "C", None)  # None: leads without a score
 OPEN = ("new", "in_progress")
 AT_RISK = 20  # open leads listed by value lost from maximum
 CAMPAIGN_KEYS = ("utm_source", "utm_medium", "utm_campaign", "gclid", "yclid")  # any of them: not direct
+FACT_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "form", "mailbox",
+             "called_number", "click_id")  # the touch fields lead_facts holds
 DEFAULT_DAYS = 30
 
 
@@ -132,62 +134,142 @@ def percentile(values: list[float], share: float) -> float | None:
     return sorted(values)[max(math.ceil(share * len(values)), 1) - 1]
 
 
-def outcome_row(key, leads: list) -> dict:
-    converted = sum(lead.status == "converted" for lead in leads)
-    responses = [s for s in map(response_seconds, leads) if s is not None]
-    return {"key": key, "leads": len(leads), "converted": converted,
-            "conversion": round(converted / len(leads), 4) if leads else 0.0,
-            "first_response_median": median(responses)}
+# -- the reports in SQL, over lead_facts -------------------------------------------------------
+
+def fact(touch: str, key: str):
+    return getattr(LeadFact, f"{touch}_{key}")
+
+
+def touch_value(key: str, model: str):
+    """A field of the touch the model attributes a lead to, as SQL over ``lead_facts`` (see
+    ``attributed`` and ``value_of``): ``last_direct`` picks the first touch's field for the
+    last non-direct model. The fields reports never group by come from the lead's JSON."""
+    if key not in FACT_KEYS:
+        return json_touch_value(key, model)
+    first, last = (case((fact(touch, "click"), "yes"), else_="no") if key == "click_id" else fact(touch, key)
+                   for touch in ("first", "last"))
+    if model == "first":
+        return first
+    if model == "last":
+        return last
+    return case((LeadFact.last_direct, first), else_=last)
+
+
+def json_touch_value(key: str, model: str):
+    first = Lead.source[key].as_string()
+    no_last = or_(Lead.last_source.is_(None), cast(Lead.last_source, String).in_(("{}", "null")))
+    last = case((no_last, first), else_=Lead.last_source[key].as_string())
+    if model == "first":
+        return first
+    if model == "last":
+        return last
+    return case((LeadFact.last_direct, first), else_=last)
+
+
+def dimension(key: str, model: str):
+    columns = {"channel": LeadFact.channel, "status": LeadFact.status, "assignee": LeadFact.assignee_id,
+               "class": Lead.score_class}
+    return columns[key] if key in columns else touch_value(key, model)
+
+
+def reads_the_lead(key: str) -> bool:
+    """Whether ``dimension(key)`` needs the lead's own row beside its facts."""
+    return key not in (*FACT_KEYS, "channel", "status", "assignee")
+
+
+def in_period(statement: Select, query: Query, by: str | None = None) -> Select:
+    """The statement over the period's facts that pass the filters, grouped ``by`` a dimension."""
+    period = statement.where(LeadFact.created_at >= query.start, LeadFact.created_at < query.end)
+    return filtered(period, query, by)
+
+
+def filtered(statement: Select, query: Query, by: str | None = None) -> Select:
+    """Only the facts that pass the filters (source filters on the attributed touch); a filter
+    or a grouping on a field the facts lack joins the lead."""
+    statement = statement.where(*(dimension(key, query.model) == value for key, value in query.filters))
+    if any(reads_the_lead(key) for key in (*(key for key, _ in query.filters), *([by] if by else []))):
+        statement = statement.join(Lead, Lead.id == LeadFact.lead_id)
+    return statement
+
+
+def counts(session, query: Query, key, by: str | None = None) -> dict:
+    """key -> (leads, converted)."""
+    converted = func.sum(case((LeadFact.status == "converted", 1), else_=0))
+    statement = in_period(select(key.label("key"), func.count(), converted).select_from(LeadFact), query, by)
+    return {row.key: (row[1], int(row[2] or 0)) for row in session.execute(statement.group_by(key))}
+
+
+def ranked_responses(query: Query, key, by: str | None = None):
+    """The period's response times, numbered within each value of ``key`` in ascending order."""
+    ranked = select(key.label("key"), LeadFact.response_seconds.label("seconds"),
+                    func.row_number().over(partition_by=key, order_by=LeadFact.response_seconds).label("rank"),
+                    func.count().over(partition_by=key).label("total")).select_from(LeadFact)
+    return in_period(ranked, query, by).where(LeadFact.response_seconds.is_not(None)).subquery()
+
+
+def medians(session, query: Query, key, by: str | None = None) -> dict:
+    """key -> the median response: the middle one, or the mean of the two middle ones."""
+    ranked = ranked_responses(query, key, by)
+    middle = or_(ranked.c.rank == (ranked.c.total + 1) // 2, ranked.c.rank == (ranked.c.total + 2) // 2)
+    statement = select(ranked.c.key, func.avg(ranked.c.seconds)).where(middle).group_by(ranked.c.key)
+    return {key: float(value) for key, value in session.execute(statement)}
+
+
+def percentiles(session, query: Query, key, share: int) -> dict:
+    """key -> the nearest-rank percentile (``share`` in percent; see ``percentile``): the
+    value at rank ceil(share * n / 100), in integers so both databases agree."""
+    ranked = ranked_responses(query, key)
+    rank = (ranked.c.total * share + 99) // 100  # at least 1, as total is
+    statement = select(ranked.c.key, ranked.c.seconds).where(ranked.c.rank == rank)
+    return {key: float(value) for key, value in session.execute(statement)}
+
+
+def outcome_row(key, leads: int, converted: int, response_median) -> dict:
+    return {"key": key, "leads": leads, "converted": converted,
+            "conversion": round(converted / leads, 4) if leads else 0.0, "first_response_median": response_median}
 
 
 def channels(session, query: Query, by: str) -> list[dict]:
     """One row per value of ``by`` (a source field, ``channel`` or ``click_id``), most leads first."""
     if by not in DIMENSIONS:
         raise ReportError("by", f"one of {', '.join(DIMENSIONS)}")
-    groups = defaultdict(list)
-    for lead in leads_of(session, query):
-        groups[value_of(lead, attributed(lead, query.model), by)].append(lead)
-    rows = [outcome_row(key, members) for key, members in groups.items()]
+    key = dimension(by, query.model)
+    found, middle = counts(session, query, key, by), medians(session, query, key, by)
+    rows = [outcome_row(value, leads, converted, middle.get(value)) for value, (leads, converted) in found.items()]
     return sorted(rows, key=lambda row: (-row["leads"], row["key"] is None, str(row["key"])))  # "none" last
 
 
 def managers(session, query: Query) -> list[dict]:
     """Per assignee: leads, first response (median, 90th percentile), SLA breaches (leads that
     were escalated), escalations, callbacks made (callback tasks closed), conversion."""
-    leads = [lead for lead in leads_of(session, query) if lead.assignee_id]
-    chosen = {lead.id for lead in leads}
-    in_period = select(Lead.id).where(Lead.created_at >= query.start, Lead.created_at < query.end)
-    escalations = Counter({lead_id: count for lead_id, count in session.execute(
-        select(LeadHistory.lead_id, func.count()).where(LeadHistory.action == "escalated",
-                                                        LeadHistory.lead_id.in_(in_period))
-        .group_by(LeadHistory.lead_id)) if lead_id in chosen})
-    callbacks = Counter()
-    for lead_id, member, count in session.execute(
-            select(Task.lead_id, Task.assignee_id, func.count()).where(
-                Task.kind == "callback", Task.status == "done", Task.lead_id.in_(in_period))
-            .group_by(Task.lead_id, Task.assignee_id)):
-        if lead_id in chosen:
-            callbacks[member] += count
-    groups = defaultdict(list)
-    for lead in leads:
-        groups[lead.assignee_id].append(lead)
-    return [manager_row(member, groups[member], escalations, callbacks.get(member, 0)) for member in sorted(groups)]
-
-
-def manager_row(member: str, leads: list, escalations: Counter, callbacks: int) -> dict:
-    responses = [s for s in map(response_seconds, leads) if s is not None]
-    row = outcome_row(member, leads)
-    row.update(first_response_p90=percentile(responses, 0.9),
-               sla_breaches=sum(escalations[lead.id] > 0 for lead in leads),
-               escalations=sum(escalations[lead.id] for lead in leads), callbacks=callbacks)
-    return row
+    key = LeadFact.assignee_id
+    found = {member: row for member, row in counts(session, query, key).items() if member}
+    middle, p90 = medians(session, query, key), percentiles(session, query, key, 90)
+    escalated = session.execute(in_period(
+        select(key, func.count(), func.count(distinct(LeadHistory.lead_id))).select_from(LeadFact)
+        .join(LeadHistory, LeadHistory.lead_id == LeadFact.lead_id).where(LeadHistory.action == "escalated"),
+        query).group_by(key))
+    escalations = {member: (count, leads) for member, count, leads in escalated}
+    callbacks = dict(session.execute(in_period(
+        select(Task.assignee_id, func.count()).select_from(LeadFact).join(Task, Task.lead_id == LeadFact.lead_id)
+        .where(Task.kind == "callback", Task.status == "done", key.is_not(None)), query)
+        .group_by(Task.assignee_id)).all())
+    rows = []
+    for member in sorted(found):
+        leads, converted = found[member]
+        count, breaches = escalations.get(member, (0, 0))
+        rows.append(outcome_row(member, leads, converted, middle.get(member))
+                    | {"first_response_p90": p90.get(member), "sla_breaches": breaches, "escalations": count,
+                       "callbacks": callbacks.get(member, 0)})
+    return rows
 
 
 def timeseries(session, query: Query) -> dict:
     """Leads per day (in the team's zone) by channel, every day of the period, zeros included."""
     days = [query.since + timedelta(days=n) for n in range((query.until - query.since).days + 1)]
-    counts = Counter((lead.created_at.astimezone(query.zone).date(), lead.channel)
-                     for lead in leads_of(session, query))
+    counts = Counter()
+    for bucket, channel, count in session.execute(day_counts(session, query, days)):
+        counts[(local_day(bucket, query, days), channel)] += count
     found = sorted({channel for _day, channel in counts})
     return {"days": [day.isoformat() for day in days],
             "series": {channel: [counts[(day, channel)] for day in days] for channel in found}}
@@ -219,7 +301,8 @@ def scores(session, query: Query) -> dict:
 
 
 def score_row(key, leads: list) -> dict:
-    row = outcome_row(key, leads)
+    responses = [seconds for seconds in map(response_seconds, leads) if seconds is not None]
+    row = outcome_row(key, len(leads), sum(lead.status == "converted" for lead in leads), median(responses))
     estimated = [lead for lead in leads if value_lost(lead) is not None]
     row.update(open=sum(lead.status in OPEN for lead in leads),
                value=round(sum(lead.score_value or 0 for lead in leads), 2),
@@ -227,3 +310,36 @@ def score_row(key, leads: list) -> dict:
                value_lost=round(sum(value_lost(lead) for lead in estimated), 2),
                unestimated=sum(lead.status in OPEN and value_lost(lead) is None for lead in leads))
     return row
+
+
+def day_counts(session, query: Query, days: list[date]) -> Select:
+    """Leads per bucket and channel. PostgreSQL buckets by the day in the team's zone; SQLite,
+    which knows no zones, by the day at the zone's offset when the period has one offset, and
+    otherwise (a clock change inside the period) by the UTC quarter hour, which Python then
+    puts in its day."""
+    created = LeadFact.created_at
+    if session.get_bind().dialect.name != "sqlite":
+        bucket = func.date(func.timezone(query.zone.key, created))
+    elif len(offsets := zone_offsets(query, days)) == 1:
+        bucket = func.date(created, f"{offsets.pop():+d} minutes")
+    else:
+        quarter = cast(func.substr(created, 15, 2), Integer) / 15
+        bucket = func.substr(created, 1, 14, type_=String) + cast(quarter * 15, String)
+    return in_period(select(bucket, LeadFact.channel, func.count()).select_from(LeadFact), query) \
+        .group_by(bucket, LeadFact.channel)
+
+
+def zone_offsets(query: Query, days: list[date]) -> set[int]:
+    moments = [datetime.combine(day, time.min, query.zone) for day in days] + [query.end]
+    return {int(moment.utcoffset().total_seconds() // 60) for moment in moments}
+
+
+def local_day(bucket, query: Query, days: list[date]) -> date:
+    if isinstance(bucket, date):
+        return bucket
+    if len(bucket) == 10:
+        return date.fromisoformat(bucket)
+    hour, minutes = bucket[:13], int(bucket[14:])
+    moment = datetime.fromisoformat(f"{hour}:{minutes:02d}").replace(tzinfo=UTC)
+    return moment.astimezone(query.zone).date()
+
