@@ -199,7 +199,7 @@ class RoutingConditionSchema(LeadConditionSchema):
 class RoutingRuleSchema(Section):
     name = fields.String(required=True)
     when = fields.Nested(RoutingConditionSchema, load_default=dict)
-    assign = fields.Nested(AssignSchema, load_default=dict)
+    assign = fields.Nested(AssignSchema, load_default=lambda: AssignSchema().load({}))
     sla = fields.Nested(SlaSchema, load_default=None, allow_none=True)
 
 

@@ -109,6 +109,13 @@ def test_first_matching_rule_wins_and_no_match_falls_back():
     assert fallback.reason == "no routing rule matched -> round-robin over [anna, boris, clara] (turn 1)"
 
 
+def test_a_rule_without_assign_round_robins_over_every_manager():
+    config = config_with([{"name": "calls", "when": {"channel": ["call"]}}])
+    assert config["routing"][0]["assign"]["strategy"] == "round_robin"
+    decision = decide(config, facts(channel="call"), Counters())
+    assert decision.reason == "rule 'calls' -> round-robin over [anna, boris, clara] (turn 1)"
+
+
 def test_rule_with_everyone_away_says_so():
     config = config_with([{"name": "dmitry-only", "when": {}, "assign": {"to": ["dmitry"]}}])
     decision = decide(config, facts(), Counters())
