@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import bench_document
@@ -36,13 +36,11 @@ from console import (
     fresh_database,
     history_rows,
     lead_rows,
-    load_postgres,
-    load_sqlite,
+    load_store,
     task_rows,
 )
 
 from hub.config import load_config
-from hub.pipeline.route import sync_team
 from hub.reports import funnel, queries
 from hub.store.db import Database, make_engine
 from hub.store.models import Lead
@@ -106,19 +104,7 @@ def tables(leads: int):
 
 
 def build_store(url: str, leads: int) -> float:
-    engine = make_engine(url)
-    started = time.perf_counter()
-    with Database(engine).write() as session:
-        sync_team(session, load_config(document=bench_document())["team"])
-    load = load_sqlite if engine.dialect.name == "sqlite" else load_postgres
-    for name, columns, rows in tables(leads):
-        began = time.perf_counter()
-        load(engine, name, columns, rows)
-        print(f"    {name}: {time.perf_counter() - began:.0f}s", flush=True)
-    with engine.begin() as connection:
-        connection.execute(text("ANALYZE"))
-    engine.dispose()
-    return time.perf_counter() - started
+    return load_store(url, tables(leads), load_config(document=bench_document())["team"])
 
 
 # -- the measurements ------------------------------------------------------------------------
