@@ -88,6 +88,8 @@ def test_a_dead_notification_is_replayed_alone_or_with_its_channel(console, make
         email = session.scalar(
             select(Notification).where(Notification.lead_id == first, Notification.channel == "email")
         )
+    forms = page.split('<form method="post" action="/console/dead/notifications">')[1:]
+    assert any(f'name="id" value="{email.id}"' in form.split("</form>")[0] for form in forms)
     assert ada.post("/console/dead/notifications", {"id": str(email.id)}).status_code == 302
     with hub.db.read() as session:
         states = dict(session.execute(select(Notification.id, Notification.status)).all())
