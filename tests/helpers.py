@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 import yaml
 from aiosmtpd.controller import Controller
+from sqlalchemy import text
 
 from hub.config import SAMPLE_CONFIG
 from hub.runtime import scheduler
@@ -156,3 +157,11 @@ class Clock:
     def at(self, moment: datetime) -> None:
         self.now = moment
         scheduler.tick(self.hub)
+
+
+def numbering_after_seeded_leads(session) -> None:
+    """Leads seeded with chosen numbers leave PostgreSQL's sequence behind them (SQLite takes
+    the highest number plus one by itself): move it past them, so the next lead made by the
+    hub gets a free number."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT setval(pg_get_serial_sequence('leads', 'id'), (SELECT max(id) FROM leads))"))

@@ -10,6 +10,8 @@ import pytest
 from hub.pipeline.route import sync_team
 from hub.store.models import Lead, StageVisit
 
+from tests.helpers import numbering_after_seeded_leads
+
 BASE = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
 NOVEMBER = "from=2026-11-01&to=2026-11-30"
 PIPELINES = {"sales": {"stages": [{"name": "introduction", "limit": "2d"}, {"name": "offer"}, {"name": "invoice"}]},
@@ -62,6 +64,7 @@ def seeded(hub):
                   [("introduction", None, None)])
         seed_lead(session, 8, datetime(2026, 11, 30, 21, 0, tzinfo=UTC), "in_progress", YANDEX,
                   [("introduction", 6, "moved"), ("offer", None, None)])
+        numbering_after_seeded_leads(session)
     return hub
 
 

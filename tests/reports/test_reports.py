@@ -12,6 +12,8 @@ from hub.pipeline.route import sync_team
 from hub.reports.queries import median, percentile
 from hub.store.models import Lead, LeadHistory, Task
 
+from tests.helpers import numbering_after_seeded_leads
+
 BASE = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
 YANDEX, GOOGLE = {"utm_source": "yandex", "utm_campaign": "brand"}, {"utm_source": "google", "gclid": "abc"}
 DIRECT = {"landing_page": "https://site.example/"}
@@ -46,6 +48,7 @@ def seeded(hub):
                          created_at=datetime(2026, 11, 30, 21, 0, tzinfo=UTC)))
         session.add(Task(lead_id=5, kind="callback", title="call back", assignee_id="boris", status="done"))
         session.add(Task(lead_id=5, kind="callback", title="call back", assignee_id="boris", status="open"))
+        numbering_after_seeded_leads(session)
     return hub
 
 
