@@ -96,7 +96,7 @@ EVENT_COLUMNS = ("event_id", "channel", "kind", "provider", "endpoint", "method"
 def touch_rows(leads: int, per_lead: int):
     for n in range(1, leads + 1):
         at = created(n, leads)
-        for k in range(2):
+        for k in range(min(2, per_lead)):  # each touch is one of the lead's events
             source = json.dumps({"utm_source": "yandex", "form": "landing"})
             details = json.dumps({"form": "landing", "fields": {"name": f"Client {n}", "phone": phone(n)}})
             yield (n, f"form:{n * per_lead + k:032x}", f"{n * per_lead + k:032x}", "form",
