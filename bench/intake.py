@@ -23,4 +23,4 @@ def landing_post(number: int) -> Request:
 
 
 if __name__ == "__main__":
-    main(Bench("intake", landing_post, accepted=(202,), target_ratio=0.35), __doc__)
+    main(Bench("intake", landing_post, accepted=(202,), target_ratio=0.45), __doc__)
