@@ -19,6 +19,12 @@ def test_managers_may_not_open_reports(console, seeded):  # noqa: F811
     assert console("vera").get(f"/console/reports?{QUERY}").status_code == 200
 
 
+def test_dimensions_are_named_in_the_pages_language(console, seeded):  # noqa: F811
+    page = console("vera").get(f"/console/reports?{QUERY}").text
+    assert "Каналы и кампании: UTM-источник" in page
+    assert '<option value="click_id" >метка клика (gclid, yclid)</option>' in page
+
+
 def test_a_bad_period_is_a_400_naming_it(console, seeded):  # noqa: F811
     page = console("oleg").get("/console/reports?from=2026-13-01")
     assert page.status_code == 400 and "from: a date, YYYY-MM-DD" in page.text

@@ -37,6 +37,18 @@ def label(value) -> str:
     return str(LABELS.get(value, value if value is not None else "—"))
 
 
+DIMENSIONS = {"channel": _l("channel"), "utm_source": _l("UTM source"), "utm_medium": _l("UTM medium"),
+              "utm_campaign": _l("UTM campaign"), "utm_term": _l("UTM term (keyword)"),
+              "utm_content": _l("UTM content"), "form": _l("form"), "mailbox": _l("mailbox"),
+              "called_number": _l("called number"), "click_id": _l("click id (gclid, yclid)"),
+              "class": _l("score class")}
+
+
+def dimension_label(key: str) -> str:
+    """A report dimension (a lead field) as the reports page names it."""
+    return str(DIMENSIONS.get(key, key))
+
+
 TASK_TITLES = {"call": _l("Call the client"), "callback": _l("Call the client back"),
                "assign": _l("Assign a responsible manager")}
 

@@ -111,6 +111,7 @@ def init_app(app: Flask) -> None:
 
     app.jinja_env.filters.update(moment=moment, web_link=web_link, duration=format_duration, amount=amount)
     app.jinja_env.globals.update(get_locale=get_locale, nav=nav, label=labels.label, task_title=labels.task_title,
+                                 dimension_label=labels.dimension_label,
                                  may_reassign=access.may_reassign, may_act=access.may_act,
                                  may_override_score=access.may_override_score)
 
