@@ -12,11 +12,12 @@ from urllib.parse import urlencode
 
 import yaml
 from aiosmtpd.controller import Controller
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from hub.config import SAMPLE_CONFIG
+from hub.reports import snapshots
 from hub.runtime import scheduler
-from hub.store.models import RawEvent
+from hub.store.models import Lead, RawEvent, ReportChange, ReportSnapshot
 
 from tests.connectors import signers
 
@@ -165,3 +166,13 @@ def numbering_after_seeded_leads(session) -> None:
     hub gets a free number."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT setval(pg_get_serial_sequence('leads', 'id'), (SELECT max(id) FROM leads))"))
+
+
+def snapshot_every_month(hub) -> None:
+    """Builds the report snapshot of every month with leads, and checks nothing is left to build."""
+    built = snapshots.refresh(hub)
+    with hub.db.read() as session:
+        assert built and session.scalar(select(func.count()).select_from(ReportChange)) == 0
+        months = session.scalars(select(ReportSnapshot.month).distinct()).all()
+        created = session.scalars(select(Lead.created_at)).all()
+    assert sorted(months) == sorted({f"{moment:%Y-%m}" for moment in created})

@@ -3,79 +3,77 @@ pass the filters, per pipeline, how many reached each stage, the conversion from
 the next, the median time a stay at a stage took, how many are at it now, and how many were
 won and lost.
 
-Every figure is one SQL aggregation, so the database does the counting and no lead is loaded
-into Python: the stays are ``stage_visits`` rows of the period, found by the lead's creation
-time each row carries (an index holds every column read, so the table itself is not read),
-and joined to the lead's facts only when a filter asks; where the leads are now and how they
-closed come from ``lead_facts``. A lead
-*reached* a stage when it entered that stage or any later one (stages may be skipped); the
-order is the config's. Source filters match the attributed touch, as in the other reports.
+The stays are the period's frame (``hub.reports.frame``): each stay carries its lead's creation
+time, so the period needs no join, and a filter keeps the stays of the leads that pass it. A
+lead *reached* a stage when it entered that stage or any later one (stages may be skipped);
+the order is the config's. Source filters match the attributed touch, as in the other reports.
 """
 from __future__ import annotations
 
-from sqlalchemy import and_, case, distinct, func, literal, or_, select
+import numpy as np
 
-from hub.reports.queries import Query, filtered, in_period
-from hub.store.models import LeadFact, StageVisit
+from hub.reports.queries import Groups, Query, load_leads, passing
 
 CLOSED = {"converted": "won", "junk": "lost"}
 
 
 def funnel(session, query: Query, pipelines: dict) -> list[dict]:
     """One entry per configured pipeline, in the config's order."""
-    leads = func.count(distinct(StageVisit.lead_id))
-    entered = pairs(session, stays(select(StageVisit.pipeline, StageVisit.stage, leads), query)
-                    .group_by(StageVisit.pipeline, StageVisit.stage))
-    furthest = furthest_counts(session, query, pipelines)
-    medians = pairs(session, median_statement(query))
-    current = pairs(session, in_period(select(LeadFact.pipeline, LeadFact.stage, func.count()), query)
-                    .where(LeadFact.stage.is_not(None)).group_by(LeadFact.pipeline, LeadFact.stage))
-    closed = pairs(session, in_period(select(LeadFact.pipeline, LeadFact.status, func.count()), query)
-                   .where(LeadFact.pipeline.is_not(None), LeadFact.status.in_(tuple(CLOSED)))
-                   .group_by(LeadFact.pipeline, LeadFact.status))
-    return [pipeline_rows(name, [stage["name"] for stage in pipeline["stages"]], entered, furthest, medians,
-                          current, closed) for name, pipeline in pipelines.items()]
+    frame = load_leads(session, query, [], "pipeline", "stage", "status",
+                       parts={"stays": {"pipeline", "stage", "seconds"}})
+    keep = passing(session, frame, query)
+    stays = {name: frame.column("stays", name) for name in ("lead_id", "pipeline", "stage", "seconds")}
+    leads = {name: frame.column("leads", name) for name in ("lead_id", "pipeline", "stage")}
+    places = [(name, stage["name"]) for name, pipeline in pipelines.items() for stage in pipeline["stages"]]
+    place_of = place_lookup(frame, places)
+    stay_place = place_of[stays["pipeline"], stays["stage"]]
+    counted = stay_place >= 0
+    if query.filters:
+        counted &= np.isin(stays["lead_id"], leads["lead_id"][keep])
+    entered, furthest = entries(stays["lead_id"][counted], stay_place[counted], places)
+    medians = Groups(stay_place[counted], len(places)).median(stays["seconds"][counted])
+    lead_place = place_of[leads["pipeline"], leads["stage"]][keep]
+    current = np.bincount(lead_place[lead_place >= 0], minlength=len(places))
+    by_place = {"entered": {place: int(count) for place, count in zip(places, entered, strict=True)},
+                "medians": {place: None if np.isnan(value) else float(value)
+                            for place, value in zip(places, medians, strict=True)},
+                "current": {place: int(count) for place, count in zip(places, current, strict=True)}}
+    return [pipeline_rows(name, [stage["name"] for stage in pipeline["stages"]], by_place["entered"],
+                          furthest_by_stage(furthest, places, name), by_place["medians"], by_place["current"],
+                          closed_counts(frame, keep, name)) for name, pipeline in pipelines.items()]
 
 
-def pairs(session, statement) -> dict[tuple, float]:
-    return {(first, second): value for first, second, value in session.execute(statement)}
+def place_lookup(frame, places: list[tuple[str, str]]) -> np.ndarray:
+    """[pipeline code, stage code] -> the stage's place among all configured stages, -1 if none."""
+    lookup = np.full((len(frame.values("pipeline")), len(frame.values("stage"))), -1, np.int64)
+    for place, (pipeline, stage) in enumerate(places):
+        if frame.code("pipeline", pipeline) >= 0 and frame.code("stage", stage) >= 0:
+            lookup[frame.code("pipeline", pipeline), frame.code("stage", stage)] = place
+    return lookup
 
 
-def stays(statement, query: Query):
-    """The stays of the period's leads (by the lead's creation time, copied into each stay)
-    that pass the filters; only a filter joins the lead's facts."""
-    statement = statement.where(StageVisit.lead_created_at >= query.start, StageVisit.lead_created_at < query.end)
-    if not query.filters:
-        return statement
-    return filtered(statement.join(LeadFact, LeadFact.lead_id == StageVisit.lead_id), query)
+def entries(leads: np.ndarray, place: np.ndarray, places: list) -> tuple[np.ndarray, np.ndarray]:
+    """Per place: the leads that entered it, and the leads for which it was the furthest one
+    entered in its pipeline. Each (lead, place) once, sorted by lead and then place; a
+    pipeline's places are consecutive, so a lead's last place in a pipeline is its furthest."""
+    pairs = np.unique(leads.astype(np.int64) * len(places) + place)
+    lead, place = pairs // len(places), pairs % len(places)
+    pipeline = np.unique([name for name, _ in places], return_inverse=True)[1][place] if len(place) else place
+    run = lead * len(places) + pipeline
+    furthest = np.append(run[1:] != run[:-1], True) if len(run) else np.zeros(0, bool)
+    return (np.bincount(place, minlength=len(places)), np.bincount(place[furthest], minlength=len(places)))
 
 
-def position(pipelines: dict):
-    """A stay's stage as its place in its pipeline (the config's order)."""
-    whens = [(and_(StageVisit.pipeline == name, StageVisit.stage == stage["name"]), index)
-             for name, pipeline in pipelines.items() for index, stage in enumerate(pipeline["stages"])]
-    return case(*whens, else_=None) if whens else literal(None)
+def furthest_by_stage(furthest: np.ndarray, places: list, name: str) -> dict[tuple, int]:
+    """(pipeline, index of the stage in it) -> leads that went no further."""
+    mine = [count for (pipeline, _), count in zip(places, furthest, strict=True) if pipeline == name]
+    return {(name, index): int(count) for index, count in enumerate(mine)}
 
 
-def furthest_counts(session, query: Query, pipelines: dict) -> dict[tuple, int]:
-    """(pipeline, place of the furthest stage a lead entered) -> leads."""
-    per_lead = (stays(select(StageVisit.pipeline.label("pipeline"), func.max(position(pipelines)).label("furthest")),
-                      query).group_by(StageVisit.lead_id, StageVisit.pipeline).subquery())
-    return pairs(session, select(per_lead.c.pipeline, per_lead.c.furthest, func.count())
-                 .where(per_lead.c.furthest.is_not(None)).group_by(per_lead.c.pipeline, per_lead.c.furthest))
-
-
-def median_statement(query: Query):
-    """The median of the finished stays' seconds per stage: the middle row (or the mean of
-    the two middle rows) by window functions, which SQLite and PostgreSQL both have."""
-    partition = (StageVisit.pipeline, StageVisit.stage)
-    ranked = stays(select(StageVisit.pipeline, StageVisit.stage, StageVisit.seconds,
-                          func.row_number().over(partition_by=partition, order_by=StageVisit.seconds).label("rank"),
-                          func.count().over(partition_by=partition).label("stays")), query) \
-        .where(StageVisit.seconds.is_not(None)).subquery()
-    middle = or_(ranked.c.rank == (ranked.c.stays + 1) // 2, ranked.c.rank == (ranked.c.stays + 2) // 2)
-    return (select(ranked.c.pipeline, ranked.c.stage, func.avg(ranked.c.seconds)).where(middle)
-            .group_by(ranked.c.pipeline, ranked.c.stage))
+def closed_counts(frame, keep: np.ndarray, name: str) -> dict[tuple, int]:
+    mine = keep & (frame.column("leads", "pipeline") == frame.code("pipeline", name))
+    status = frame.column("leads", "status")[mine]
+    return {(name, closed): int(np.count_nonzero(status == frame.code("status", closed))) for closed in CLOSED}
 
 
 def pipeline_rows(name: str, stages: list[str], entered: dict, furthest: dict, medians: dict, current: dict,

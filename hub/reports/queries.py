@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, Select, String, case, cast, distinct, func, or_, select
+import numpy as np
+from sqlalchemy import String, case, cast, or_, select
 
 from hub.mapping import SOURCE_KEYS
-from hub.store.models import Lead, LeadFact, LeadHistory, Task
+from hub.reports import snapshots
+from hub.reports.frame import Frame, micros
+from hub.store.models import Lead, LeadFact
 
 MODELS = ("last_non_direct", "first", "last")
 DIMENSIONS = ("channel", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "form",
@@ -109,16 +111,6 @@ def value_of(lead, source: dict, key: str):
     return source.get(key)
 
 
-def leads_of(session, query: Query) -> list:
-    """The period's leads that pass the filters (source filters on the attributed touch)."""
-    columns = (Lead.id, Lead.name, Lead.channel, Lead.status, Lead.assignee_id, Lead.source, Lead.last_source,
-               Lead.created_at, Lead.handled_at, Lead.score_class, Lead.score_probability, Lead.score_value)
-    rows = session.execute(select(*columns).where(Lead.created_at >= query.start, Lead.created_at < query.end)
-                           .order_by(Lead.id))
-    return [row for row in rows
-            if all(value_of(row, attributed(row, query.model), key) == value for key, value in query.filters)]
-
-
 def response_seconds(lead) -> float | None:
     return None if lead.handled_at is None else (lead.handled_at - lead.created_at).total_seconds()
 
@@ -166,113 +158,130 @@ def json_touch_value(key: str, model: str):
     return case((LeadFact.last_direct, first), else_=last)
 
 
-def dimension(key: str, model: str):
-    columns = {"channel": LeadFact.channel, "status": LeadFact.status, "assignee": LeadFact.assignee_id,
-               "class": Lead.score_class}
-    return columns[key] if key in columns else touch_value(key, model)
+# -- the reports, over the period's frame (hub.reports.frame) ----------------------------------
+
+TOUCH_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "form", "mailbox",
+              "called_number")
+OWN_KEYS = ("channel", "status", "assignee", "class")  # the lead's own fields
 
 
-def reads_the_lead(key: str) -> bool:
-    """Whether ``dimension(key)`` needs the lead's own row beside its facts."""
-    return key not in (*FACT_KEYS, "channel", "status", "assignee")
+def columns_for(keys, model: str) -> set[str]:
+    """The lead columns that ``keys`` (dimensions and filters) read under ``model``."""
+    touches = {"first": ("first",), "last": ("last",)}.get(model, ("first", "last"))
+    needed = set()
+    for key in keys:
+        if key in OWN_KEYS:
+            needed.add(key)
+        elif key in TOUCH_KEYS or key == "click_id":
+            column = "click" if key == "click_id" else key
+            needed.update(f"{touch}_{column}" for touch in touches)
+            needed.update(["last_direct"] if model == "last_non_direct" else [])
+    return needed
 
 
-def in_period(statement: Select, query: Query, by: str | None = None) -> Select:
-    """The statement over the period's facts that pass the filters, grouped ``by`` a dimension."""
-    period = statement.where(LeadFact.created_at >= query.start, LeadFact.created_at < query.end)
-    return filtered(period, query, by)
+def load_leads(session, query: Query, keys, *columns: str, parts: dict | None = None) -> Frame:
+    wanted = {"leads": columns_for([*keys, *(key for key, _ in query.filters)], query.model) | set(columns)}
+    return snapshots.load(session, query.start, query.end, wanted | (parts or {}))
 
 
-def filtered(statement: Select, query: Query, by: str | None = None) -> Select:
-    """Only the facts that pass the filters (source filters on the attributed touch); a filter
-    or a grouping on a field the facts lack joins the lead."""
-    statement = statement.where(*(dimension(key, query.model) == value for key, value in query.filters))
-    if any(reads_the_lead(key) for key in (*(key for key, _ in query.filters), *([by] if by else []))):
-        statement = statement.join(Lead, Lead.id == LeadFact.lead_id)
-    return statement
+def dimension(frame: Frame, key: str, model: str) -> tuple[np.ndarray, str]:
+    """The codes of ``key`` per lead under ``model``, and their family."""
+    if key in OWN_KEYS:
+        return frame.column("leads", key), key
+    field = "click" if key == "click_id" else key
+    if model in ("first", "last"):
+        chosen = frame.column("leads", f"{model}_{field}")
+    else:
+        chosen = np.where(frame.column("leads", "last_direct"), frame.column("leads", f"first_{field}"),
+                          frame.column("leads", f"last_{field}"))
+    if key != "click_id":
+        return chosen, key
+    return np.where(chosen, frame.intern("click_id", "yes"), frame.intern("click_id", "no")), "click_id"
 
 
-def counts(session, query: Query, key, by: str | None = None) -> dict:
-    """key -> (leads, converted)."""
-    converted = func.sum(case((LeadFact.status == "converted", 1), else_=0))
-    statement = in_period(select(key.label("key"), func.count(), converted).select_from(LeadFact), query, by)
-    return {row.key: (row[1], int(row[2] or 0)) for row in session.execute(statement.group_by(key))}
+def passing(session, frame: Frame, query: Query) -> np.ndarray:
+    """Which of the frame's leads pass the filters (source filters on the attributed touch).
+    A field the frame lacks (a click id's value, the referrer, the landing page) is matched in
+    the database, on the period's leads."""
+    keep = np.ones(len(frame.column("leads", "lead_id")), bool)
+    for key, value in query.filters:
+        if key in OWN_KEYS or key in TOUCH_KEYS:
+            codes, family = dimension(frame, key, query.model)
+            keep &= codes == frame.code(family, value)
+        else:
+            found = session.scalars(select(LeadFact.lead_id).join(Lead, Lead.id == LeadFact.lead_id).where(
+                LeadFact.created_at >= query.start, LeadFact.created_at < query.end,
+                json_touch_value(key, query.model) == value)).all()
+            keep &= np.isin(frame.column("leads", "lead_id"), np.array(found, np.int64))
+    return keep
 
 
-def ranked_responses(query: Query, key, by: str | None = None):
-    """The period's response times, numbered within each value of ``key`` in ascending order."""
-    ranked = select(key.label("key"), LeadFact.response_seconds.label("seconds"),
-                    func.row_number().over(partition_by=key, order_by=LeadFact.response_seconds).label("rank"),
-                    func.count().over(partition_by=key).label("total")).select_from(LeadFact)
-    return in_period(ranked, query, by).where(LeadFact.response_seconds.is_not(None)).subquery()
+def is_converted(frame: Frame) -> np.ndarray:
+    return frame.column("leads", "status") == frame.code("status", "converted")
 
 
-def medians(session, query: Query, key, by: str | None = None) -> dict:
-    """key -> the median response: the middle one, or the mean of the two middle ones."""
-    ranked = ranked_responses(query, key, by)
-    middle = or_(ranked.c.rank == (ranked.c.total + 1) // 2, ranked.c.rank == (ranked.c.total + 2) // 2)
-    statement = select(ranked.c.key, func.avg(ranked.c.seconds)).where(middle).group_by(ranked.c.key)
-    return {key: float(value) for key, value in session.execute(statement)}
-
-
-def percentiles(session, query: Query, key, share: int) -> dict:
-    """key -> the nearest-rank percentile (``share`` in percent; see ``percentile``): the
-    value at rank ceil(share * n / 100), in integers so both databases agree."""
-    ranked = ranked_responses(query, key)
-    rank = (ranked.c.total * share + 99) // 100  # at least 1, as total is
-    statement = select(ranked.c.key, ranked.c.seconds).where(ranked.c.rank == rank)
-    return {key: float(value) for key, value in session.execute(statement)}
+def float_or_none(value) -> float | None:
+    return None if np.isnan(value) else float(value)
 
 
 def outcome_row(key, leads: int, converted: int, response_median) -> dict:
-    return {"key": key, "leads": leads, "converted": converted,
+    return {"key": key, "leads": int(leads), "converted": int(converted),
             "conversion": round(converted / leads, 4) if leads else 0.0, "first_response_median": response_median}
 
 
 def channels(session, query: Query, by: str) -> list[dict]:
-    """One row per value of ``by`` (a source field, ``channel`` or ``click_id``), most leads first."""
+    """One row per value of ``by`` (a source field, ``channel``, ``click_id``, ``class``),
+    most leads first."""
     if by not in DIMENSIONS:
         raise ReportError("by", f"one of {', '.join(DIMENSIONS)}")
-    key = dimension(by, query.model)
-    found, middle = counts(session, query, key, by), medians(session, query, key, by)
-    rows = [outcome_row(value, leads, converted, middle.get(value)) for value, (leads, converted) in found.items()]
+    frame = load_leads(session, query, [by], "status", "response")
+    keep = passing(session, frame, query)
+    codes, family = dimension(frame, by, query.model)
+    groups = Groups(codes[keep], len(frame.values(family)))
+    leads, converted = groups.count(), groups.count(is_converted(frame)[keep])
+    middle = groups.median(frame.column("leads", "response")[keep])
+    values = frame.values(family)
+    rows = [outcome_row(values[code], leads[code], converted[code], float_or_none(middle[code]))
+            for code in np.flatnonzero(leads)]
     return sorted(rows, key=lambda row: (-row["leads"], row["key"] is None, str(row["key"])))  # "none" last
 
 
 def managers(session, query: Query) -> list[dict]:
     """Per assignee: leads, first response (median, 90th percentile), SLA breaches (leads that
     were escalated), escalations, callbacks made (callback tasks closed), conversion."""
-    key = LeadFact.assignee_id
-    found = {member: row for member, row in counts(session, query, key).items() if member}
-    middle, p90 = medians(session, query, key), percentiles(session, query, key, 90)
-    escalated = session.execute(in_period(
-        select(key, func.count(), func.count(distinct(LeadHistory.lead_id))).select_from(LeadFact)
-        .join(LeadHistory, LeadHistory.lead_id == LeadFact.lead_id).where(LeadHistory.action == "escalated"),
-        query).group_by(key))
-    escalations = {member: (count, leads) for member, count, leads in escalated}
-    callbacks = dict(session.execute(in_period(
-        select(Task.assignee_id, func.count()).select_from(LeadFact).join(Task, Task.lead_id == LeadFact.lead_id)
-        .where(Task.kind == "callback", Task.status == "done", key.is_not(None)), query)
-        .group_by(Task.assignee_id)).all())
-    rows = []
-    for member in sorted(found):
-        leads, converted = found[member]
-        count, breaches = escalations.get(member, (0, 0))
-        rows.append(outcome_row(member, leads, converted, middle.get(member))
-                    | {"first_response_p90": p90.get(member), "sla_breaches": breaches, "escalations": count,
-                       "callbacks": callbacks.get(member, 0)})
-    return rows
+    frame = load_leads(session, query, ["assignee"], "status", "response", "escalations",
+                       parts={"callbacks": {"assignee"}})
+    keep = passing(session, frame, query) & (frame.column("leads", "assignee") != 0)
+    assignees = frame.column("leads", "assignee")[keep]
+    size = len(frame.values("assignee"))
+    groups = Groups(assignees, size)
+    responses, escalations = frame.column("leads", "response")[keep], frame.column("leads", "escalations")[keep]
+    leads, converted, count, breaches = (groups.count(), groups.count(is_converted(frame)[keep]),
+                                         groups.count(escalations), groups.count(escalations > 0))
+    middle, p90 = groups.median(responses), groups.percentile(responses, 90)
+    assigned = frame.column("leads", "lead_id")[keep]
+    made = np.isin(frame.column("callbacks", "lead_id"), assigned)
+    callbacks = np.bincount(frame.column("callbacks", "assignee")[made], minlength=size)
+    names = frame.values("assignee")
+    rows = [outcome_row(names[code], leads[code], converted[code], float_or_none(middle[code]))
+            | {"first_response_p90": float_or_none(p90[code]), "sla_breaches": int(breaches[code]),
+               "escalations": int(count[code]), "callbacks": int(callbacks[code])}
+            for code in np.flatnonzero(leads)]
+    return sorted(rows, key=lambda row: row["key"])
 
 
 def timeseries(session, query: Query) -> dict:
     """Leads per day (in the team's zone) by channel, every day of the period, zeros included."""
     days = [query.since + timedelta(days=n) for n in range((query.until - query.since).days + 1)]
-    counts = Counter()
-    for bucket, channel, count in session.execute(day_counts(session, query, days)):
-        counts[(local_day(bucket, query, days), channel)] += count
-    found = sorted({channel for _day, channel in counts})
+    frame = load_leads(session, query, ["channel"])
+    keep = passing(session, frame, query)
+    midnights = np.array([micros(datetime.combine(day, time.min, query.zone)) for day in days], np.int64)
+    day = np.searchsorted(midnights, frame.column("leads", "created")[keep], side="right") - 1
+    channel, names = frame.column("leads", "channel")[keep], frame.values("channel")
+    counts = np.bincount(channel * len(days) + day, minlength=len(names) * len(days)).reshape(len(names), len(days))
+    found = sorted((names[code], code) for code in np.flatnonzero(counts.sum(axis=1)))
     return {"days": [day.isoformat() for day in days],
-            "series": {channel: [counts[(day, channel)] for day in days] for channel in found}}
+            "series": {name: [int(count) for count in counts[code]] for name, code in found}}
 
 
 def value_lost(lead) -> float | None:
@@ -286,60 +295,80 @@ def value_lost(lead) -> float | None:
 def scores(session, query: Query) -> dict:
     """Per class (and unscored leads): leads, conversion, the value of all of them, and for the
     open ones the expected value (Σ value × probability) and the value lost from maximum
-    (Σ value × (1 − probability)); then the open leads losing the most."""
-    leads = leads_of(session, query)
-    groups = defaultdict(list)
-    for lead in leads:
-        groups[lead.score_class].append(lead)
-    rows = [score_row(key, groups[key]) for key in CLASSES if groups.get(key)]
-    risky = sorted((lead for lead in leads if value_lost(lead) is not None),
-                   key=lambda lead: (-value_lost(lead), lead.id))
-    return {"rows": rows, "at_risk": [{"number": lead.id, "name": lead.name, "class": lead.score_class,
-                                       "status": lead.status, "assignee": lead.assignee_id, "value": lead.score_value,
-                                       "probability": lead.score_probability,
-                                       "value_lost": round(value_lost(lead), 2)} for lead in risky[:AT_RISK]]}
+    (Σ value × (1 − probability)); then the open leads losing the most (``value_lost``)."""
+    frame = load_leads(session, query, ["class", "assignee"], "status", "response", "value", "probability")
+    keep = passing(session, frame, query)
+    column = {name: frame.column("leads", name)[keep]
+              for name in ("lead_id", "class", "status", "response", "value", "probability", "assignee")}
+    status = column["status"]
+    is_open = np.isin(status, [frame.code("status", name) for name in OPEN])
+    estimated = is_open & ~np.isnan(column["value"]) & ~np.isnan(column["probability"])
+    lost = np.where(estimated, column["value"] * (1 - column["probability"]), 0.0)
+    groups = Groups(column["class"], len(frame.values("class")))
+    leads, converted = groups.count(), groups.count(status == frame.code("status", "converted"))
+    middle = groups.median(column["response"])
+    sums = {"open": groups.count(is_open), "value": groups.total(np.nan_to_num(column["value"])),
+            "expected": groups.total(np.where(estimated, column["value"] * column["probability"], 0.0)),
+            "value_lost": groups.total(lost), "unestimated": groups.count(is_open & ~estimated)}
+    rows = []
+    for key in CLASSES:
+        code = frame.code("class", key)
+        if code >= 0 and leads[code]:
+            rows.append(outcome_row(key, leads[code], converted[code], float_or_none(middle[code]))
+                        | {name: int(values[code]) if name in ("open", "unestimated") else round(float(values[code]), 2)
+                           for name, values in sums.items()})
+    return {"rows": rows, "at_risk": at_risk(session, frame, column, estimated, lost)}
 
 
-def score_row(key, leads: list) -> dict:
-    responses = [seconds for seconds in map(response_seconds, leads) if seconds is not None]
-    row = outcome_row(key, len(leads), sum(lead.status == "converted" for lead in leads), median(responses))
-    estimated = [lead for lead in leads if value_lost(lead) is not None]
-    row.update(open=sum(lead.status in OPEN for lead in leads),
-               value=round(sum(lead.score_value or 0 for lead in leads), 2),
-               expected=round(sum(lead.score_value * lead.score_probability for lead in estimated), 2),
-               value_lost=round(sum(value_lost(lead) for lead in estimated), 2),
-               unestimated=sum(lead.status in OPEN and value_lost(lead) is None for lead in leads))
-    return row
+def at_risk(session, frame: Frame, column: dict, estimated: np.ndarray, lost: np.ndarray) -> list[dict]:
+    chosen = np.flatnonzero(estimated)
+    chosen = chosen[np.lexsort((column["lead_id"][chosen], -lost[chosen]))][:AT_RISK]
+    numbers = [int(number) for number in column["lead_id"][chosen]]
+    names = dict(session.execute(select(Lead.id, Lead.name).where(Lead.id.in_(numbers))).all()) if numbers else {}
+    classes, statuses, assignees = (frame.values(family) for family in ("class", "status", "assignee"))
+    return [{"number": number, "name": names.get(number), "class": classes[column["class"][index]],
+             "status": statuses[column["status"][index]], "assignee": assignees[column["assignee"][index]],
+             "value": float(column["value"][index]), "probability": float(column["probability"][index]),
+             "value_lost": round(float(lost[index]), 2)} for number, index in zip(numbers, chosen, strict=True)]
 
 
-def day_counts(session, query: Query, days: list[date]) -> Select:
-    """Leads per bucket and channel. PostgreSQL buckets by the day in the team's zone; SQLite,
-    which knows no zones, by the day at the zone's offset when the period has one offset, and
-    otherwise (a clock change inside the period) by the UTC quarter hour, which Python then
-    puts in its day."""
-    created = LeadFact.created_at
-    if session.get_bind().dialect.name != "sqlite":
-        bucket = func.date(func.timezone(query.zone.key, created))
-    elif len(offsets := zone_offsets(query, days)) == 1:
-        bucket = func.date(created, f"{offsets.pop():+d} minutes")
-    else:
-        quarter = cast(func.substr(created, 15, 2), Integer) / 15
-        bucket = func.substr(created, 1, 14, type_=String) + cast(quarter * 15, String)
-    return in_period(select(bucket, LeadFact.channel, func.count()).select_from(LeadFact), query) \
-        .group_by(bucket, LeadFact.channel)
+class Groups:
+    """Figures per group of rows, the groups given as codes 0 … size − 1."""
 
+    def __init__(self, codes: np.ndarray, size: int):
+        self.codes, self.size = codes, size
 
-def zone_offsets(query: Query, days: list[date]) -> set[int]:
-    moments = [datetime.combine(day, time.min, query.zone) for day in days] + [query.end]
-    return {int(moment.utcoffset().total_seconds() // 60) for moment in moments}
+    def count(self, where: np.ndarray | None = None) -> np.ndarray:
+        """Rows per group; with ``where`` (flags or counts), their sum."""
+        weights = None if where is None else where.astype(np.float64)
+        return np.bincount(self.codes, weights, minlength=self.size).astype(np.int64)
 
+    def total(self, values: np.ndarray) -> np.ndarray:
+        return np.bincount(self.codes, values, minlength=self.size)
 
-def local_day(bucket, query: Query, days: list[date]) -> date:
-    if isinstance(bucket, date):
-        return bucket
-    if len(bucket) == 10:
-        return date.fromisoformat(bucket)
-    hour, minutes = bucket[:13], int(bucket[14:])
-    moment = datetime.fromisoformat(f"{hour}:{minutes:02d}").replace(tzinfo=UTC)
-    return moment.astimezone(query.zone).date()
+    def median(self, values: np.ndarray) -> np.ndarray:
+        """The middle value per group (the mean of the two middle ones), NaN values left out;
+        NaN for a group with none."""
+        ordered, starts, counts = self.ranked(values)
+        found = counts > 0
+        low, high = (starts + (counts - 1) // 2)[found], (starts + counts // 2)[found]
+        middle = np.full(self.size, np.nan)
+        middle[found] = (ordered[low] + ordered[high]) / 2
+        return middle
 
+    def percentile(self, values: np.ndarray, share: int) -> np.ndarray:
+        """The nearest-rank percentile per group (see ``percentile``): the value at rank
+        ceil(share × n / 100), in integers so no rounding moves it."""
+        ordered, starts, counts = self.ranked(values)
+        found = counts > 0
+        result = np.full(self.size, np.nan)
+        result[found] = ordered[(starts + (counts * share + 99) // 100 - 1)[found]]
+        return result
+
+    def ranked(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The values sorted by group and then value, where each group starts, and its size."""
+        present = ~np.isnan(values)
+        codes, values = self.codes[present], values[present]
+        ordered = values[np.lexsort((values, codes))]
+        counts = np.bincount(codes, minlength=self.size)
+        return ordered, np.cumsum(counts) - counts, counts

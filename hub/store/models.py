@@ -452,3 +452,30 @@ class ScoreModel(Base):
     closed: Mapped[int] = mapped_column(Integer, default=0)
     won: Mapped[int] = mapped_column(Integer, default=0)
     tables: Mapped[dict[str, Any]] = mapped_column(default=dict)  # field -> value -> [won, lost]
+
+
+class ReportChange(Base):
+    """A month (UTC, of a lead's creation) whose leads changed since its report snapshot was
+    built: written by database triggers (migration 0014) on every change the reports read, and
+    removed by the snapshot builder for the changes its snapshot includes. Append-only, so
+    concurrent writers never wait on each other's rows."""
+
+    __tablename__ = "report_changes"
+    __table_args__ = (Index("ix_report_changes_month", "month", "id"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+
+
+class ReportSnapshot(Base):
+    """One column of one month's report data (``hub.reports.snapshots``): a NumPy array's bytes
+    and, for a column of coded values, the values its codes stand for."""
+
+    __tablename__ = "report_snapshots"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    name: Mapped[str] = mapped_column(String(48), primary_key=True)  # part.column, e.g. leads.status
+    format: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    dictionary: Mapped[list | None] = mapped_column(JSON)
+    built_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -53,7 +53,7 @@ def seed_lead(session, number: int, created: datetime, status: str, source: dict
 
 
 @pytest.fixture
-def seeded(hub):
+def seeded(hub, settle):
     hub.clock = lambda: datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
     with hub.db.write() as session:
         sync_team(session, hub.config["team"])
@@ -65,6 +65,7 @@ def seeded(hub):
         seed_lead(session, 8, datetime(2026, 11, 30, 21, 0, tzinfo=UTC), "in_progress", YANDEX,
                   [("introduction", 6, "moved"), ("offer", None, None)])
         numbering_after_seeded_leads(session)
+    settle(hub)
     return hub
 
 

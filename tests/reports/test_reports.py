@@ -30,7 +30,7 @@ SEEDS = {
 
 
 @pytest.fixture
-def seeded(hub):
+def seeded(hub, settle):
     hub.clock = lambda: datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
     with hub.db.write() as session:
         sync_team(session, hub.config["team"])
@@ -49,6 +49,7 @@ def seeded(hub):
         session.add(Task(lead_id=5, kind="callback", title="call back", assignee_id="boris", status="done"))
         session.add(Task(lead_id=5, kind="callback", title="call back", assignee_id="boris", status="open"))
         numbering_after_seeded_leads(session)
+    settle(hub)
     return hub
 
 

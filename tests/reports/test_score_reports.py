@@ -32,9 +32,10 @@ def seed_scored(hub) -> None:
 
 
 @pytest.fixture
-def scored(hub):
+def scored(hub, settle):
     hub.clock = lambda: NOW
     seed_scored(hub)
+    settle(hub)
     return hub
 
 
