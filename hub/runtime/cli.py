@@ -271,6 +271,22 @@ def score_rescore() -> None:
     click.echo(f"{scoring.rescore(scoring_hub())} open leads changed class or probability")
 
 
+@main.group()
+def reports() -> None:
+    """Reports."""
+
+
+@reports.command("snapshot")
+def reports_snapshot() -> None:
+    """Build the report snapshot of every month changed since its last one (the scheduler does
+    this every few minutes; after a bulk import, this makes the first reports fast at once)."""
+    from hub.reports import snapshots
+
+    hub = load_hub()
+    months = snapshots.refresh(hub)
+    click.echo(f"report snapshots built: {', '.join(months)}" if months else "every report snapshot is current")
+
+
 @main.command()
 def run() -> None:
     """Everything in one process tree: migrate, then web, worker, scheduler and mail poller."""

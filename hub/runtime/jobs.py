@@ -7,6 +7,7 @@ from hub import context
 from hub.delivery import crm, crm_readback, outbox
 from hub.pipeline import process_pending as run_pipeline
 from hub.pipeline import score
+from hub.reports import snapshots
 from hub.web import metrics
 
 
@@ -84,3 +85,10 @@ def train_scores() -> int:
     score.train(hub)
     kick_pushes(hub)
     return 1
+
+
+def build_report_snapshots() -> int:
+    """The report snapshots of the months changed since their last build."""
+    hub = context.current()
+    hub.kicker.clear("reports")
+    return len(snapshots.refresh(hub))

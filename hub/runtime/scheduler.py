@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from hub.delivery import crm, crm_readback, outbox, sources
 from hub.pipeline import score
+from hub.reports import snapshots
 from hub.rules import firing
 from hub.store.models import RawEvent
 
@@ -43,6 +44,7 @@ def tick(hub) -> dict:
     done["crm_poll"] = crm_readback.polls_due(hub) and hub.kicker.kick("crm_poll")
     done["silence"] = sources.check(hub)
     done["score_training"] = score.training_due(hub) and hub.kicker.kick("score")
+    done["report_snapshots"] = snapshots.due(hub) and hub.kicker.kick("reports")
     return done
 
 

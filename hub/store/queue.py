@@ -26,6 +26,7 @@ JOBS = {
     "crm": "hub.runtime.jobs.read_back_crm_events",
     "crm_poll": "hub.runtime.jobs.poll_crms",
     "score": "hub.runtime.jobs.train_scores",
+    "reports": "hub.runtime.jobs.build_report_snapshots",
 }
 _embedded = None
 _lock = threading.Lock()
