@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 from urllib.parse import urlencode
@@ -168,11 +168,11 @@ def numbering_after_seeded_leads(session) -> None:
         session.execute(text("SELECT setval(pg_get_serial_sequence('leads', 'id'), (SELECT max(id) FROM leads))"))
 
 
-def snapshot_every_month(hub) -> None:
-    """Builds the report snapshot of every month with leads, and checks nothing is left to build."""
+def snapshot_every_day(hub) -> None:
+    """Builds the report snapshot of every day with leads, and checks nothing is left to build."""
     built = snapshots.refresh(hub)
     with hub.db.read() as session:
         assert built and session.scalar(select(func.count()).select_from(ReportChange)) == 0
-        months = session.scalars(select(ReportSnapshot.month).distinct()).all()
+        days = session.scalars(select(ReportSnapshot.day).distinct()).all()
         created = session.scalars(select(Lead.created_at)).all()
-    assert sorted(months) == sorted({f"{moment:%Y-%m}" for moment in created})
+    assert sorted(days) == sorted({f"{moment.astimezone(UTC):%Y-%m-%d}" for moment in created})

@@ -7,9 +7,9 @@ Text values are coded per *family* (channel, status, a source field …): code 0
 each other code one value, and both touches of a source field share its family, so an
 attribution model is a choice between two code arrays.
 
-A month (UTC, by the lead's creation) whose snapshot is current is read from
-``report_snapshots`` (``hub.reports.snapshots``); every other month (this one, or one changed
-since its snapshot) straight from the tables. Either way a report sees the tables as they are.
+A day (UTC, by the lead's creation) whose snapshot is current is read from
+``report_snapshots`` (``hub.reports.snapshots``); every other day (today, or one changed since
+its snapshot) straight from the tables. Either way a report sees the tables as they are.
 """
 from __future__ import annotations
 
@@ -99,6 +99,8 @@ def read_tables(session, part: str, names, start: datetime, end: datetime) -> Bl
     sql = [epoch_micros(columns[name].sql, dialect) if columns[name].kind == "time" else columns[name].sql
            for name in selected]
     statement = select(*sql).where(TIMES[part] >= start, TIMES[part] < end)
+    if part == "stays":  # the funnel reads a lead's stays as one run, by pipeline and stage
+        statement = statement.order_by(StageVisit.lead_id, StageVisit.pipeline, StageVisit.stage)
     if part == "leads" and SCORED.intersection(selected):
         statement = statement.join(Lead, Lead.id == LeadFact.lead_id)
     elif part == "callbacks":

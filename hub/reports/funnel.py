@@ -30,7 +30,8 @@ def funnel(session, query: Query, pipelines: dict) -> list[dict]:
     counted = stay_place >= 0
     if query.filters:
         counted &= np.isin(stays["lead_id"], leads["lead_id"][keep])
-    entered, furthest = entries(stays["lead_id"][counted], stay_place[counted], places)
+    entered, furthest = entries(*(stays[name][counted] for name in ("lead_id", "pipeline", "stage")),
+                                stay_place[counted], len(places))
     medians = Groups(stay_place[counted], len(places)).median(stays["seconds"][counted])
     lead_place = place_of[leads["pipeline"], leads["stage"]][keep]
     current = np.bincount(lead_place[lead_place >= 0], minlength=len(places))
@@ -52,16 +53,17 @@ def place_lookup(frame, places: list[tuple[str, str]]) -> np.ndarray:
     return lookup
 
 
-def entries(leads: np.ndarray, place: np.ndarray, places: list) -> tuple[np.ndarray, np.ndarray]:
+def entries(lead: np.ndarray, pipeline: np.ndarray, stage: np.ndarray, place: np.ndarray,
+            places: int) -> tuple[np.ndarray, np.ndarray]:
     """Per place: the leads that entered it, and the leads for which it was the furthest one
-    entered in its pipeline. Each (lead, place) once, sorted by lead and then place; a
-    pipeline's places are consecutive, so a lead's last place in a pipeline is its furthest."""
-    pairs = np.unique(leads.astype(np.int64) * len(places) + place)
-    lead, place = pairs // len(places), pairs % len(places)
-    pipeline = np.unique([name for name, _ in places], return_inverse=True)[1][place] if len(place) else place
-    run = lead * len(places) + pipeline
-    furthest = np.append(run[1:] != run[:-1], True) if len(run) else np.zeros(0, bool)
-    return (np.bincount(place, minlength=len(places)), np.bincount(place[furthest], minlength=len(places)))
+    entered in its pipeline. The stays come grouped by lead and, within a lead, sorted by
+    pipeline and stage (``frame.read_tables``), so a repeated stay follows its first and a
+    lead's stays in one pipeline are one run, whose largest place is its furthest."""
+    same_pipeline = (lead[1:] == lead[:-1]) & (pipeline[1:] == pipeline[:-1])
+    repeated = np.concatenate([[False], same_pipeline & (stage[1:] == stage[:-1])])
+    runs = np.flatnonzero(np.concatenate([[True], ~same_pipeline])) if len(place) else np.zeros(0, np.int64)
+    furthest = np.maximum.reduceat(place, runs) if len(place) else place
+    return np.bincount(place[~repeated], minlength=places), np.bincount(furthest, minlength=places)
 
 
 def furthest_by_stage(furthest: np.ndarray, places: list, name: str) -> dict[tuple, int]:

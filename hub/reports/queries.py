@@ -369,6 +369,9 @@ class Groups:
         """The values sorted by group and then value, where each group starts, and its size."""
         present = ~np.isnan(values)
         codes, values = self.codes[present], values[present]
-        ordered = values[np.lexsort((values, codes))]
+        by_value = np.argsort(values)
+        # then a stable sort by group: a radix sort when the codes fit 16 bits
+        narrow = codes[by_value].astype(np.int16 if self.size < 2 ** 15 else np.int32)
+        ordered = values[by_value][np.argsort(narrow, kind="stable")]
         counts = np.bincount(codes, minlength=self.size)
         return ordered, np.cumsum(counts) - counts, counts

@@ -1,19 +1,20 @@
-"""Report snapshots: each month's report columns (``hub.reports.frame``) built once and kept as
-NumPy arrays in ``report_snapshots``, so a report over a year reads a dozen stored arrays per
-column instead of a million rows.
+"""Report snapshots: each day's report columns (``hub.reports.frame``) built once and kept as
+NumPy arrays in ``report_snapshots``, so a report over a year reads stored arrays instead of a
+million rows.
 
 Database triggers record every change the reports read (a lead, an escalation, a callback
-task, a stage stay) as a row of ``report_changes`` naming the month of the lead's creation.
-A month's snapshot is *current* while it was built in this ``FORMAT`` and no change to the
-month was recorded since; reports read current months from here and all others from the tables.
-The scheduler rebuilds changed months every ``REFRESH_EVERY``; `hub reports snapshot` now.
+task, a stage stay) as a row of ``report_changes`` naming the day (UTC) of the lead's creation.
+A day's snapshot is *current* while it was built in this ``FORMAT`` and no change to the day
+was recorded since; reports read current days from here and all others (today, a day whose
+lead a manager just closed) from the tables. The scheduler rebuilds changed days every
+``REFRESH_EVERY``; `hub reports snapshot` does it at once.
 """
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
 from sqlalchemy import delete, exists, func, insert, select, text
@@ -23,52 +24,55 @@ from hub.store.models import ReportChange, ReportSnapshot
 
 log = logging.getLogger("hub.reports")
 FORMAT = 1  # raised when the columns change: every snapshot of another format is rebuilt
-REFRESH_EVERY = timedelta(minutes=10)
+REFRESH_EVERY = timedelta(minutes=1)
 MARK = "leads.lead_id"  # every snapshot has this column
 
 
-def month_start(month: str) -> datetime:
-    year, number = map(int, month.split("-"))
-    return datetime(year, number, 1, tzinfo=UTC)
+def day_start(day: str) -> datetime:
+    return datetime.combine(date.fromisoformat(day), time.min, UTC)
 
 
-def following(month: str) -> str:
-    start = month_start(month)
-    return f"{start.year + start.month // 12:04d}-{start.month % 12 + 1:02d}"
+def following(day: str) -> str:
+    return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
 
 
-def months_between(start: datetime, end: datetime) -> list[str]:
-    """The UTC months that overlap [start, end)."""
-    month, months = f"{start.astimezone(UTC):%Y-%m}", []
-    while month_start(month) < end:
-        months.append(month)
-        month = following(month)
-    return months
+def days_between(start: datetime, end: datetime) -> list[str]:
+    """The UTC days that overlap [start, end)."""
+    first, last = start.astimezone(UTC).date(), (end.astimezone(UTC) - timedelta(microseconds=1)).date()
+    return [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
 
 
-def current(session, months: list[str]) -> set[str]:
-    """Those of ``months`` whose snapshot is current."""
-    built = session.scalars(select(ReportSnapshot.month).where(
-        ReportSnapshot.name == MARK, ReportSnapshot.format == FORMAT, ReportSnapshot.month.in_(months))).all()
-    return {month for month in built if not session.scalar(select(exists().where(ReportChange.month == month)))}
+def current(session, days: list[str]) -> set[str]:
+    """Those of ``days`` (consecutive) whose snapshot is current."""
+    if not days:
+        return set()
+    within = (days[0], days[-1])
+    built = session.scalars(select(ReportSnapshot.day).where(
+        ReportSnapshot.name == MARK, ReportSnapshot.format == FORMAT, ReportSnapshot.day.between(*within))).all()
+    changed = session.scalars(select(ReportChange.day).distinct().where(ReportChange.day.between(*within))).all()
+    return set(built) - set(changed)
 
 
-def read(session, months: Iterable[str], wanted: dict[str, Iterable[str]]) -> list[tuple[str, Block]]:
-    """(part, block) for each part of each month: the ``wanted`` columns, with lead_id and created."""
+def read(session, days: list[str], wanted: dict[str, Iterable[str]]) -> list[tuple[str, Block]]:
+    """(part, block) for each part of each of ``days`` (consecutive; only those given): the
+    ``wanted`` columns, with lead_id and created."""
+    if not days:
+        return []
     names = [f"{part}.{name}" for part, columns in wanted.items() for name in {"lead_id", "created", *columns}]
-    rows = session.execute(select(ReportSnapshot.month, ReportSnapshot.name, ReportSnapshot.data,
+    rows = session.execute(select(ReportSnapshot.day, ReportSnapshot.name, ReportSnapshot.data,
                                   ReportSnapshot.dictionary)
-                           .where(ReportSnapshot.month.in_(list(months)), ReportSnapshot.name.in_(names)))
-    blocks: dict[tuple[str, str], Block] = defaultdict(dict)
-    for month, name, data, dictionary in rows:
-        part, column = name.split(".", 1)
-        blocks[(month, part)][column] = (np.frombuffer(data, DTYPES[PARTS[part][column].kind]), dictionary)
-    return [(part, block) for (_month, part), block in sorted(blocks.items())]
+                           .where(ReportSnapshot.day.between(days[0], days[-1]), ReportSnapshot.name.in_(names)))
+    chosen, blocks = set(days), defaultdict(dict)
+    for day, name, data, dictionary in rows:
+        if day in chosen:
+            part, column = name.split(".", 1)
+            blocks[(day, part)][column] = (np.frombuffer(data, DTYPES[PARTS[part][column].kind]), dictionary)
+    return [(part, block) for (_day, part), block in sorted(blocks.items())]
 
 
-def due_months(session) -> list[str]:
-    changed = session.scalars(select(ReportChange.month).distinct()).all()
-    stale = session.scalars(select(ReportSnapshot.month).distinct().where(ReportSnapshot.format != FORMAT)).all()
+def due_days(session) -> list[str]:
+    changed = session.scalars(select(ReportChange.day).distinct()).all()
+    stale = session.scalars(select(ReportSnapshot.day).distinct().where(ReportSnapshot.format != FORMAT)).all()
     return sorted({*changed, *stale})
 
 
@@ -82,73 +86,73 @@ def due(hub) -> bool:
 
 
 def refresh(hub) -> list[str]:
-    """Builds the snapshot of every changed month; returns the months built."""
+    """Builds the snapshot of every changed day; returns the days built."""
     with hub.db.read() as session:
-        months = due_months(session)
-    for month in months:
-        build(hub, month)
-    if months:
-        log.info("report snapshots built: %s", ", ".join(months))
-    return months
+        days = due_days(session)
+    for day in days:
+        build(hub, day)
+    if days:
+        log.info("report snapshots built: %d days, %s to %s", len(days), days[0], days[-1])
+    return days
 
 
-def build(hub, month: str) -> None:
-    """The month's snapshot, and its recorded changes forgotten: only those the snapshot read.
+def build(hub, day: str) -> None:
+    """The day's snapshot, and its recorded changes forgotten: only those the snapshot read.
     SQLite reads in one transaction and writes in a short second one (its single writer gives
     change ids in commit order, so the ids up to the last one read are exactly the changes
     read); PostgreSQL reads and writes in one repeatable-read transaction, whose delete sees
     only the changes its reads saw."""
     if hub.db.engine.dialect.name == "sqlite":
         with hub.db.read() as session:
-            last, blocks = gather(session, month)
+            last, blocks = gather(session, day)
         with hub.db.write() as session:
-            store(session, month, blocks, last, hub.now())
+            store(session, day, blocks, last, hub.now())
         return
     with hub.db.write() as session:
         session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
-        last, blocks = gather(session, month)
-        store(session, month, blocks, last, hub.now())
+        last, blocks = gather(session, day)
+        store(session, day, blocks, last, hub.now())
 
 
-def gather(session, month: str) -> tuple[int | None, dict[str, Block]]:
-    start, end = month_start(month), month_start(following(month))
-    last = session.scalar(select(func.max(ReportChange.id)).where(ReportChange.month == month))
+def gather(session, day: str) -> tuple[int | None, dict[str, Block]]:
+    start, end = day_start(day), day_start(following(day))
+    last = session.scalar(select(func.max(ReportChange.id)).where(ReportChange.day == day))
     return last, {part: read_tables(session, part, columns, start, end) for part, columns in PARTS.items()}
 
 
-def store(session, month: str, blocks: dict[str, Block], last: int | None, now: datetime) -> None:
-    session.execute(delete(ReportSnapshot).where(ReportSnapshot.month == month))
-    if len(blocks["leads"]["lead_id"][0]):  # a month whose leads are all gone keeps no snapshot
+def store(session, day: str, blocks: dict[str, Block], last: int | None, now: datetime) -> None:
+    session.execute(delete(ReportSnapshot).where(ReportSnapshot.day == day))
+    if len(blocks["leads"]["lead_id"][0]):  # a day whose leads are all gone keeps no snapshot
         session.execute(insert(ReportSnapshot), [
-            {"month": month, "name": f"{part}.{name}", "format": FORMAT, "data": array.tobytes(),
+            {"day": day, "name": f"{part}.{name}", "format": FORMAT, "data": array.tobytes(),
              "dictionary": dictionary, "built_at": now}
             for part, block in blocks.items() for name, (array, dictionary) in block.items()])
     if last is not None:
-        session.execute(delete(ReportChange).where(ReportChange.month == month, ReportChange.id <= last))
+        session.execute(delete(ReportChange).where(ReportChange.day == day, ReportChange.id <= last))
 
 
 def load(session, start: datetime, end: datetime, wanted: dict[str, Iterable[str]]) -> Frame:
     """The frame of the leads created in [start, end) (and of their stays and callbacks): the
     ``wanted`` columns of each part, from current snapshots and from the tables for the rest."""
-    months = months_between(start, end)
-    snapshotted = current(session, months)
+    days = days_between(start, end)
+    snapshotted = current(session, days)
     frame = Frame()
     for part, block in read(session, sorted(snapshotted), wanted):
         frame.add(part, block)
-    for since, until in unsnapshotted_spans(months, snapshotted):
+    for since, until in unsnapshotted_spans(days, snapshotted):
         for part, columns in wanted.items():
             frame.add(part, read_tables(session, part, ["created", *columns], max(since, start), min(until, end)))
     frame.keep_period(start, end)
     return frame
 
 
-def unsnapshotted_spans(months: list[str], snapshotted: set[str]) -> list[tuple[datetime, datetime]]:
-    """The runs of consecutive months without a current snapshot, as [start, end) times."""
+def unsnapshotted_spans(days: list[str], snapshotted: set[str]) -> list[tuple[datetime, datetime]]:
+    """The runs of consecutive days without a current snapshot, as [start, end) times."""
     spans = []
-    for month in months:
-        if month in snapshotted:
+    for day in days:
+        if day in snapshotted:
             continue
-        since, until = month_start(month), month_start(following(month))
+        since, until = day_start(day), day_start(following(day))
         if spans and spans[-1][1] == since:
             spans[-1] = (spans[-1][0], until)
         else:

@@ -278,13 +278,14 @@ def reports() -> None:
 
 @reports.command("snapshot")
 def reports_snapshot() -> None:
-    """Build the report snapshot of every month changed since its last one (the scheduler does
-    this every few minutes; after a bulk import, this makes the first reports fast at once)."""
+    """Build the report snapshot of every day changed since its last one (the scheduler does
+    this every minute; after a bulk import, this makes the first reports fast at once)."""
     from hub.reports import snapshots
 
-    hub = load_hub()
-    months = snapshots.refresh(hub)
-    click.echo(f"report snapshots built: {', '.join(months)}" if months else "every report snapshot is current")
+    days = snapshots.refresh(load_hub())
+    counted = f"{len(days)} day" if len(days) == 1 else f"{len(days)} days"
+    click.echo(f"report snapshots built: {counted}, {days[0]} to {days[-1]}" if days
+               else "every report snapshot is current")
 
 
 @main.command()

@@ -455,25 +455,25 @@ class ScoreModel(Base):
 
 
 class ReportChange(Base):
-    """A month (UTC, of a lead's creation) whose leads changed since its report snapshot was
+    """A day (UTC, of a lead's creation) whose leads changed since its report snapshot was
     built: written by database triggers (migration 0014) on every change the reports read, and
     removed by the snapshot builder for the changes its snapshot includes. Append-only, so
     concurrent writers never wait on each other's rows."""
 
     __tablename__ = "report_changes"
-    __table_args__ = (Index("ix_report_changes_month", "month", "id"), {"sqlite_autoincrement": True})
+    __table_args__ = (Index("ix_report_changes_day", "day", "id"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    day: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD
 
 
 class ReportSnapshot(Base):
-    """One column of one month's report data (``hub.reports.snapshots``): a NumPy array's bytes
+    """One column of one day's report data (``hub.reports.snapshots``): a NumPy array's bytes
     and, for a column of coded values, the values its codes stand for."""
 
     __tablename__ = "report_snapshots"
 
-    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
     name: Mapped[str] = mapped_column(String(48), primary_key=True)  # part.column, e.g. leads.status
     format: Mapped[int] = mapped_column(Integer)
     data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -10,7 +10,7 @@ from werkzeug.security import generate_password_hash
 
 from hub.store.models import ConsoleUser
 
-from tests.helpers import snapshot_every_month
+from tests.helpers import snapshot_every_day
 
 PASSWORD = "correct horse battery"
 # A Tuesday, 11:00 in Moscow: inside business hours and outside quiet hours.
@@ -152,4 +152,4 @@ def browser_sign_in(browser, base: str, login: str, password: str = PASSWORD) ->
 def settle():
     """The reports pages read the seeded months from their snapshots, as a running hub does
     (tests/reports checks the tables give the same answers)."""
-    return snapshot_every_month
+    return snapshot_every_day

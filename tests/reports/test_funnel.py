@@ -116,3 +116,20 @@ def test_bad_parameters_are_400_naming_them(api, seeded):
     response = api.get("/api/reports/funnel?from=yesterday")
     assert response.status_code == 400 and "from" in response.json["fields"]
     assert api.get("/api/reports/funnel?stage=offer").status_code == 400
+
+
+def test_a_lead_back_at_a_stage_counts_once_and_both_stays_count_for_the_median(api, hub, settle):
+    hub.clock = lambda: datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    with hub.db.write() as session:
+        sync_team(session, hub.config["team"])
+        seed_lead(session, 20, datetime(2026, 10, 5, 9, 0, tzinfo=UTC), "in_progress", YANDEX,
+                  [("introduction", 1, "moved"), ("offer", 2, "moved"), ("introduction", 3, "moved"),
+                   ("offer", None, None)])
+        numbering_after_seeded_leads(session)
+    settle(hub)
+    sales = funnel(api, "from=2026-10-01&to=2026-10-31")["sales"]
+    stages = {row["stage"]: row for row in sales["stages"]}
+    assert {name: (row["entered"], row["reached"]) for name, row in stages.items()} == \
+        {"introduction": (1, 1), "offer": (1, 1), "invoice": (0, 0)}
+    assert stages["introduction"]["time_in_stage_median"] == 2 * HOUR
+    assert stages["offer"]["at_stage"] == 1 and sales["leads"] == 1

@@ -1,6 +1,6 @@
-"""report snapshots: ``report_snapshots``, each month's report columns built once, and
-``report_changes``, the months changed since, written by triggers on every change the reports
-read (a lead's row, an escalation, a callback task, a stage stay); every month with leads starts
+"""report snapshots: ``report_snapshots``, each day's report columns built once, and
+``report_changes``, the days changed since, written by triggers on every change the reports
+read (a lead's row, an escalation, a callback task, a stage stay); every day with leads starts
 out changed, so the first sweep builds its snapshot
 
 Revision ID: 0014
@@ -27,13 +27,13 @@ def upgrade() -> None:
     op.create_table(
         "report_changes",
         sa.Column("id", Id, primary_key=True),
-        sa.Column("month", sa.String(7), nullable=False),
+        sa.Column("day", sa.String(10), nullable=False),
         sqlite_autoincrement=True,
     )
-    op.create_index("ix_report_changes_month", "report_changes", ["month", "id"])
+    op.create_index("ix_report_changes_day", "report_changes", ["day", "id"])
     op.create_table(
         "report_snapshots",
-        sa.Column("month", sa.String(7), primary_key=True),
+        sa.Column("day", sa.String(10), primary_key=True),
         sa.Column("name", sa.String(48), primary_key=True),
         sa.Column("format", sa.Integer(), nullable=False),
         sa.Column("data", sa.LargeBinary(), nullable=False),
@@ -48,34 +48,34 @@ def upgrade() -> None:
 
 # -- SQLite: created_at is stored as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC ------------------------
 
-def sqlite_month_of_lead(lead_id: str) -> str:
-    return f"INSERT INTO report_changes (month) SELECT substr(created_at, 1, 7) FROM leads WHERE id = {lead_id}"
+def sqlite_day_of_lead(lead_id: str) -> str:
+    return f"INSERT INTO report_changes (day) SELECT substr(created_at, 1, 10) FROM leads WHERE id = {lead_id}"
 
 
 def sqlite_upgrade() -> None:
     op.execute("CREATE TRIGGER report_changes_lead_insert AFTER INSERT ON leads BEGIN "
-               "INSERT INTO report_changes (month) VALUES (substr(NEW.created_at, 1, 7)); END")
+               "INSERT INTO report_changes (day) VALUES (substr(NEW.created_at, 1, 10)); END")
     op.execute(f"CREATE TRIGGER report_changes_lead_update AFTER UPDATE OF {', '.join(LEAD_COLUMNS)} ON leads BEGIN "
-               "INSERT INTO report_changes (month) VALUES (substr(NEW.created_at, 1, 7)); "
-               "INSERT INTO report_changes (month) SELECT substr(OLD.created_at, 1, 7) "
-               "WHERE substr(OLD.created_at, 1, 7) <> substr(NEW.created_at, 1, 7); END")
+               "INSERT INTO report_changes (day) VALUES (substr(NEW.created_at, 1, 10)); "
+               "INSERT INTO report_changes (day) SELECT substr(OLD.created_at, 1, 10) "
+               "WHERE substr(OLD.created_at, 1, 10) <> substr(NEW.created_at, 1, 10); END")
     op.execute("CREATE TRIGGER report_changes_lead_delete AFTER DELETE ON leads BEGIN "
-               "INSERT INTO report_changes (month) VALUES (substr(OLD.created_at, 1, 7)); END")
+               "INSERT INTO report_changes (day) VALUES (substr(OLD.created_at, 1, 10)); END")
     for table, counts, columns in CHILDREN:
         new, old = counts.format(row="NEW"), counts.format(row="OLD")
         op.execute(f"CREATE TRIGGER report_changes_{table}_insert AFTER INSERT ON {table} WHEN {new} BEGIN "
-                   f"{sqlite_month_of_lead('NEW.lead_id')}; END")
+                   f"{sqlite_day_of_lead('NEW.lead_id')}; END")
         op.execute(f"CREATE TRIGGER report_changes_{table}_update AFTER UPDATE OF {', '.join(columns)} ON {table} "
-                   f"WHEN {new} OR {old} BEGIN {sqlite_month_of_lead('NEW.lead_id')}; "
-                   f"{sqlite_month_of_lead('OLD.lead_id')}; END")
+                   f"WHEN {new} OR {old} BEGIN {sqlite_day_of_lead('NEW.lead_id')}; "
+                   f"{sqlite_day_of_lead('OLD.lead_id')}; END")
         op.execute(f"CREATE TRIGGER report_changes_{table}_delete AFTER DELETE ON {table} WHEN {old} BEGIN "
-                   f"{sqlite_month_of_lead('OLD.lead_id')}; END")
-    op.execute("INSERT INTO report_changes (month) SELECT DISTINCT substr(created_at, 1, 7) FROM leads")
+                   f"{sqlite_day_of_lead('OLD.lead_id')}; END")
+    op.execute("INSERT INTO report_changes (day) SELECT DISTINCT substr(created_at, 1, 10) FROM leads")
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------
 
-MONTH = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM')"
+DAY = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 
 
 def postgresql_upgrade() -> None:
@@ -83,10 +83,10 @@ def postgresql_upgrade() -> None:
         CREATE FUNCTION report_changes_lead() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             IF TG_OP <> 'DELETE' THEN
-                INSERT INTO report_changes (month) VALUES ({MONTH.format("NEW.created_at")});
+                INSERT INTO report_changes (day) VALUES ({DAY.format("NEW.created_at")});
             END IF;
-            IF TG_OP = 'DELETE' OR {MONTH.format("OLD.created_at")} <> {MONTH.format("NEW.created_at")} THEN
-                INSERT INTO report_changes (month) VALUES ({MONTH.format("OLD.created_at")});
+            IF TG_OP = 'DELETE' OR {DAY.format("OLD.created_at")} <> {DAY.format("NEW.created_at")} THEN
+                INSERT INTO report_changes (day) VALUES ({DAY.format("OLD.created_at")});
             END IF;
             RETURN NULL;
         END
@@ -98,10 +98,10 @@ def postgresql_upgrade() -> None:
         CREATE FUNCTION report_changes_child() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             IF TG_OP <> 'INSERT' THEN
-                INSERT INTO report_changes (month) SELECT {MONTH.format("created_at")} FROM leads WHERE id = OLD.lead_id;
+                INSERT INTO report_changes (day) SELECT {DAY.format("created_at")} FROM leads WHERE id = OLD.lead_id;
             END IF;
             IF TG_OP <> 'DELETE' THEN
-                INSERT INTO report_changes (month) SELECT {MONTH.format("created_at")} FROM leads WHERE id = NEW.lead_id;
+                INSERT INTO report_changes (day) SELECT {DAY.format("created_at")} FROM leads WHERE id = NEW.lead_id;
             END IF;
             RETURN NULL;
         END
@@ -113,7 +113,7 @@ def postgresql_upgrade() -> None:
             name = f"report_changes_{table}_{event.split()[0].lower()}"
             op.execute(f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW WHEN ({when}) "
                        "EXECUTE FUNCTION report_changes_child()")
-    op.execute(f"INSERT INTO report_changes (month) SELECT DISTINCT {MONTH.format('created_at')} FROM leads")
+    op.execute(f"INSERT INTO report_changes (day) SELECT DISTINCT {DAY.format('created_at')} FROM leads")
 
 
 def downgrade() -> None:
@@ -130,5 +130,5 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION report_changes_lead()")
         op.execute("DROP FUNCTION report_changes_child()")
     op.drop_table("report_snapshots")
-    op.drop_index("ix_report_changes_month", table_name="report_changes")
+    op.drop_index("ix_report_changes_day", table_name="report_changes")
     op.drop_table("report_changes")
