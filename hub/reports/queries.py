@@ -284,18 +284,10 @@ def timeseries(session, query: Query) -> dict:
             "series": {name: [int(count) for count in counts[code]] for name, code in found}}
 
 
-def value_lost(lead) -> float | None:
-    """How far an open lead's expected outcome falls short of its best case: value × (1 −
-    probability). None without a value or a learned probability."""
-    if lead.status not in OPEN or lead.score_value is None or lead.score_probability is None:
-        return None
-    return lead.score_value * (1 - lead.score_probability)
-
-
 def scores(session, query: Query) -> dict:
     """Per class (and unscored leads): leads, conversion, the value of all of them, and for the
     open ones the expected value (Σ value × probability) and the value lost from maximum
-    (Σ value × (1 − probability)); then the open leads losing the most (``value_lost``)."""
+    (Σ value × (1 − probability)); then the open leads losing the most."""
     frame = load_leads(session, query, ["class", "assignee"], "status", "response", "value", "probability")
     keep = passing(session, frame, query)
     column = {name: frame.column("leads", name)[keep]

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import event, insert
 
 from hub.pipeline.route import sync_team
-from hub.reports.queries import median, percentile
+from hub.reports.queries import Groups, median, percentile
 from hub.store.models import Lead, LeadHistory, Task
 
 from tests.helpers import numbering_after_seeded_leads
@@ -140,3 +143,20 @@ def test_median_and_nearest_rank_percentile():
     assert median([4, 1, 3, 2]) == 2.5 and median([]) is None
     assert percentile(list(range(1, 11)), 0.9) == 9 and percentile([7], 0.9) == 7 and percentile([], 0.9) is None
     assert percentile(list(range(1, 12)), 0.9) == 10  # ceil(9.9) = 10th of 11
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.one_of(st.none(), st.integers(0, 10 ** 6).map(float))),
+                max_size=60))
+def test_grouped_medians_and_percentiles_equal_the_reference(rows):
+    """``Groups`` (NumPy, every group at once) agrees with ``median`` and ``percentile``, value
+    for value, with no values (NaN) left out."""
+    codes = np.array([code for code, _ in rows], np.int32)
+    values = np.array([np.nan if value is None else value for _, value in rows], np.float64)
+    groups = Groups(codes, 5)
+    middle, p90 = groups.median(values), groups.percentile(values, 90)
+    for code in range(5):
+        mine = [value for group, value in rows if group == code and value is not None]
+        expected = (median(mine), percentile(mine, 0.9))
+        found = tuple(None if np.isnan(value) else value for value in (middle[code], p90[code]))
+        assert found == expected

@@ -136,7 +136,8 @@ def test_hub_reports_snapshot(stored):
     with stored.db.write() as session:
         session.execute(update(Lead).where(Lead.id == 3).values(status="converted"))
     result = CliRunner().invoke(cli.main, ["reports", "snapshot"])
-    assert result.exit_code == 0 and "report snapshots built: 1 day, 2026-11-10 to 2026-11-10" in result.output, result.output
+    assert result.exit_code == 0, result.output
+    assert "report snapshots built: 1 day, 2026-11-10 to 2026-11-10" in result.output
     result = CliRunner().invoke(cli.main, ["reports", "snapshot"])
     assert "every report snapshot is current" in result.output
 
