@@ -59,10 +59,11 @@ def entries(lead: np.ndarray, pipeline: np.ndarray, stage: np.ndarray, place: np
     entered in its pipeline. The stays come grouped by lead and, within a lead, sorted by
     pipeline and stage (``frame.read_tables``), so a repeated stay follows its first and a
     lead's stays in one pipeline are one run, whose largest place is its furthest."""
+    if not len(place):
+        return np.zeros(places, np.int64), np.zeros(places, np.int64)
     same_pipeline = (lead[1:] == lead[:-1]) & (pipeline[1:] == pipeline[:-1])
     repeated = np.concatenate([[False], same_pipeline & (stage[1:] == stage[:-1])])
-    runs = np.flatnonzero(np.concatenate([[True], ~same_pipeline])) if len(place) else np.zeros(0, np.int64)
-    furthest = np.maximum.reduceat(place, runs) if len(place) else place
+    furthest = np.maximum.reduceat(place, np.flatnonzero(np.concatenate([[True], ~same_pipeline])))
     return np.bincount(place[~repeated], minlength=places), np.bincount(furthest, minlength=places)
 
 

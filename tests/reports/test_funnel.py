@@ -133,3 +133,15 @@ def test_a_lead_back_at_a_stage_counts_once_and_both_stays_count_for_the_median(
         {"introduction": (1, 1), "offer": (1, 1), "invoice": (0, 0)}
     assert stages["introduction"]["time_in_stage_median"] == 2 * HOUR
     assert stages["offer"]["at_stage"] == 1 and sales["leads"] == 1
+
+
+def test_a_funnel_nobody_entered_is_all_zeros(api, hub, settle):
+    hub.clock = lambda: datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    with hub.db.write() as session:
+        sync_team(session, hub.config["team"])
+        seed_lead(session, 30, datetime(2026, 9, 5, 9, 0, tzinfo=UTC), "new", YANDEX, [])
+        numbering_after_seeded_leads(session)
+    settle(hub)
+    pipelines = funnel(api, "from=2026-09-01&to=2026-09-30")
+    assert [(entry["leads"], [row["entered"] for row in entry["stages"]]) for entry in pipelines.values()] == \
+        [(0, [0, 0, 0]), (0, [0, 0])]
