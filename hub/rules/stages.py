@@ -80,6 +80,17 @@ def outcomes_at(config, lead: Lead) -> dict[str, str]:
     return {**pipelines(config)[lead.pipeline]["outcomes"], **stage.get("outcomes", {})}
 
 
+def outcome_labels_at(config, lead: Lead) -> dict[str, str]:
+    """The labels the config gives the outcomes offered at the lead's stage, each from where
+    the outcome is offered (a stage's own outcome replaces the pipeline's of that name)."""
+    if not lead.stage or lead.pipeline not in pipelines(config):
+        return {}
+    stage = stage_of(config, lead.pipeline, lead.stage) or {}
+    inherited = {name: text for name, text in pipelines(config)[lead.pipeline].get("outcome_labels", {}).items()
+                 if name not in stage.get("outcomes", {})}
+    return {**inherited, **stage.get("outcome_labels", {})}
+
+
 def target_stage(config, lead: Lead, stage: str) -> str:
     """The stage a move asks for (``next``: the one after the lead's), checked against the lead's pipeline."""
     pipeline = pipeline_for(config, lead)

@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy import select
 
 from hub.config import ConfigError, load_config
-from hub.store.models import Notification, StageVisit
+from hub.rules import stages
+from hub.store.models import Lead, Notification, StageVisit
 
 from tests.helpers import Clock
 
@@ -187,6 +188,18 @@ def test_the_leads_list_filters_by_stage(clock, client, run_jobs, api):
     items = api.get("/api/leads?stage=offer").get_json()["items"]
     assert [item["number"] for item in items] == [first]
     assert api.get("/api/leads?stage=invoice").get_json()["items"] == []
+
+
+def test_outcome_labels_come_from_where_the_outcome_is_offered():
+    config = load_config(document={"pipelines": {"sales": {
+        "stages": [{"name": "offer", "outcomes": {"lost": {"to": "lost", "label": "Refused the offer"},
+                                                  "won": "won"}},
+                   {"name": "invoice", "outcomes": {"paid": {"to": "won", "label": "Paid"}}}],
+        "outcomes": {"won": {"to": "won", "label": "Won"}, "lost": {"to": "lost", "label": "Lost"}}}}})
+    at_offer, at_invoice = (Lead(pipeline="sales", stage=stage) for stage in ("offer", "invoice"))
+    assert stages.outcome_labels_at(config, at_offer) == {"lost": "Refused the offer"}  # its own won: no label
+    assert stages.outcome_labels_at(config, at_invoice) == {"won": "Won", "lost": "Lost", "paid": "Paid"}
+    assert stages.outcome_labels_at(config, Lead(pipeline="sales")) == {}
 
 
 @pytest.mark.parametrize("change,problem", [
