@@ -83,6 +83,20 @@ def test_the_reports_page_shows_the_funnel_and_downloads_it(console, seeded):  #
     assert ["sales", "won", "1", "", "", "", ""] in rows
 
 
+def test_the_funnel_view_shows_one_chosen_pipeline(console, seeded):  # noqa: F811
+    director = console("oleg")
+    page = director.get(f"/console/reports?{NOVEMBER}").text
+    assert '<option value="service" >service</option>' in page and "<h3>service:" in page and "<h3>sales:" in page
+    page = director.get(f"/console/reports?{NOVEMBER}&pipeline=service").text
+    assert '<option value="service" selected>service</option>' in page
+    assert "<h3>service:" in page and "<h3>sales:" not in page
+    assert "pipeline=service" in page  # the downloads keep the choice
+    body = director.get(f"/console/reports/funnel.csv?{NOVEMBER}&pipeline=service").data.decode("utf-8-sig")
+    assert {row[0] for row in list(csv.reader(io.StringIO(body)))[1:]} == {"service"}
+    refused = director.get(f"/console/reports?{NOVEMBER}&pipeline=repairs")
+    assert refused.status_code == 400 and "pipeline: no pipeline is called &#39;repairs&#39;" in refused.text
+
+
 @pytest.fixture
 def folder(tmp_path) -> Path:
     path = Path(os.environ.get("HUB_SCREENSHOTS") or tmp_path)

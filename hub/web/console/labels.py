@@ -44,6 +44,19 @@ DIMENSIONS = {"channel": _l("channel"), "utm_source": _l("UTM source"), "utm_med
               "class": _l("score class")}
 
 
+CLICK_ID = {"yes": _l("with a click id"), "no": _l("without a click id")}
+
+
+def value_label(key: str, value) -> str:
+    """A report's value of the dimension ``key`` as the page shows it: channels and statuses in
+    the page's language, whether the lead came with a click id in words, the rest as stored."""
+    if key == "click_id" and value in CLICK_ID:
+        return str(CLICK_ID[value])
+    if key in ("channel", "status") or value is None:
+        return label(value)
+    return str(value)
+
+
 def dimension_label(key: str) -> str:
     """A report dimension (a lead field) as the reports page names it."""
     return str(DIMENSIONS.get(key, key))
