@@ -21,9 +21,12 @@ from tests.reports.test_funnel import NOVEMBER, PIPELINES, seeded  # noqa: F401 
 @pytest.fixture
 def config_document(config_document):
     config_document["pipelines"] = {
-        **PIPELINES, "sales": {"stages": [{"name": "introduction", "limit": "2d", "outcomes": {
-            "refused": {"to": "lost", "label": "Отказался <сам>"}}},
-                                          {"name": "offer", "outcomes": {"signed": "won"}}, {"name": "invoice"}]}}
+        **PIPELINES, "sales": {
+            "stages": [{"name": "introduction", "limit": "2d",
+                        "outcomes": {"refused": {"to": "lost", "label": "Отказался от встречи"}}},
+                       {"name": "offer", "outcomes": {"signed": "won"}}, {"name": "invoice"}],
+            "outcomes": {"won": {"to": "won", "label": "Сделка заключена"},
+                         "lost": {"to": "lost", "label": "Не договорились"}}}}
     config_document["default_pipeline"] = "sales"
     return config_document
 
@@ -40,9 +43,11 @@ def test_the_card_shows_the_stage_and_its_deadline_and_moves_it(console, make_le
     assert "<strong>introduction</strong> · sales" in page
     assert "срок 03.12.2026 11:00" in page  # entered at noon UTC+3 on 1 December, limit 2 days
     assert "Следующий этап: offer" in page
-    assert 'value="refused" class="outcome outcome-lost">Отказался &lt;сам&gt;</button>' in page  # its label
-    assert 'value="won" class="outcome outcome-won">won</button>' in page  # no label: its name
+    assert 'value="refused" class="outcome outcome-lost">Отказался от встречи</button>' in page  # the labels
+    assert 'value="won" class="outcome outcome-won">Сделка заключена</button>' in page
     manager.post(f"/console/leads/{number}/stage", data={"stage": "next"})
+    assert 'value="signed" class="outcome outcome-won">signed</button>' in manager.get(
+        f"/console/leads/{number}").text  # no label: its name
     assert api.get(f"/api/leads/{number}").get_json()["stage"]["name"] == "offer"
     manager.post(f"/console/leads/{number}/stage", data={"outcome": "signed"})
     lead = api.get(f"/api/leads/{number}").get_json()

@@ -25,7 +25,8 @@ LABELS = {
     "created": _l("created"), "assigned": _l("assigned"), "reassigned": _l("reassigned"),
     "reminded": _l("reminded"), "escalated": _l("escalated"), "status_changed": _l("status changed"),
     "stage_entered": _l("entered a stage"), "stage_left": _l("left a stage"),
-    "task_done": _l("task done"), "note": _l("note"), "callback_ladder_started": _l("callback ladder started"),
+    "task_done": _l("task done"), "note": _l("note"), "handled": _l("handled"),
+    "callback_ladder_started": _l("callback ladder started"),
     "callback_ladder_stopped": _l("callback ladder stopped"), "escalation_skipped": _l("escalation skipped"),
     "assign_requested": _l("waiting for assignment"), "score_override": _l("class changed"),
     # call directions
