@@ -31,7 +31,8 @@ test-servers:
 
 # The README's screenshots of the console, taken by the browser tests' Chromium.
 screenshots: install-test test-servers
-	HUB_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/console/test_screenshots.py
+	HUB_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q -k screenshots tests/console/test_screenshots.py \
+		tests/console/test_scores.py tests/console/test_stages_console.py
 
 # New console messages from the code into the Russian catalogue, then compiled.
 translations: install-test

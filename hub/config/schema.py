@@ -209,6 +209,41 @@ CLOSING_OUTCOMES = {"won": "converted", "lost": "junk"}  # an outcome leading he
 RESERVED_STAGE_NAMES = ("next", *CLOSING_OUTCOMES, "new", "in_progress", "converted", "junk", "archived", "assign")
 
 
+class OutcomeSchema(Section):
+    to = fields.String(required=True)
+    label = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=80))
+
+
+class OutcomeTarget(fields.Field):
+    """Where a named outcome leads (``next``, ``won``, ``lost`` or a stage), or that and the
+    words its button shows instead of the name: ``{to: lost, label: "Refused"}``."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            return {"to": value, "label": None}
+        if isinstance(value, dict):
+            return OutcomeSchema().load(value)
+        raise ValidationError("next, won, lost or a stage, or {to: ..., label: ...}")
+
+
+def outcomes_field(**kwargs) -> fields.Dict:
+    return fields.Dict(keys=fields.String(validate=validate.Regexp(STAGE_NAME)), values=OutcomeTarget(), **kwargs)
+
+
+def split_labels(data: dict) -> dict:
+    """Loaded, ``outcomes`` maps each name to its target (the short form) and ``outcome_labels``
+    each labelled outcome to its label."""
+    outcomes = data.get("outcomes", {})
+    data["outcome_labels"] = {name: value["label"] for name, value in outcomes.items()
+                              if isinstance(value, dict) and value.get("label")}
+    data["outcomes"] = {name: target_of(value) for name, value in outcomes.items()}
+    return data
+
+
+def target_of(value) -> str:
+    return value["to"] if isinstance(value, dict) else value
+
+
 class StageSchema(Section):
     """One stage of a pipeline: its limit (counted in business hours) starts the escalation
     chain; its outcomes add to the pipeline's."""
@@ -217,8 +252,11 @@ class StageSchema(Section):
                                                   validate.NoneOf(
         RESERVED_STAGE_NAMES, error="{input!r} is reserved (next, won, lost and the lead statuses)")])
     limit = Duration(load_default=None, allow_none=True)
-    outcomes = fields.Dict(keys=fields.String(validate=validate.Regexp(STAGE_NAME)), values=fields.String(),
-                           load_default=dict)
+    outcomes = outcomes_field(load_default=dict)
+
+    @post_load
+    def labels(self, data, **kwargs):
+        return split_labels(data)
 
 
 class PipelineConditionSchema(Section):
@@ -232,8 +270,7 @@ class SalesPipelineSchema(Section):
 
     when = fields.Nested(PipelineConditionSchema, load_default=None, allow_none=True)
     stages = fields.List(fields.Nested(StageSchema), required=True, validate=validate.Length(min=1))
-    outcomes = fields.Dict(keys=fields.String(validate=validate.Regexp(STAGE_NAME)), values=fields.String(),
-                           load_default=lambda: {"won": "won", "lost": "lost"})
+    outcomes = outcomes_field(load_default=lambda: {"won": "won", "lost": "lost"})
 
     @validates_schema
     def check_stages(self, data, **kwargs):
@@ -246,9 +283,14 @@ class SalesPipelineSchema(Section):
             check_outcomes(stage["outcomes"], targets, f"stages.{index}.outcomes")
         check_outcomes(data.get("outcomes", {}), targets, "outcomes")
 
+    @post_load
+    def labels(self, data, **kwargs):
+        return split_labels(data)
+
 
 def check_outcomes(outcomes: dict, targets: set[str], where: str) -> None:
-    for name, target in outcomes.items():
+    for name, value in outcomes.items():
+        target = target_of(value)
         if target not in targets:
             raise ValidationError(f"{target!r} is not next, won, lost or a stage of this pipeline"
                                   f"{did_you_mean(target, targets)}", f"{where}.{name}")

@@ -76,8 +76,9 @@ def update_lead(session: Session, hub, lead: Lead, status: str | None, assignee:
 
 
 def change_status(session: Session, out, hub, lead: Lead, action: Action) -> None:
-    """``in_progress`` also puts the lead at its pipeline's first stage, unless the action
-    names the stage; any other status ends its stay at a stage."""
+    """``in_progress`` also puts the lead at a stage of its pipeline (the one it was last at, a
+    reopened lead resuming there; the first otherwise), unless the action names the stage; any
+    other status ends its stay at a stage."""
     now = hub.now()
     details = {"from": lead.status, "to": action.status}
     history.record(out, lead.id, "status_changed", now, actor=action.actor,

@@ -2,7 +2,9 @@
 
 A lead follows the first pipeline whose ``when`` matches its first touch, else
 ``default_pipeline``; it is chosen when the lead first enters a stage. Taking a lead
-``in_progress`` puts it at its pipeline's first stage; any other status takes it off its stage.
+``in_progress`` puts it at the stage it was last at in its pipeline (a closed lead reopened
+resumes where it stopped, with a new stay and a new deadline from now), or at the pipeline's
+first stage the first time; any other status takes it off its stage.
 Entering a stage with a ``limit`` sets the lead's deadline and starts the SLA's escalation chain
 (head, then director, as ``hub.rules.sla`` runs it); leaving the stage, or any status change,
 stops the chain. Every stay is one ``stage_visits`` row and two history entries
@@ -78,6 +80,17 @@ def outcomes_at(config, lead: Lead) -> dict[str, str]:
     return {**pipelines(config)[lead.pipeline]["outcomes"], **stage.get("outcomes", {})}
 
 
+def outcome_labels_at(config, lead: Lead) -> dict[str, str]:
+    """The labels the config gives the outcomes offered at the lead's stage, each from where
+    the outcome is offered (a stage's own outcome replaces the pipeline's of that name)."""
+    if not lead.stage or lead.pipeline not in pipelines(config):
+        return {}
+    stage = stage_of(config, lead.pipeline, lead.stage) or {}
+    inherited = {name: text for name, text in pipelines(config)[lead.pipeline].get("outcome_labels", {}).items()
+                 if name not in stage.get("outcomes", {})}
+    return {**inherited, **stage.get("outcome_labels", {})}
+
+
 def target_stage(config, lead: Lead, stage: str) -> str:
     """The stage a move asks for (``next``: the one after the lead's), checked against the lead's pipeline."""
     pipeline = pipeline_for(config, lead)
@@ -139,12 +152,23 @@ def leave(session: Session, out, hub, lead: Lead, outcome: str, actor: str) -> N
 
 
 def follow_status(session: Session, out, hub, lead: Lead, actor: str, outcome: str | None = None) -> None:
-    """After a status change: ``in_progress`` starts the pipeline at its first stage; any other
-    status ends the stay at the current stage (``outcome``: the named outcome that closed it)."""
+    """After a status change: ``in_progress`` puts the lead at a stage (``resumed_stage``); any
+    other status ends the stay at the current stage (``outcome``: the named outcome that closed it)."""
     if lead.status != "in_progress":
         if lead.stage:
             leave(session, out, hub, lead, outcome or lead.status, actor)
         return
     pipeline = pipeline_for(hub.config, lead)
     if not lead.stage and pipeline:
-        enter(session, out, hub, lead, stage_names(hub.config, pipeline)[0], actor)
+        enter(session, out, hub, lead, resumed_stage(session, hub.config, lead, pipeline), actor)
+
+
+def resumed_stage(session: Session, config, lead: Lead, pipeline: str) -> str:
+    """The stage a lead taken ``in_progress`` goes to: the one it was last at in ``pipeline``
+    (a reopened deal picks up where it stopped rather than starting over), else the first.
+    A stage since removed from the config counts as none."""
+    names = stage_names(config, pipeline)
+    last = session.scalar(select(StageVisit.stage).where(StageVisit.lead_id == lead.id,
+                                                         StageVisit.pipeline == pipeline)
+                          .order_by(StageVisit.id.desc()).limit(1))
+    return last if last in names else names[0]

@@ -177,10 +177,12 @@ def report_paths() -> dict:
               query_parameter("model", {"enum": list(queries.MODELS)})]
     common += [query_parameter(name, TEXT) for name in queries.FILTERS]
     by = query_parameter("by", {"enum": list(queries.DIMENSIONS)})
+    pipeline = query_parameter("pipeline", TEXT, "one configured pipeline only (default: every one); "
+                                                 "an unknown name is a 400 naming pipeline")
     return {"/api/reports/channels": {"get": read("Report", [*common, by])},
             "/api/reports/managers": {"get": read("Report", common)},
             "/api/reports/timeseries": {"get": read("Report", common)},
-            "/api/reports/funnel": {"get": read("Report", common)},
+            "/api/reports/funnel": {"get": read("Report", [*common, pipeline])},
             "/api/reports/scores": {"get": read("Report", common)}}
 
 

@@ -26,10 +26,21 @@ def run(report: str, args) -> dict:
         if report == "managers":
             return answer | {"rows": queries.managers(session, query)}
         if report == "funnel":
-            return answer | {"pipelines": funnel.funnel(session, query, hub.config.get("pipelines") or {})}
+            chosen = chosen_pipelines(hub.config.get("pipelines") or {}, args.get("pipeline"))
+            return answer | {"pipelines": funnel.funnel(session, query, chosen)}
         if report == "scores":
             return answer | queries.scores(session, query)
         return answer | queries.timeseries(session, query)
+
+
+def chosen_pipelines(pipelines: dict, name: str | None) -> dict:
+    """Every configured pipeline, or only the one ``pipeline`` names."""
+    if not name:
+        return pipelines
+    if name not in pipelines:
+        raise queries.ReportError("pipeline", f"no pipeline is called {name!r}; configured: "
+                                              f"{', '.join(pipelines) or 'none'}")
+    return {name: pipelines[name]}
 
 
 def api_report(report: str, *extra: str):
@@ -57,7 +68,9 @@ def report_timeseries():
 
 @bp.get("/reports/funnel")
 def report_funnel():
-    return api_report("funnel")
+    return api_report("funnel", "pipeline")
+
+
 @bp.get("/reports/scores")
 def report_scores():
     return api_report("scores")

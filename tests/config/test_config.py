@@ -96,6 +96,22 @@ CASES = {
     "typo in a tracked number": (put("telephony.numbers", {"+74951234567": {"utm_sorce": "yandex"}}),
                                  ["telephony.numbers.+74951234567.utm_sorce: unknown key; did you mean 'utm_source'?"]),
     "unknown top-level key": (put("routeing", []), ["routeing: unknown key; did you mean 'routing'?"]),
+    "typo in a labelled outcome": (put("pipelines.sales.stages", [{"name": "a", "outcomes": {
+        "refused": {"to": "lost", "lable": "Отказ"}}}]),
+        ["pipelines.sales.stages.0.outcomes.refused.lable: unknown key; did you mean 'label'?"]),
+    "labelled outcome without its target": (put("pipelines.sales.outcomes", {"won": {"label": "Оплачено"}}),
+                                            ["pipelines.sales.stages: Missing data for required field.",
+                                             "pipelines.sales.outcomes.won.to: Missing data for required field."]),
+    "labelled outcome to a stage the pipeline lacks": (
+        put("pipelines.sales", {"stages": [{"name": "a"}], "outcomes": {"ok": {"to": "b", "label": "Дальше"}}}),
+        ["pipelines.sales.outcomes.ok: 'b' is not next, won, lost or a stage of this pipeline (one of a, lost, "
+         "next, won)"]),
+    "outcome label of the wrong type": (
+        put("pipelines.sales", {"stages": [{"name": "a", "outcomes": {"ok": {"to": "won", "label": 5}}}]}),
+        ["pipelines.sales.stages.0.outcomes.ok.label: Not a valid string."]),
+    "outcome neither a target nor a mapping": (
+        put("pipelines.sales", {"stages": [{"name": "a", "outcomes": {"ok": ["won"]}}]}),
+        ["pipelines.sales.stages.0.outcomes.ok: next, won, lost or a stage, or {to: ..., label: ...}"]),
 }
 
 
@@ -112,6 +128,26 @@ def test_the_sample_and_a_full_config_have_no_problems():
                      "rate": {"per_second": 2, "burst": 50}},
                     {"target": "webhook", "url": "https://example.com/leads"}]}
     assert problems_of(lambda document: document.update(full)) == []
+
+
+def test_an_outcome_may_carry_the_label_its_button_shows(tmp_path, monkeypatch):
+    document = copy.deepcopy(sample_document())
+    document["pipelines"] = {"sales": {
+        "stages": [{"name": "offer", "outcomes": {"accepted": "next", "declined": {"to": "lost", "label": "Отказ"}}},
+                   {"name": "invoice"}],
+        "outcomes": {"won": {"to": "won", "label": "Оплачено"}, "lost": "lost"}}}
+    sales = load_config(document=document, environ=ENV)["pipelines"]["sales"]
+    assert (sales["outcomes"], sales["outcome_labels"]) == ({"won": "won", "lost": "lost"}, {"won": "Оплачено"})
+    offer = sales["stages"][0]
+    assert (offer["outcomes"], offer["outcome_labels"]) == ({"accepted": "next", "declined": "lost"},
+                                                            {"declined": "Отказ"})
+    import yaml
+    path = tmp_path / "hub.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(main, ["check-config", str(path)])
+    assert (result.exit_code, result.output) == (0, f"{path}: ok\n")
 
 
 def test_one_broken_file_with_five_problems_gets_five_lines_from_one_run(tmp_path):

@@ -25,6 +25,22 @@ def test_dimensions_are_named_in_the_pages_language(console, seeded):  # noqa: F
     assert '<option value="click_id" >метка клика (gclid, yclid)</option>' in page
 
 
+def test_channel_and_click_id_values_are_named_in_the_pages_language(console, seeded, api):  # noqa: F811
+    director = console("oleg")
+    page = director.get(f"/console/reports?{NOVEMBER}").text
+    assert [row["key"] for row in api.get(f"/api/reports/channels?{NOVEMBER}").json["rows"]] == ["form", "call",
+                                                                                                  "mail"]
+    assert '<th scope="row">форма</th>' in page and '<th scope="row">звонок</th>' in page
+    assert '<th scope="row">почта</th>' in page and '<th scope="row">form</th>' not in page
+    assert '<option value="call" >звонок</option>' in page  # the channel filter
+    clicks = director.get(f"/console/reports?{NOVEMBER}&by=click_id").text
+    assert '<th scope="row">с меткой клика</th>' in clicks and '<th scope="row">без метки клика</th>' in clicks
+    director.post("/console/language", data={"locale": "en"})
+    english = director.get(f"/console/reports?{NOVEMBER}&by=click_id&channel=form").text
+    assert '<th scope="row">with a click id</th>' in english
+    assert '<option value="form" selected>form</option>' in english
+
+
 def test_a_bad_period_is_a_400_naming_it(console, seeded):  # noqa: F811
     page = console("oleg").get("/console/reports?from=2026-13-01")
     assert page.status_code == 400 and "from: a date, YYYY-MM-DD" in page.text
@@ -82,3 +98,24 @@ def test_the_page_draws_its_charts_with_the_numbers_of_the_json_report(browser, 
     assert browser.execute_script("return Chart.getChart('chart-timeseries').data.datasets.map(d => d.data)") == list(
         series.values()
     )
+
+
+NAMES = {"form": "форма", "call": "звонок", "mail": "почта", None: "—"}
+
+
+def test_the_russian_page_names_channels_in_its_table_and_chart_with_the_json_reports_numbers(
+        browser, live, seeded, api):  # noqa: F811
+    browser_sign_in(browser, live, "oleg")
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".who"))
+    browser.get(f"{live}/console/reports?{NOVEMBER}&by=channel")
+    plotted = WebDriverWait(browser, 10).until(lambda b: b.execute_script(
+        "var c = window.Chart && Chart.getChart('chart-channels');"
+        "return c ? [c.data.labels, c.data.datasets[0].data] : null"))
+    expected = api.get(f"/api/reports/channels?{NOVEMBER}&by=channel").json["rows"]
+    assert plotted == [[NAMES[row["key"]] for row in expected], [row["leads"] for row in expected]]
+    table = [[cell.text for cell in row.find_elements(By.CSS_SELECTOR, "th, td")][:3]
+             for row in browser.find_elements(By.CSS_SELECTOR, "#report-channels tbody tr")]
+    assert table == [[NAMES[row["key"]], str(row["leads"]), str(row["converted"])] for row in expected]
+    series = api.get(f"/api/reports/timeseries?{NOVEMBER}").json["series"]
+    legend = browser.execute_script("return Chart.getChart('chart-timeseries').data.datasets.map(d => d.label)")
+    assert legend == [NAMES[channel] for channel in series]

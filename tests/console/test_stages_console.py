@@ -21,8 +21,12 @@ from tests.reports.test_funnel import NOVEMBER, PIPELINES, seeded  # noqa: F401 
 @pytest.fixture
 def config_document(config_document):
     config_document["pipelines"] = {
-        **PIPELINES, "sales": {"stages": [{"name": "introduction", "limit": "2d", "outcomes": {"refused": "lost"}},
-                                          {"name": "offer", "outcomes": {"signed": "won"}}, {"name": "invoice"}]}}
+        **PIPELINES, "sales": {
+            "stages": [{"name": "introduction", "limit": "2d",
+                        "outcomes": {"refused": {"to": "lost", "label": "Отказался от встречи"}}},
+                       {"name": "offer", "outcomes": {"signed": "won"}}, {"name": "invoice"}],
+            "outcomes": {"won": {"to": "won", "label": "Сделка заключена"},
+                         "lost": {"to": "lost", "label": "Не договорились"}}}}
     config_document["default_pipeline"] = "sales"
     return config_document
 
@@ -38,8 +42,12 @@ def test_the_card_shows_the_stage_and_its_deadline_and_moves_it(console, make_le
     page = manager.get(f"/console/leads/{number}").text
     assert "<strong>introduction</strong> · sales" in page
     assert "срок 03.12.2026 11:00" in page  # entered at noon UTC+3 on 1 December, limit 2 days
-    assert "Следующий этап: offer" in page and 'value="refused"' in page
+    assert "Следующий этап: offer" in page
+    assert 'value="refused" class="outcome outcome-lost">Отказался от встречи</button>' in page  # the labels
+    assert 'value="won" class="outcome outcome-won">Сделка заключена</button>' in page
     manager.post(f"/console/leads/{number}/stage", data={"stage": "next"})
+    assert 'value="signed" class="outcome outcome-won">signed</button>' in manager.get(
+        f"/console/leads/{number}").text  # no label: its name
     assert api.get(f"/api/leads/{number}").get_json()["stage"]["name"] == "offer"
     manager.post(f"/console/leads/{number}/stage", data={"outcome": "signed"})
     lead = api.get(f"/api/leads/{number}").get_json()
@@ -78,6 +86,20 @@ def test_the_reports_page_shows_the_funnel_and_downloads_it(console, seeded):  #
                          ["sales", "offer", "2", "3", "0.6667", "1", "36000.0"],
                          ["sales", "invoice", "2", "2", "", "1", "18000.0"]]
     assert ["sales", "won", "1", "", "", "", ""] in rows
+
+
+def test_the_funnel_view_shows_one_chosen_pipeline(console, seeded):  # noqa: F811
+    director = console("oleg")
+    page = director.get(f"/console/reports?{NOVEMBER}").text
+    assert '<option value="service" >service</option>' in page and "<h3>service:" in page and "<h3>sales:" in page
+    page = director.get(f"/console/reports?{NOVEMBER}&pipeline=service").text
+    assert '<option value="service" selected>service</option>' in page
+    assert "<h3>service:" in page and "<h3>sales:" not in page
+    assert "pipeline=service" in page  # the downloads keep the choice
+    body = director.get(f"/console/reports/funnel.csv?{NOVEMBER}&pipeline=service").data.decode("utf-8-sig")
+    assert {row[0] for row in list(csv.reader(io.StringIO(body)))[1:]} == {"service"}
+    refused = director.get(f"/console/reports?{NOVEMBER}&pipeline=repairs")
+    assert refused.status_code == 400 and "pipeline: no pipeline is called &#39;repairs&#39;" in refused.text
 
 
 @pytest.fixture

@@ -145,3 +145,26 @@ def test_a_funnel_nobody_entered_is_all_zeros(api, hub, settle):
     pipelines = funnel(api, "from=2026-09-01&to=2026-09-30")
     assert [(entry["leads"], [row["entered"] for row in entry["stages"]]) for entry in pipelines.values()] == \
         [(0, [0, 0, 0]), (0, [0, 0])]
+
+
+def test_pipeline_picks_one_configured_pipeline(api, seeded):
+    every = api.get(f"/api/reports/funnel?{NOVEMBER}").json
+    service = api.get(f"/api/reports/funnel?{NOVEMBER}&pipeline=service").json
+    assert [entry["pipeline"] for entry in every["pipelines"]] == ["sales", "service"]
+    assert service["pipelines"] == [every["pipelines"][1]]
+    sales = api.get(f"/api/reports/funnel?{NOVEMBER}&pipeline=sales&utm_source=google").json["pipelines"]
+    assert sales == [funnel(api, f"{NOVEMBER}&utm_source=google")["sales"]]
+
+
+def test_an_unknown_pipeline_is_a_400_naming_it(api, seeded):
+    response = api.get(f"/api/reports/funnel?{NOVEMBER}&pipeline=sale")
+    assert response.status_code == 400
+    assert response.json["fields"] == {"pipeline": "no pipeline is called 'sale'; configured: sales, service"}
+    assert api.get("/api/reports/channels?pipeline=sales").status_code == 400  # the funnel's alone
+
+
+def test_the_openapi_document_declares_the_funnels_pipeline(api):
+    document = api.get("/api/openapi.json").json
+    names = [p["name"] for p in document["paths"]["/api/reports/funnel"]["get"]["parameters"]]
+    assert "pipeline" in names and "pipeline" not in [
+        p["name"] for p in document["paths"]["/api/reports/channels"]["get"]["parameters"]]

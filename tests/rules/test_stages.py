@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy import select
 
 from hub.config import ConfigError, load_config
-from hub.store.models import Notification, StageVisit
+from hub.rules import stages
+from hub.store.models import Lead, Notification, StageVisit
 
 from tests.helpers import Clock
 
@@ -129,6 +130,44 @@ def test_outcomes_move_the_lead_on_or_close_it_as_won_or_lost(clock, client, run
     assert escalations(hub) == []
 
 
+def test_a_reopened_lead_resumes_at_its_stage_with_a_new_stay_and_deadline(clock, client, run_jobs, api, hub):
+    number = new_lead(client, run_jobs, api)
+    api.patch(f"/api/leads/{number}", json={"status": "in_progress"})
+    clock.at(START + timedelta(days=1))
+    api.patch(f"/api/leads/{number}", json={"stage": "next"})  # offer, 3d
+    clock.at(START + timedelta(days=1, hours=2))
+    assert api.patch(f"/api/leads/{number}", json={"outcome": "declined"}).get_json()["status"] == "junk"
+    clock.at(START + timedelta(days=6))  # offer's first deadline (day 4) passed while it was closed
+    lead = api.patch(f"/api/leads/{number}", json={"status": "in_progress"}).get_json()
+    assert lead["stage"] == {"pipeline": "sales", "name": "offer", "entered_at": "2026-11-29T10:00:00+00:00",
+                             "deadline": "2026-12-02T10:00:00+00:00", "overdue": False}
+    assert escalations(hub) == []
+    clock.at(START + timedelta(days=9) - timedelta(minutes=1))
+    assert escalations(hub) == []
+    clock.at(START + timedelta(days=9))  # three days from the reopening
+    assert escalations(hub) == [("vera@example.com",
+                                 f"Lead {number} is at stage offer (sales) longer than 3d: move it on")]
+    with hub.db.read() as session:
+        visits = [(v.stage, v.entered_at.replace(tzinfo=UTC), v.outcome, v.seconds) for v in session.scalars(
+            select(StageVisit).where(StageVisit.lead_id == number).order_by(StageVisit.id))]
+    assert visits == [("introduction", START, "moved", 86400),
+                      ("offer", START + timedelta(days=1), "declined", 7200),
+                      ("offer", START + timedelta(days=6), None, None)]
+
+
+def test_a_lead_put_back_to_new_resumes_its_stage_when_taken_in_progress_again(clock, client, run_jobs, api):
+    number = new_lead(client, run_jobs, api)
+    api.patch(f"/api/leads/{number}", json={"stage": "payment"})
+    assert api.patch(f"/api/leads/{number}", json={"status": "converted"}).get_json()["stage"] is None
+    other = new_lead(client, run_jobs, api, form="tilda")  # the same client again: a new lead
+    assert api.patch(f"/api/leads/{number}", json={"status": "new"}).get_json()["stage"] is None
+    clock.at(START + timedelta(hours=3))
+    lead = api.patch(f"/api/leads/{number}", json={"status": "in_progress"}).get_json()
+    assert (lead["stage"]["name"], lead["stage"]["entered_at"]) == ("payment", "2026-11-23T13:00:00+00:00")
+    assert other != number  # never at a stage: its pipeline's first
+    assert api.patch(f"/api/leads/{other}", json={"status": "in_progress"}).get_json()["stage"]["name"] == "diagnosis"
+
+
 def test_stages_and_outcomes_the_pipeline_lacks_are_refused_naming_the_field(clock, client, run_jobs, api):
     number = new_lead(client, run_jobs, api)
     response = api.patch(f"/api/leads/{number}", json={"stage": "repair"})
@@ -149,6 +188,18 @@ def test_the_leads_list_filters_by_stage(clock, client, run_jobs, api):
     items = api.get("/api/leads?stage=offer").get_json()["items"]
     assert [item["number"] for item in items] == [first]
     assert api.get("/api/leads?stage=invoice").get_json()["items"] == []
+
+
+def test_outcome_labels_come_from_where_the_outcome_is_offered():
+    config = load_config(document={"pipelines": {"sales": {
+        "stages": [{"name": "offer", "outcomes": {"lost": {"to": "lost", "label": "Refused the offer"},
+                                                  "won": "won"}},
+                   {"name": "invoice", "outcomes": {"paid": {"to": "won", "label": "Paid"}}}],
+        "outcomes": {"won": {"to": "won", "label": "Won"}, "lost": {"to": "lost", "label": "Lost"}}}}})
+    at_offer, at_invoice = (Lead(pipeline="sales", stage=stage) for stage in ("offer", "invoice"))
+    assert stages.outcome_labels_at(config, at_offer) == {"lost": "Refused the offer"}  # its own won: no label
+    assert stages.outcome_labels_at(config, at_invoice) == {"won": "Won", "lost": "Lost", "paid": "Paid"}
+    assert stages.outcome_labels_at(config, Lead(pipeline="sales")) == {}
 
 
 @pytest.mark.parametrize("change,problem", [

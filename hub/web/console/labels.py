@@ -25,7 +25,8 @@ LABELS = {
     "created": _l("created"), "assigned": _l("assigned"), "reassigned": _l("reassigned"),
     "reminded": _l("reminded"), "escalated": _l("escalated"), "status_changed": _l("status changed"),
     "stage_entered": _l("entered a stage"), "stage_left": _l("left a stage"),
-    "task_done": _l("task done"), "note": _l("note"), "callback_ladder_started": _l("callback ladder started"),
+    "task_done": _l("task done"), "note": _l("note"), "handled": _l("handled"),
+    "callback_ladder_started": _l("callback ladder started"),
     "callback_ladder_stopped": _l("callback ladder stopped"), "escalation_skipped": _l("escalation skipped"),
     "assign_requested": _l("waiting for assignment"), "score_override": _l("class changed"),
     # call directions
@@ -42,6 +43,19 @@ DIMENSIONS = {"channel": _l("channel"), "utm_source": _l("UTM source"), "utm_med
               "utm_content": _l("UTM content"), "form": _l("form"), "mailbox": _l("mailbox"),
               "called_number": _l("called number"), "click_id": _l("click id (gclid, yclid)"),
               "class": _l("score class")}
+
+
+CLICK_ID = {"yes": _l("with a click id"), "no": _l("without a click id")}
+
+
+def value_label(key: str, value) -> str:
+    """A report's value of the dimension ``key`` as the page shows it: channels and statuses in
+    the page's language, whether the lead came with a click id in words, the rest as stored."""
+    if key == "click_id" and value in CLICK_ID:
+        return str(CLICK_ID[value])
+    if key in ("channel", "status") or value is None:
+        return label(value)
+    return str(value)
 
 
 def dimension_label(key: str) -> str:

@@ -99,7 +99,8 @@ def stage_moves(config, row: Lead) -> dict | None:
     if pipeline is None:
         return None
     return {"pipeline": pipeline, "stages": stages.stage_names(config, pipeline),
-            "next": stages.next_stage(config, pipeline, row.stage), "outcomes": stages.outcomes_at(config, row)}
+            "next": stages.next_stage(config, pipeline, row.stage), "outcomes": stages.outcomes_at(config, row),
+            "labels": stages.outcome_labels_at(config, row)}
 
 
 def acted(number: int, action) -> object:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import abort, render_template, request
 
+from hub.config import CHANNELS
 from hub.reports import export, queries
 from hub.web import current_hub
 from hub.web.console import access
 from hub.web.console.blueprint import bp
-from hub.web.console.labels import label
+from hub.web.console.labels import label, value_label
 from hub.web.console.leads import download
 from hub.web.console.views import roles
 from hub.web.reportapi import run
@@ -30,9 +31,11 @@ def reports():
         answers = {name: run(name, args) for name in reports_here()}
     except queries.ReportError as error:
         return render_template("console/reports.html", error=error, args=args, **choices()), 400
+    channels = answers["channels"]
+    key_labels = [value_label(channels["by"], row["key"]) for row in channels["rows"]]
     channel_labels = {channel: label(channel) for channel in answers["timeseries"]["series"]}
-    return render_template("console/reports.html", answers=answers, args=args, channel_labels=channel_labels,
-                           **choices())
+    return render_template("console/reports.html", answers=answers, args=args, key_labels=key_labels,
+                           channel_labels=channel_labels, **choices())
 
 
 def reports_here() -> tuple[str, ...]:
@@ -40,7 +43,8 @@ def reports_here() -> tuple[str, ...]:
 
 
 def choices() -> dict:
-    return {"models": queries.MODELS, "dimensions": queries.DIMENSIONS, "reports": reports_here()}
+    return {"models": queries.MODELS, "dimensions": queries.DIMENSIONS, "reports": reports_here(),
+            "channel_choices": CHANNELS, "pipeline_choices": list(current_hub().config.get("pipelines") or {})}
 
 
 @bp.get("/reports/<name>.<fmt>")

@@ -11,7 +11,8 @@
   function bars(id, rows, field) {
     var canvas = document.getElementById(id);
     new Chart(canvas, {type: "bar", options: options, data: {
-      labels: rows.map(function (row) { return row.key === null ? none : row.key; }),
+      labels: canvas.dataset.labels ? JSON.parse(canvas.dataset.labels)
+                                    : rows.map(function (row) { return row.key === null ? none : row.key; }),
       datasets: [{label: canvas.dataset.label, data: rows.map(function (row) { return row[field || "leads"]; })}]}});
   }
 
