@@ -58,6 +58,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--leads", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5, help="timed runs of each report; the median is reported")
     parser.add_argument("--database-url", action="append", default=[], help="also run on this database")
+    parser.add_argument("--no-sqlite", action="store_true", help="only the databases named")
     return parser.parse_args()
 
 
@@ -222,7 +223,7 @@ def main() -> None:
     args = parse_args()
     extra = [os.environ["BENCH_POSTGRES_URL"]] if os.environ.get("BENCH_POSTGRES_URL") else []
     with tempfile.TemporaryDirectory(prefix="bench-reports-") as folder:
-        for url in [None, *dict.fromkeys(extra + args.database_url)]:
+        for url in [*([] if args.no_sqlite else [None]), *dict.fromkeys(extra + args.database_url)]:
             target = fresh_database(url, Path(folder))
             print(f"== {make_engine(target).dialect.name}: building {args.leads:,} leads over a year", flush=True)
             print(f"  built in {build_store(target, args.leads):.0f}s")
