@@ -472,6 +472,7 @@ class ReportSnapshot(Base):
     and, for a column of coded values, the values its codes stand for."""
 
     __tablename__ = "report_snapshots"
+    __table_args__ = (Index("ix_report_snapshots_built_at", "built_at"),)  # the scheduler's max(built_at)
 
     day: Mapped[str] = mapped_column(String(10), primary_key=True)
     name: Mapped[str] = mapped_column(String(48), primary_key=True)  # part.column, e.g. leads.status

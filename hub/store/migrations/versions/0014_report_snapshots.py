@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("dictionary", sa.JSON(), nullable=True),
         sa.Column("built_at", sa.DateTime(timezone=True), nullable=False),
     )
+    op.create_index("ix_report_snapshots_built_at", "report_snapshots", ["built_at"])
     if op.get_bind().dialect.name == "sqlite":
         sqlite_upgrade()
     else:
@@ -129,6 +130,7 @@ def downgrade() -> None:
                 op.execute(f"DROP TRIGGER report_changes_{table}_{event} ON {table}")
         op.execute("DROP FUNCTION report_changes_lead()")
         op.execute("DROP FUNCTION report_changes_child()")
+    op.drop_index("ix_report_snapshots_built_at", table_name="report_snapshots")
     op.drop_table("report_snapshots")
     op.drop_index("ix_report_changes_day", table_name="report_changes")
     op.drop_table("report_changes")
