@@ -171,18 +171,22 @@ def timed(db: Database, report, runs: int) -> list[float]:
     return samples
 
 
-CHANGED_EVERY = 30  # besides the last day, every 30th day is left changed
+CHANGED_AGO = (0, 7, 30, 90)  # days before the last one left changed
+
+
+def changed_days(days: list[str]) -> list[str]:
+    return [days[-1 - ago] for ago in CHANGED_AGO if ago < len(days)]
 
 
 def build_snapshots(db: Database) -> None:
-    """What the scheduler does in a running hub; then the last day and every 30th day before it
-    marked changed, as in a live hub (today's leads, the days of leads managers just moved), so
-    the reports read those days from the tables."""
+    """What the scheduler does in a running hub; then the last day and the days a week, a month
+    and three months before it marked changed, as in a live hub between two rebuilds (today's
+    leads, older leads managers just moved), so the reports read those days from the tables."""
     hub = SimpleNamespace(db=db, now=lambda: datetime.now(UTC))
     began = time.perf_counter()
     days = snapshots.refresh(hub)
     print(f"  report snapshots of {len(days)} days built in {time.perf_counter() - began:.1f}s", flush=True)
-    changed = days[::-CHANGED_EVERY]
+    changed = changed_days(days)
     with db.write() as session:
         session.add_all(ReportChange(day=day) for day in changed)
     print(f"  {len(changed)} days left changed, read from the tables", flush=True)
@@ -194,7 +198,7 @@ def mark_every_day_changed(db: Database, changed: bool) -> None:
         if changed:
             session.add_all(ReportChange(day=day) for day in days)
         else:
-            session.execute(delete(ReportChange).where(ReportChange.day.not_in(days[::-CHANGED_EVERY])))
+            session.execute(delete(ReportChange).where(ReportChange.day.not_in(changed_days(days))))
 
 
 def measure(url: str, leads: int, runs: int) -> None:

@@ -46,7 +46,13 @@ def lead_columns() -> dict[str, Column]:
             "first_click": Column("flag", LeadFact.first_click), "last_click": Column("flag", LeadFact.last_click),
             "last_direct": Column("flag", LeadFact.last_direct),
             "class": Column("code", Lead.score_class, "class"), "probability": Column("float", Lead.score_probability),
-            "value": Column("float", Lead.score_value), "escalations": Column("count", None)}
+            "value": Column("float", Lead.score_value), "escalations": Column("count", escalations())}
+
+
+def escalations():
+    """How many times the lead was escalated (an index lookup per lead)."""
+    return (select(func.count()).select_from(LeadHistory)
+            .where(LeadHistory.lead_id == LeadFact.lead_id, LeadHistory.action == "escalated").scalar_subquery())
 
 
 PARTS = {
@@ -94,8 +100,7 @@ def as_array(kind: str, values: list) -> np.ndarray:
 def read_tables(session, part: str, names, start: datetime, end: datetime) -> Block:
     """The rows of ``part`` whose lead was created in [start, end), straight from the tables."""
     columns, dialect = PARTS[part], session.get_bind().dialect.name
-    names = list(dict.fromkeys(["lead_id", *names]))
-    selected = [name for name in names if columns[name].sql is not None]
+    selected = list(dict.fromkeys(["lead_id", *names]))
     sql = [epoch_micros(columns[name].sql, dialect) if columns[name].kind == "time" else columns[name].sql
            for name in selected]
     statement = select(*sql).where(TIMES[part] >= start, TIMES[part] < end)
@@ -112,19 +117,7 @@ def read_tables(session, part: str, names, start: datetime, end: datetime) -> Bl
     for name in selected:
         column = columns[name]
         block[name] = encode(values[name]) if column.family else (as_array(column.kind, list(values[name])), None)
-    if "escalations" in names:
-        block["escalations"] = (escalations(session, block["lead_id"][0], start, end), None)
     return block
-
-
-def escalations(session, lead_ids: np.ndarray, start: datetime, end: datetime) -> np.ndarray:
-    """How many times each lead was escalated."""
-    counted = session.execute(
-        select(LeadHistory.lead_id, func.count()).join(LeadFact, LeadFact.lead_id == LeadHistory.lead_id)
-        .where(LeadHistory.action == "escalated", LeadFact.created_at >= start, LeadFact.created_at < end)
-        .group_by(LeadHistory.lead_id)).all()
-    found = dict(counted)
-    return np.fromiter((found.get(int(lead), 0) for lead in lead_ids), np.int32, len(lead_ids))
 
 
 class Frame:
