@@ -103,8 +103,8 @@ def refresh(hub) -> list[str]:
         days = due_days(session)
     for day in days:
         build(hub, day)
-    if days:
-        log.info("report snapshots built: %d days, %s to %s", len(days), days[0], days[-1])
+    if days:  # routine, every minute while leads change
+        log.debug("report snapshots built: %d day(s), %s to %s", len(days), days[0], days[-1])
     return days
 
 
