@@ -56,13 +56,15 @@ def process_pending(hub, limit: int | None = None, max_seconds: float = 60.0) ->
 
     Each batch is one write transaction, and on SQLite every other writer (the intake's group
     commits) waits for it. So a batch is sized to last about ``pipeline.slice``, from the time
-    the last one took per event, and between batches the pipeline pauses a moment for a waiting
-    writer to take the lock."""
+    the batches before it took per event (remembered from one call to the next, so the first
+    batch of a call is sized too), and between batches the pipeline pauses a moment for a
+    waiting writer to take the lock."""
     limit = limit or hub.config["pipeline"]["batch_size"]
     target = hub.config["pipeline"]["slice"].total_seconds()
-    size, total = limit, BatchResult()
+    total = BatchResult()
     started = time.monotonic()
     while time.monotonic() - started < max_seconds:
+        size = slice_size(hub.pace.get(PACE), target, limit)
         began = time.monotonic()
         result = process_batch(hub, size)
         total.events += result.events
@@ -70,23 +72,25 @@ def process_pending(hub, limit: int | None = None, max_seconds: float = 60.0) ->
         total.notifications += result.notifications
         total.syncs += result.syncs
         total.latencies += result.latencies
+        if result.events >= MIN_SLICE_EVENTS:
+            hub.pace[PACE] = (time.monotonic() - began) / result.events
         if result.events < size:
             break
         if target:
-            size = slice_size(size, time.monotonic() - began, target, limit)
             time.sleep(YIELD_PAUSE)
     return total
 
 
+PACE = "pipeline"  # hub.pace: seconds a batch took per event
 YIELD_PAUSE = 0.002  # seconds between batches: long enough for a writer woken by the unlock to lock
 MIN_SLICE_EVENTS = 20  # below this the per-batch work outweighs the events'
 
 
-def slice_size(size: int, took: float, target: float, limit: int) -> int:
-    """The next batch's size: as many events as fit ``target`` seconds at the last batch's pace."""
-    if took <= 0:
+def slice_size(per_event: float | None, target: float, limit: int) -> int:
+    """The next batch's size: as many events as fit ``target`` seconds at the pace so far."""
+    if not target or not per_event:
         return limit
-    return max(MIN_SLICE_EVENTS, min(limit, int(size * target / took)))
+    return max(MIN_SLICE_EVENTS, min(limit, int(target / per_event)))
 
 
 def process_batch(hub, limit: int, event_ids: list[int] | None = None) -> BatchResult:
