@@ -9,7 +9,6 @@ from hub.pipeline import process_pending as run_pipeline
 from hub.pipeline import score
 from hub.web import metrics
 
-
 GATHER = 0.05  # seconds between drains: the next batch gathers what arrived meanwhile
 
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_URL = "sqlite:///instance/hub.db"
@@ -154,6 +154,11 @@ class Database:
         """A session in one transaction, committed on success, rolled back on error."""
         with self._lock(), self._writer() as session, session.begin():
             yield session
+
+    def writer(self) -> Connection:
+        """A bare connection whose transactions are write transactions, for a caller that keeps
+        it open across many (the intake's group committer) and takes the writer lock itself."""
+        return self._write_engine.connect()
 
     @contextmanager
     def write_connection(self, locked: bool = False):

@@ -24,6 +24,7 @@ Two committers, one per kind of database:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -154,6 +155,7 @@ class LoopCommitter(Committer):
         self.draining = False
         self.loop: asyncio.AbstractEventLoop | None = None
         self.lock_waiter = ThreadPoolExecutor(1, thread_name_prefix="hub-writer-lock")
+        self.connection = None  # the loop's write connection, opened by the first group
 
     def submit(self, write: Write):
         """An asyncio future on the loop's thread; a ``concurrent.futures.Future`` elsewhere."""
@@ -207,8 +209,18 @@ class LoopCommitter(Committer):
         return asyncio.get_running_loop().run_in_executor(self.lock_waiter, function)
 
     def transaction(self, writes: list[Write]) -> list:
-        with self.db.write_connection(locked=True) as connection:
-            return run_writes(connection, writes)
+        # One connection kept from group to group: checking one out of the pool and back for
+        # every group cost more than the group's own statements.
+        if self.connection is None:
+            self.connection = self.db.writer()
+        try:
+            with self.connection.begin():
+                return run_writes(self.connection, writes)
+        except Exception:
+            connection, self.connection = self.connection, None  # a fresh one for the next group
+            with contextlib.suppress(Exception):
+                connection.close()
+            raise
 
 
 def committer_for(db, on_loop: bool) -> Committer:
