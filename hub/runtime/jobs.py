@@ -29,7 +29,7 @@ def process_pending() -> int:
         result = run_pipeline(hub)
         handle_result(hub, result)
         processed += result.events
-        if result.events >= hub.config["pipeline"]["batch_size"]:
+        if result.more:
             hub.kicker.kick("pipeline", force=True)  # time ran out with work left: a new job goes on
             return processed
         if result.events:
