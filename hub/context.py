@@ -23,6 +23,7 @@ class Hub:
     clock: Callable[[], datetime] = field(default=hub_clock.now)
     environ: dict = field(default_factory=lambda: os.environ)
     rate_counts: LocalCounts = field(default_factory=LocalCounts)
+    pace: dict = field(default_factory=dict)  # this process's timings kept from one batch to the next
 
     def now(self) -> datetime:
         return self.clock()

@@ -168,11 +168,15 @@ class Mapping:
     name: str
     sections: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
 
-    def apply(self, fields: dict[str, str], region: str) -> Mapped:
+    def apply(self, fields: dict[str, str], region: str, outputs: frozenset[str] | None = None) -> Mapped:
+        """The mapped fields; only those named in ``outputs`` when given (the intake checks
+        the required fields without parsing every other one)."""
         mapped = Mapped()
         for section, rules in self.sections.items():
             target = getattr(mapped, section)
             for rule in rules:
+                if outputs is not None and rule.output not in outputs:
+                    continue
                 picked = rule.pick(fields)
                 if picked is None:
                     continue

@@ -418,7 +418,7 @@ class PipelineSchema(Section):
     max_attempts = fields.Integer(load_default=5, validate=validate.Range(min=1))
     sweep_after = Duration(load_default="10s")
     linger = Duration(load_default="500ms")  # must exceed hub.store.queue.KICK_EVERY
-    slice = Duration(load_default="50ms")  # a batch's aimed length; 0: whole batches of batch_size
+    slice = Duration(load_default="20ms")  # a batch's aimed length; 0: whole batches of batch_size
 
 
 class OutboxSchema(Section):

@@ -49,6 +49,8 @@ class BatchResult:
     notifications: int = 0
     syncs: int = 0
     latencies: list[float] = field(default_factory=list)
+    locked: float = 0.0  # seconds the batch's write transaction took (what holds SQLite's writer lock)
+    more: bool = False  # the drain stopped for time with events left
 
 
 def process_pending(hub, limit: int | None = None, max_seconds: float = 60.0) -> BatchResult:
@@ -56,43 +58,51 @@ def process_pending(hub, limit: int | None = None, max_seconds: float = 60.0) ->
 
     Each batch is one write transaction, and on SQLite every other writer (the intake's group
     commits) waits for it. So a batch is sized to last about ``pipeline.slice``, from the time
-    the last one took per event, and between batches the pipeline pauses a moment for a waiting
-    writer to take the lock."""
+    the batches before it took per event (remembered from one call to the next, so the first
+    batch of a call is sized too), and between batches the pipeline pauses a moment for a
+    waiting writer to take the lock."""
     limit = limit or hub.config["pipeline"]["batch_size"]
     target = hub.config["pipeline"]["slice"].total_seconds()
-    size, total = limit, BatchResult()
+    total = BatchResult()
     started = time.monotonic()
     while time.monotonic() - started < max_seconds:
-        began = time.monotonic()
+        size = slice_size(hub.pace.get(PACE), target, limit)
         result = process_batch(hub, size)
         total.events += result.events
         total.new_leads += result.new_leads
         total.notifications += result.notifications
         total.syncs += result.syncs
         total.latencies += result.latencies
+        if result.events >= MIN_SLICE_EVENTS and result.locked:
+            hub.pace[PACE] = result.locked / result.events
         if result.events < size:
-            break
+            return total
         if target:
-            size = slice_size(size, time.monotonic() - began, target, limit)
             time.sleep(YIELD_PAUSE)
+    total.more = True
     return total
 
 
+PACE = "pipeline"  # hub.pace: seconds a batch took per event
 YIELD_PAUSE = 0.002  # seconds between batches: long enough for a writer woken by the unlock to lock
 MIN_SLICE_EVENTS = 20  # below this the per-batch work outweighs the events'
 
 
-def slice_size(size: int, took: float, target: float, limit: int) -> int:
-    """The next batch's size: as many events as fit ``target`` seconds at the last batch's pace."""
-    if took <= 0:
+def slice_size(per_event: float | None, target: float, limit: int) -> int:
+    """The next batch's size: as many events as fit ``target`` seconds at the pace so far."""
+    if not target or not per_event:
         return limit
-    return max(MIN_SLICE_EVENTS, min(limit, int(size * target / took)))
+    return max(MIN_SLICE_EVENTS, min(limit, int(target / per_event)))
 
 
 def process_batch(hub, limit: int, event_ids: list[int] | None = None) -> BatchResult:
     try:
+        work = read_and_normalise(hub, limit, event_ids)
+        began = time.monotonic()
         with hub.db.write() as session:
-            return run_batch(session, hub, claim(session, hub, limit, event_ids))
+            result = run_batch(session, hub, claim(session, work))
+        result.locked = time.monotonic() - began
+        return result
     except Exception:  # one bad event must not hold up the others: isolate it
         ids = event_ids or pending_ids(hub, limit)
         if len(ids) <= 1:
@@ -115,15 +125,30 @@ def merge_results(results: list[BatchResult]) -> BatchResult:
     return merged
 
 
-def claim(session: Session, hub, limit: int, event_ids: list[int] | None) -> list[RawEvent]:
-    if session.bind.dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PIPELINE_LOCK})
+def read_and_normalise(hub, limit: int, event_ids: list[int] | None) -> dict[int, tuple]:
+    """The pending events of the next batch, each with what its provider module makes of it
+    ({id: (event, normalised items)}), read and parsed before the batch's write transaction:
+    parsing depends on nothing but the event, and SQLite's writer lock (which the intake's
+    commits wait for) is then held only for the batch's reads and writes of leads."""
     query = lead_events().order_by(RawEvent.id).limit(limit)
     if event_ids is not None:
         query = query.where(RawEvent.id.in_(event_ids))
-    events = list(session.scalars(query))
-    session.expunge_all()  # detached: their outcomes are written by ``settle``, in one statement
-    return events
+    with hub.db.read() as session:
+        events = list(session.scalars(query))
+        session.expunge_all()  # detached: their outcomes are written by ``settle``, in one statement
+    return {raw.id: (raw, normalise(hub.config, raw)) for raw in events}
+
+
+def claim(session: Session, work: dict[int, tuple]) -> list[tuple]:
+    """Of the events read, those still pending now that the batch may write (another worker,
+    a replay, may have taken some meanwhile), with their normalised items, in order."""
+    if not work:
+        return []
+    if session.bind.dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PIPELINE_LOCK})
+    query = lead_events().with_only_columns(RawEvent.id).where(RawEvent.id.in_(list(work)))
+    pending = set(session.scalars(query))
+    return [work[event_id] for event_id in sorted(pending)]
 
 
 def pending_ids(hub, limit: int) -> list[int]:
@@ -146,13 +171,15 @@ def record_failure(hub, event_id: int) -> None:
     log.error("event %s %s after %d attempts", raw.event_id, raw.status, raw.attempts)
 
 
-def run_batch(session: Session, hub, events: list[RawEvent]) -> BatchResult:
-    result = BatchResult(events=len(events))
-    if not events:
+def run_batch(session: Session, hub, claimed: list[tuple]) -> BatchResult:
+    """``claimed``: [(event, its normalised items)]."""
+    result = BatchResult(events=len(claimed))
+    if not claimed:
         return result
     config = hub.config
     sync_team(session, config["team"])
-    work = [(raw, item) for raw in events for item in normalise(config, raw)]
+    events = [raw for raw, _ in claimed]
+    work = [(raw, item) for raw, items in claimed for item in items]
     items = [item for _, item in work]
     out = RowWriter(session)
     batch = Batch(hub, session, out, existing_touches(session, [item.touch_key for item in items]),

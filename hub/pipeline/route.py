@@ -49,12 +49,17 @@ def sync_team(session: Session, team: list[dict]) -> None:
 
 
 class Counters:
-    """Round-robin positions and open-lead counts; in memory, optionally backed by the database."""
+    """Round-robin positions and open-lead counts; in memory, optionally backed by the database.
+
+    The open-lead counts are read from the database only when a rule asks for them (the least
+    loaded member): counting every open lead costs a scan of them, too much to pay on every
+    batch for nothing. Leads assigned before that are added on top of what is read."""
 
     def __init__(self, session: Session | None = None):
         self.session = session
         self.positions: dict[str, RouteCounter] = {}
         self.open: dict[str, int] | None = None
+        self.assigned_here: dict[str, int] = {}  # assigned before the counts were read
 
     def next_position(self, pool: str) -> int:
         counter = self.positions.get(pool)
@@ -71,16 +76,17 @@ class Counters:
 
     def open_count(self, member_id: str) -> int:
         if self.open is None:
-            self.open = {}
+            self.open = dict(self.assigned_here)
             if self.session:
                 rows = self.session.execute(select(Lead.assignee_id, func.count()).where(
                     Lead.status.in_(OPEN_STATUSES), Lead.assignee_id.is_not(None)).group_by(Lead.assignee_id))
-                self.open = dict(rows.all())
+                for member, count in rows:
+                    self.open[member] = self.open.get(member, 0) + count
         return self.open.get(member_id, 0)
 
     def assigned(self, member_id: str) -> None:
-        self.open_count(member_id)
-        self.open[member_id] = self.open.get(member_id, 0) + 1
+        counts = self.assigned_here if self.open is None else self.open
+        counts[member_id] = counts.get(member_id, 0) + 1
 
 
 @functools.lru_cache(maxsize=4096)

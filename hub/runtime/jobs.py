@@ -10,11 +10,18 @@ from hub.pipeline import score
 from hub.reports import snapshots
 from hub.web import metrics
 
+GATHER = 0.05  # seconds between drains: the next batch gathers what arrived meanwhile
+
 
 def process_pending() -> int:
     """Drain the pending events, then linger a moment for more. Web processes kick at most
     every ``KICK_EVERY`` seconds under load; lingering longer than that guarantees an event
-    committed right after a skipped kick is still found by a running job."""
+    committed right after a skipped kick is still found by a running job.
+
+    Once the backlog is drained the job waits ``GATHER`` before it looks again, also when
+    it found events: a batch has a fixed cost and holds SQLite's writer lock, so draining
+    each event the moment it is committed would spend the lock (which the intake's commits
+    wait for) on batches of one or two."""
     hub = context.current()
     hub.kicker.clear("pipeline")
     linger = hub.config["pipeline"]["linger"].total_seconds()
@@ -23,15 +30,14 @@ def process_pending() -> int:
         result = run_pipeline(hub)
         handle_result(hub, result)
         processed += result.events
-        if result.events >= hub.config["pipeline"]["batch_size"]:
+        if result.more:
             hub.kicker.kick("pipeline", force=True)  # time ran out with work left: a new job goes on
             return processed
         if result.events:
             idle_since = time.monotonic()
         elif time.monotonic() - idle_since >= linger:
             return processed
-        else:
-            time.sleep(min(0.05, linger))
+        time.sleep(min(GATHER, linger))
 
 
 def handle_result(hub, result) -> None:

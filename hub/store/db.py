@@ -1,7 +1,9 @@
 """Engine and sessions. SQLite (WAL, one writer at a time) by default, PostgreSQL in production."""
 from __future__ import annotations
 
+import asyncio
 import fcntl
+import functools
 import json
 import os
 import threading
@@ -10,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_URL = "sqlite:///instance/hub.db"
@@ -104,20 +106,24 @@ class WriterLock:
 
     async def acquire(self, wait_in_thread) -> None:
         """Take the lock for this thread without blocking its event loop: at once when free,
-        else wait in another thread (``wait_in_thread(function)``, awaitable) until it is free
-        and try again. The lock is never held across the wait: a request run on the loop that
-        takes it the blocking way meanwhile finds it free. ``release`` gives it up."""
+        else another thread (``wait_in_thread(function)``, awaitable) waits for it on this
+        thread's own handle. A lock belongs to the open file, not to a thread, so this thread
+        holds it the moment it is granted: no gap in which a writer that just let it go (the
+        pipeline, between two batches) takes it again. And a request run on this thread that
+        takes the lock the blocking way meanwhile, on the same handle, is never kept waiting by
+        its own thread's hold. ``release`` gives it up."""
         handle = self.handle()
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                await wait_in_thread(self.wait_until_free)
-
-    def wait_until_free(self) -> None:
-        with self.held():
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
             pass
+        waiting = wait_in_thread(functools.partial(fcntl.flock, handle, fcntl.LOCK_EX))
+        try:
+            await waiting
+        except BaseException:  # given up (cancelled): let the lock go once the wait ends
+            asyncio.ensure_future(waiting).add_done_callback(lambda _: self.release())
+            raise
 
     def release(self) -> None:
         fcntl.flock(self.handle(), fcntl.LOCK_UN)
@@ -148,6 +154,11 @@ class Database:
         """A session in one transaction, committed on success, rolled back on error."""
         with self._lock(), self._writer() as session, session.begin():
             yield session
+
+    def writer(self) -> Connection:
+        """A bare connection whose transactions are write transactions, for a caller that keeps
+        it open across many (the intake's group committer) and takes the writer lock itself."""
+        return self._write_engine.connect()
 
     @contextmanager
     def write_connection(self, locked: bool = False):

@@ -16,13 +16,15 @@ Two committers, one per kind of database:
 * ``LoopCommitter`` (SQLite): on the web process's event loop. A group is a few fast local
   statements, so they run on the loop itself, with no second thread taking turns with it for
   the interpreter; only the wait for SQLite's writer lock (the pipeline may hold it) happens in
-  a helper thread, and the loop goes on reading and checking other requests meanwhile.
+  a helper thread, which takes the lock for the loop the moment it is free (see
+  ``WriterLock.acquire``), and the loop goes on reading and checking other requests meanwhile.
 * ``ThreadCommitter`` (PostgreSQL, or a caller without a loop): one thread, as each statement
   and the commit wait on the network.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -67,27 +69,26 @@ class Committer:
     def transaction(self, writes: list[Write]) -> list:  # pragma: no cover - each committer has its own
         raise NotImplementedError
 
-    def settle_group(self, group: list, retry: Callable[[list], None]) -> None:
+    def settle_group(self, group: list) -> None:
         """Run ``group`` ([(write, future)]) in one transaction and settle its futures."""
+        settle_all(group, self.outcomes([write for write, _ in group]))
+
+    def outcomes(self, writes: list[Write]) -> list[tuple[Any, BaseException | None]]:
+        """(result, error) of each write: the group in one transaction, or (when one write
+        fails) each write in a transaction of its own."""
         try:
-            results = self.transaction([write for write, _ in group])
+            results = self.transaction(writes)
         except WriteFailed as failed:
-            if len(group) == 1:
-                settle(group[0][1], error=failed.error)
-            else:
-                for item in group:
-                    retry([item])
-            return
+            if len(writes) == 1:
+                return [(None, failed.error)]
+            return [outcome for write in writes for outcome in self.outcomes([write])]
         except Exception as error:  # the lock, the connection or the commit failed: no one is acknowledged
             if not isinstance(error, OperationalError):
-                log.exception("a group of %d writes failed", len(group))
-            for _, future in group:
-                settle(future, error=error)
-            return
+                log.exception("a group of %d writes failed", len(writes))
+            return [(None, error)] * len(writes)
         self.groups += 1
-        self.writes += len(group)
-        for (_, future), result in zip(group, results, strict=True):
-            settle(future, result=result)
+        self.writes += len(writes)
+        return [(result, None) for result in results]
 
 
 class ThreadCommitter(Committer):
@@ -120,10 +121,7 @@ class ThreadCommitter(Committer):
 
     def run(self) -> None:
         while (group := self.take()) is not None:
-            self.settle_group(group, self.retry)
-
-    def retry(self, group: list) -> None:
-        self.settle_group(group, self.retry)
+            self.settle_group(group)
 
     def take(self) -> list | None:
         """The writes waiting now: at least one (this blocks), at most ``max_group``."""
@@ -157,6 +155,7 @@ class LoopCommitter(Committer):
         self.draining = False
         self.loop: asyncio.AbstractEventLoop | None = None
         self.lock_waiter = ThreadPoolExecutor(1, thread_name_prefix="hub-writer-lock")
+        self.connection = None  # the loop's write connection, opened by the first group
 
     def submit(self, write: Write):
         """An asyncio future on the loop's thread; a ``concurrent.futures.Future`` elsewhere."""
@@ -198,30 +197,41 @@ class LoopCommitter(Committer):
             if lock is not None:
                 await lock.acquire(self.wait_in_thread)
         except Exception as error:
-            for _, future in group:
-                settle(future, error=error)
+            settle_all(group, [(None, error)] * len(group))
             return
         try:
-            self.settle_group(group, self.retry)
+            self.settle_group(group)
         finally:
             if lock is not None:
                 lock.release()
-
-    def retry(self, group: list) -> None:
-        self.settle_group(group, self.retry)  # still under the lock: the rows one transaction each
 
     def wait_in_thread(self, function):
         return asyncio.get_running_loop().run_in_executor(self.lock_waiter, function)
 
     def transaction(self, writes: list[Write]) -> list:
-        with self.db.write_connection(locked=True) as connection:
-            return run_writes(connection, writes)
+        # One connection kept from group to group: checking one out of the pool and back for
+        # every group cost more than the group's own statements.
+        if self.connection is None:
+            self.connection = self.db.writer()
+        try:
+            with self.connection.begin():
+                return run_writes(self.connection, writes)
+        except Exception:
+            connection, self.connection = self.connection, None  # a fresh one for the next group
+            with contextlib.suppress(Exception):
+                connection.close()
+            raise
 
 
 def committer_for(db, on_loop: bool) -> Committer:
     """For an app run on the event loop (``on_loop``) over SQLite, the loop committer; else
     (a database over the network, or the app in threads) a committer thread."""
     return LoopCommitter(db) if on_loop and db.engine.dialect.name == "sqlite" else ThreadCommitter(db)
+
+
+def settle_all(group: list, outcomes: list) -> None:
+    for (_, future), (result, error) in zip(group, outcomes, strict=True):
+        settle(future, result=result, error=error)
 
 
 def settle(future, result: Any = None, error: BaseException | None = None) -> None:

@@ -233,3 +233,19 @@ def test_one_batch_makes_each_person_one_lead_and_links_every_event(hub):
     assert [event.lead_id for event in events] == [leads[phone].id for phone in phones]
     assert {event.event_id: event.lead_id for event in events} == touches
     assert sorted(confirmations) == [(lead.id, 1) for lead in leads.values()]
+
+
+def test_the_first_batch_of_a_call_is_sized_to_the_slice_at_the_pace_of_earlier_batches(hub, monkeypatch):
+    """A batch holds SQLite's writer lock, which the intake's commits wait for: even the first
+    batch of a drain takes only as many events as the earlier batches' pace fits in the slice."""
+    import hub.pipeline as pipeline
+
+    hub.config["pipeline"]["slice"] = timedelta(milliseconds=50)
+    hub.pace[pipeline.PACE] = 0.002  # 2 ms an event: 25 events fit in the slice
+    insert_pending_forms(hub, [f"+7916{number:07d}" for number in range(60)])
+    sizes, batch = [], pipeline.process_batch
+    monkeypatch.setattr(pipeline, "process_batch", lambda *args: sizes.append(args[1]) or batch(*args))
+    result = process_pending(hub)
+    assert sizes[0] == 25
+    assert result.events == 60 and count(hub, RawEvent, RawEvent.status == "processed") == 60
+    assert hub.pace[pipeline.PACE] != 0.002  # learned again from the batches just made

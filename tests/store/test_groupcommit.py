@@ -107,3 +107,36 @@ def test_the_loop_committers_failed_commit_fails_every_write(hub, failing_commit
     outcomes = loop_group(committer, [inserting(number) for number in range(5)])
     assert all(isinstance(outcome, OperationalError) for outcome in outcomes)
     assert committer.writes == 0 and stored(hub) == 0
+
+
+def test_a_group_waits_for_the_writer_lock_off_the_loop_and_commits_once_it_is_free(hub):
+    if hub.db.writer_lock is None:
+        pytest.skip("only SQLite files have a writer lock")
+    committer = LoopCommitter(hub.db)
+    holding, release = threading.Event(), threading.Event()
+
+    def other_writer():  # the pipeline's batch, or the other web process's group
+        with hub.db.writer_lock.held():
+            holding.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    assert holding.wait(5)
+
+    async def main():
+        writes = [inserting(0), inserting(1, "key-a"), inserting(2, "key-a")]  # 2 repeats 1's key
+        futures = [committer.submit(write) for write in writes]
+        await asyncio.sleep(0.05)  # the loop runs on while the group waits
+        waiting = [future.done() for future in futures]
+        release.set()
+        return waiting, await asyncio.gather(*futures, return_exceptions=True)
+
+    try:
+        waiting, outcomes = asyncio.run(main())
+    finally:
+        release.set()
+        thread.join(5)
+    assert waiting == [False, False, False]
+    assert outcomes[:2] == [0, 1] and isinstance(outcomes[2], IntegrityError)
+    assert stored(hub) == 2

@@ -26,6 +26,14 @@ class SessionInterface(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         return request.is_secure or super().get_cookie_secure(app)
 
+    def get_signing_serializer(self, app: Flask):
+        """One serializer per key, not a new one for every request (every intake post too)."""
+        key = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
+        cached = getattr(self, "_serializer", None)
+        if cached is None or cached[0] != key:
+            cached = self._serializer = (key, super().get_signing_serializer(app))
+        return cached[1]
+
 
 def init_app(app: Flask, hub, secret_key: str | None = None) -> None:
     """``secret_key`` signs the session cookie and the CSRF tokens: ``HUB_SECRET_KEY``, or a
