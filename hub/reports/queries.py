@@ -15,7 +15,7 @@ from sqlalchemy import String, case, cast, or_, select
 
 from hub.mapping import SOURCE_KEYS
 from hub.reports import snapshots
-from hub.reports.frame import Frame, micros
+from hub.reports.frame import TOUCH_KEYS, Frame, micros
 from hub.store.models import Lead, LeadFact
 
 MODELS = ("last_non_direct", "first", "last")
@@ -26,8 +26,7 @@ CLASSES = ("A", "B", "C", None)  # None: leads without a score
 OPEN = ("new", "in_progress")
 AT_RISK = 20  # open leads listed by value lost from maximum
 CAMPAIGN_KEYS = ("utm_source", "utm_medium", "utm_campaign", "gclid", "yclid")  # any of them: not direct
-FACT_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "form", "mailbox",
-             "called_number", "click_id")  # the touch fields lead_facts holds
+FACT_KEYS = (*TOUCH_KEYS, "click_id")  # the touch fields lead_facts holds
 DEFAULT_DAYS = 30
 
 
@@ -128,25 +127,6 @@ def percentile(values: list[float], share: float) -> float | None:
 
 # -- the reports in SQL, over lead_facts -------------------------------------------------------
 
-def fact(touch: str, key: str):
-    return getattr(LeadFact, f"{touch}_{key}")
-
-
-def touch_value(key: str, model: str):
-    """A field of the touch the model attributes a lead to, as SQL over ``lead_facts`` (see
-    ``attributed`` and ``value_of``): ``last_direct`` picks the first touch's field for the
-    last non-direct model. The fields reports never group by come from the lead's JSON."""
-    if key not in FACT_KEYS:
-        return json_touch_value(key, model)
-    first, last = (case((fact(touch, "click"), "yes"), else_="no") if key == "click_id" else fact(touch, key)
-                   for touch in ("first", "last"))
-    if model == "first":
-        return first
-    if model == "last":
-        return last
-    return case((LeadFact.last_direct, first), else_=last)
-
-
 def json_touch_value(key: str, model: str):
     first = Lead.source[key].as_string()
     no_last = or_(Lead.last_source.is_(None), cast(Lead.last_source, String).in_(("{}", "null")))
@@ -160,8 +140,6 @@ def json_touch_value(key: str, model: str):
 
 # -- the reports, over the period's frame (hub.reports.frame) ----------------------------------
 
-TOUCH_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "form", "mailbox",
-              "called_number")
 OWN_KEYS = ("channel", "status", "assignee", "class")  # the lead's own fields
 
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import case, delete, insert, select, update
 
 from hub.pipeline.route import sync_team
-from hub.reports.queries import FACT_KEYS, MODELS, attributed, response_seconds, touch_value, value_of
+from hub.reports.queries import FACT_KEYS, MODELS, attributed, json_touch_value, response_seconds, value_of
 from hub.store.db import make_engine
 from hub.store.migrate import alembic_config
 from hub.store.models import Lead, LeadFact, StageVisit
@@ -24,6 +24,25 @@ TOUCHES = [
     ({}, None),
     ({"mailbox": "sales"}, {"called_number": "+74951234567", "utm_content": ""}),
 ]
+
+
+def fact(touch: str, key: str):
+    return getattr(LeadFact, f"{touch}_{key}")
+
+
+def touch_value(key: str, model: str):
+    """A field of the touch the model attributes a lead to, as SQL over ``lead_facts`` (the
+    reference is ``attributed`` and ``value_of``): ``last_direct`` picks the first touch's field for the
+    last non-direct model. The fields reports never group by come from the lead's JSON."""
+    if key not in FACT_KEYS:
+        return json_touch_value(key, model)
+    first, last = (case((fact(touch, "click"), "yes"), else_="no") if key == "click_id" else fact(touch, key)
+                   for touch in ("first", "last"))
+    if model == "first":
+        return first
+    if model == "last":
+        return last
+    return case((LeadFact.last_direct, first), else_=last)
 
 
 def expected(lead: Lead) -> dict:
