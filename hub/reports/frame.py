@@ -68,11 +68,11 @@ TIMES = {"leads": LeadFact.created_at, "stays": StageVisit.lead_created_at, "cal
 Block = dict  # column name -> (array, the values of its codes or None): one read of one part
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def micros(moment: datetime) -> int:
     return (moment - EPOCH) // timedelta(microseconds=1)
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def epoch_micros(column, dialect: str):
@@ -92,8 +92,7 @@ def encode(values) -> tuple[np.ndarray, list]:
 
 
 def as_array(kind: str, values: list) -> np.ndarray:
-    if kind == "float":
-        return np.array(values, dtype=np.float64) if values else np.empty(0, np.float64)
+    """A float column's ``None`` becomes NaN."""
     return np.array(values, dtype=DTYPES[kind]) if values else np.empty(0, DTYPES[kind])
 
 
@@ -134,8 +133,7 @@ class Frame:
 
     def common(self, family: str, dictionary: list) -> np.ndarray:
         """Maps a block's codes onto the frame's codes of ``family``."""
-        codes = self._codes[family]
-        return np.fromiter((codes.setdefault(value, len(codes)) for value in dictionary), np.int32, len(dictionary))
+        return np.fromiter((self.intern(family, value) for value in dictionary), np.int32, len(dictionary))
 
     def column(self, part: str, name: str) -> np.ndarray:
         """The column over the period's rows of ``part``."""

@@ -275,7 +275,7 @@ def scores(session, query: Query) -> dict:
     estimated = is_open & ~np.isnan(column["value"]) & ~np.isnan(column["probability"])
     lost = np.where(estimated, column["value"] * (1 - column["probability"]), 0.0)
     groups = Groups(column["class"], len(frame.values("class")))
-    leads, converted = groups.count(), groups.count(status == frame.code("status", "converted"))
+    leads, converted = groups.count(), groups.count(is_converted(frame)[keep])
     middle = groups.median(column["response"])
     sums = {"open": groups.count(is_open), "value": groups.total(np.nan_to_num(column["value"])),
             "expected": groups.total(np.where(estimated, column["value"] * column["probability"], 0.0)),
