@@ -36,6 +36,13 @@ def load_hub():
         sys.exit(1)
 
 
+def long_running_hub():
+    """The hub of a process that runs until stopped: SQLite checkpoints in a thread of its own."""
+    hub = load_hub()
+    hub.db.checkpoint_in_background()
+    return hub
+
+
 @click.group()
 def main() -> None:
     """Lead Hub: web forms, mail, calls and SMS in; numbered, assigned, confirmed leads out."""
@@ -94,7 +101,7 @@ def worker(burst: bool) -> None:
     """Run an rq worker: pipeline batches and outbox deliveries."""
     from hub.runtime.serve import run_worker
 
-    run_worker(load_hub(), burst=burst)
+    run_worker(long_running_hub(), burst=burst)
 
 
 @main.command()
@@ -102,7 +109,7 @@ def scheduler() -> None:
     """Sweep for due work: stale pending events, due notifications, timers."""
     from hub.runtime import scheduler as sweeper
 
-    sweeper.run(load_hub())
+    sweeper.run(long_running_hub())
 
 
 @main.group()
@@ -116,7 +123,7 @@ def mail_poll(once: bool) -> None:
     """Poll the configured IMAP mailboxes."""
     from hub.runtime.serve import poll_mail
 
-    sys.exit(poll_mail(load_hub(), once=once))
+    sys.exit(poll_mail(long_running_hub() if not once else load_hub(), once=once))
 
 
 @main.command()

@@ -5,7 +5,9 @@ import asyncio
 import fcntl
 import functools
 import json
+import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_URL = "sqlite:///instance/hub.db"
+log = logging.getLogger("hub.db")
 
 
 def database_url() -> str:
@@ -134,6 +137,42 @@ def no_lock() -> Iterator[None]:
     yield
 
 
+class BackgroundCheckpoints:
+    """SQLite copies its write-ahead log back into the database file (a checkpoint, with an
+    fsync) after the commit that grows the log past 1,000 pages, in the committing connection,
+    while that writer still holds the writer lock: every intake request then waits tens of
+    milliseconds for a disk flush. A long-running process turns that off for its connections
+    and checkpoints from a thread of its own instead; a PASSIVE checkpoint takes no writer lock,
+    and the thread holds no interpreter lock while SQLite works."""
+
+    def __init__(self, database_path: str, every: float):
+        self.path, self.every = database_path, every
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run, name="hub-wal-checkpoints", daemon=True)
+
+    def run(self) -> None:
+        connection = None
+        while not self.stopped.wait(self.every):
+            try:
+                connection = connection or sqlite3.connect(self.path, timeout=30, isolation_level=None)
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as error:  # the next turn tries again, on a fresh connection
+                log.warning("WAL checkpoint failed: %s", error)
+                if connection is not None:
+                    connection.close()
+                connection = None
+        if connection is not None:
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=10)
+
+
+def no_autocheckpoint(dbapi_connection, _record) -> None:
+    dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
+
 class Database:
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -143,6 +182,17 @@ class Database:
         path = engine.url.database if is_sqlite(engine) else None
         self.writer_lock = WriterLock(path) if path and path != ":memory:" else None
         self._lock = self.writer_lock.held if self.writer_lock else no_lock
+        self.checkpoints: BackgroundCheckpoints | None = None
+
+    def checkpoint_in_background(self, every: float = 1.0) -> None:
+        """For a long-running process on SQLite: checkpoints off the commit path (see
+        ``BackgroundCheckpoints``). Nothing to do on PostgreSQL or an in-memory database."""
+        if self.writer_lock is None or self.checkpoints is not None:
+            return
+        event.listen(self.engine, "connect", no_autocheckpoint)
+        self.engine.dispose()  # connections opened before this get the setting too
+        self.checkpoints = BackgroundCheckpoints(self.engine.url.database, every)
+        self.checkpoints.thread.start()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -168,4 +218,7 @@ class Database:
             yield connection
 
     def dispose(self) -> None:
+        if self.checkpoints is not None:
+            self.checkpoints.stop()
+            self.checkpoints = None
         self.engine.dispose()

@@ -135,6 +135,7 @@ def serve():
 
     app = create_app()
     hub = app.extensions["hub"]
+    hub.db.checkpoint_in_background()
     limits, threads = hub.config["limits"], int(os.environ.get("HUB_WEB_THREADS", "0"))
     return BufferedWSGI(app, limits["body_bytes"], limits["body_timeout"].total_seconds(), threads,
                         committer=committer_for(hub.db, on_loop=not threads))
