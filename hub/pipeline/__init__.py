@@ -194,7 +194,7 @@ def run_batch(session: Session, hub, claimed: list[tuple]) -> BatchResult:
     for raw, item in work:
         batch.apply(raw, item)
     hours = business_hours(config)
-    decisions = route_new_leads(session, hub, batch.new_leads, hours)
+    decisions = route_new_leads(session, hub, batch.new_leads, batch.contacts, hours)
     write_new(session, batch.new_leads, batch.new_touches)
     for lead in batch.touched.values():
         session.expire(lead, ["touches"])  # reloaded with the touches just written
@@ -227,11 +227,11 @@ def settle(session: Session, events: list[RawEvent], now) -> None:
         for raw in events])
 
 
-def route_new_leads(session: Session, hub, leads: list[NewLead], hours) -> list:
+def route_new_leads(session: Session, hub, leads: list[NewLead], contacts: ContactIndex, hours) -> list:
     """Score and route before the leads are written, so the score and the owner go in with
     them; routing rules may ask for the score."""
     counters = Counters(session)
-    owners = known_owners(session, leads)
+    owners = known_owners(contacts, leads)
     scorer = Scorer.load(session, hub.config) if leads else None
     geography = uses_geography(hub.config) or bool(scorer and scorer.needs_geography)
     decisions = []

@@ -10,10 +10,13 @@ OPEN_STATUSES = ("new", "in_progress")
 
 
 class ContactIndex:
-    """Open leads by contact, loaded once per batch and kept current as the batch adds leads."""
+    """Open leads by contact, loaded once per batch and kept current as the batch adds leads;
+    and, from the same rows, the owner of each contact's latest assigned lead, open or not (a
+    returning client goes back to the manager who had them)."""
 
     def __init__(self):
         self._by_key: dict[tuple[str, str], Lead] = {}
+        self._owners: dict[tuple[str, str], tuple[str, int]] = {}
 
     @classmethod
     def load(cls, session: Session, contacts: list[dict]) -> ContactIndex:
@@ -32,7 +35,18 @@ class ContactIndex:
             for lead in session.scalars(query):
                 if lead.status in OPEN_STATUSES:
                     index.add(lead)
+                if lead.assignee_id:
+                    index.note_owner(lead)
         return index
+
+    def note_owner(self, lead: Lead) -> None:
+        for key in (("phone", lead.phone), ("email", lead.email)):
+            if key[1]:
+                self._owners[key] = (lead.assignee_id, lead.id)  # rows come by id: the latest stays
+
+    def owner(self, lead) -> tuple[str, int] | None:
+        """(member, lead id) of the latest assigned stored lead with this lead's phone, else e-mail."""
+        return self._owners.get(("phone", lead.phone)) or self._owners.get(("email", lead.email))
 
     def add(self, lead: Lead) -> None:
         for key in (("phone", lead.phone), ("email", lead.email)):

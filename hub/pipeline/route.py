@@ -211,21 +211,10 @@ def decide(config, facts: dict, counters: Counters, owner: tuple[str, int] | Non
     return Decision(member, f"{prefix} -> {how}")
 
 
-def known_owners(session: Session, leads: list[Lead]) -> dict[int, tuple[str, int]]:
+def known_owners(contacts, leads: list) -> dict[int, tuple[str, int]]:
     """For new (not yet written) leads of returning clients, by ``id(lead)``: the owner of the
-    client's latest earlier lead."""
-    phones = {lead.phone for lead in leads if lead.phone}
-    emails = {lead.email for lead in leads if lead.email}
-    if not phones and not emails:
-        return {}
-    query = select(Lead.id, Lead.phone, Lead.email, Lead.assignee_id).where(
-        Lead.assignee_id.is_not(None), (Lead.phone.in_(phones)) | (Lead.email.in_(emails))).order_by(Lead.id)
-    latest: dict[tuple[str, str], tuple[str, int]] = {}
-    for number, phone, email, owner in session.execute(query):
-        for key in (("phone", phone), ("email", email)):
-            if key[1]:
-                latest[key] = (owner, number)
-    owners = {id(lead): latest.get(("phone", lead.phone)) or latest.get(("email", lead.email)) for lead in leads}
+    client's latest earlier lead (``contacts``: the batch's ``ContactIndex``)."""
+    owners = {id(lead): contacts.owner(lead) for lead in leads}
     return {key: owner for key, owner in owners.items() if owner}
 
 

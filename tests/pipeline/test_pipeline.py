@@ -100,6 +100,24 @@ def test_a_closed_lead_does_not_absorb_a_new_request(client, api, run_jobs, hub)
     assert lead_of(api, again)["number"] != first["number"]
 
 
+def test_a_returning_client_goes_back_to_the_owner_of_their_closed_lead(client, api, run_jobs, hub):
+    first = post(client, {"name": "Returning", "phone": "+79160000100", "email": "back@example.com"})
+    run_jobs()
+    assert lead_of(api, first)["assignee"]["id"] == "anna"
+    with hub.db.write() as session:
+        session.execute(update(Lead).values(status="converted"))
+    others = [post(client, {"phone": f"+7916000020{i}"}) for i in range(2)]
+    run_jobs()
+    assert [lead_of(api, e)["assignee"]["id"] for e in others] == ["boris", "anna"]  # round robin's next: boris
+    by_phone = post(client, {"phone": "+79160000100", "message": "again"})
+    by_email = post(client, {"phone": "+79160000300", "email": "BACK@example.com", "message": "and again"})
+    run_jobs()
+    for event_id in (by_phone, by_email):
+        lead = lead_of(api, event_id)
+        assert lead["number"] != lead_of(api, first)["number"]
+        assert lead["assignee"]["id"] == "anna"
+
+
 def test_round_robin_alternates_and_survives_batches(client, api, run_jobs):
     owners = []
     for index in range(4):
