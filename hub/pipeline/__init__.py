@@ -51,6 +51,7 @@ class BatchResult:
     latencies: list[float] = field(default_factory=list)
     locked: float = 0.0  # seconds the batch's write transaction took (what holds SQLite's writer lock)
     more: bool = False  # the drain stopped for time with events left
+    team: list | None = None  # the team this batch mirrored into the database
 
 
 def process_pending(hub, limit: int | None = None, max_seconds: float = 60.0) -> BatchResult:
@@ -90,6 +91,9 @@ def shares_writer_lock(hub) -> bool:
 
 
 PACE = "pipeline"  # hub.pace: seconds a batch took per event
+# hub.pace: the team as this process last mirrored it into the database. Only the pipeline
+# writes the team's rows, so while the config's team stays the same a batch skips the mirror.
+TEAM = "team"
 YIELD_PAUSE = 0.002  # seconds between batches: long enough for a writer woken by the unlock to lock
 MIN_SLICE_EVENTS = 20  # below this the per-batch work outweighs the events'
 
@@ -108,8 +112,11 @@ def process_batch(hub, limit: int, event_ids: list[int] | None = None) -> BatchR
         with hub.db.write() as session:
             result = run_batch(session, hub, claim(session, work))
         result.locked = time.monotonic() - began
+        if result.team is not None:
+            hub.pace[TEAM] = result.team  # committed: later batches need not mirror it again
         return result
     except Exception:  # one bad event must not hold up the others: isolate it
+        hub.pace.pop(TEAM, None)  # mirrored again by the next batch, in case its rows are what failed
         ids = event_ids or pending_ids(hub, limit)
         if len(ids) <= 1:
             if ids:
@@ -183,7 +190,9 @@ def run_batch(session: Session, hub, claimed: list[tuple]) -> BatchResult:
     if not claimed:
         return result
     config = hub.config
-    sync_team(session, config["team"])
+    if hub.pace.get(TEAM) != config["team"]:
+        sync_team(session, config["team"])
+        result.team = [dict(member) for member in config["team"]]
     events = [raw for raw, _ in claimed]
     work = [(raw, item) for raw, items in claimed for item in items]
     items = [item for _, item in work]

@@ -10,7 +10,7 @@ from hub import retry
 from hub.delivery.replay import replay_events
 from hub.pipeline import process_pending
 from hub.runtime import scheduler
-from hub.store.models import Lead, Notification, RawEvent, Touch
+from hub.store.models import Lead, Notification, RawEvent, TeamMember, Touch
 
 from tests.helpers import insert_pending_forms
 
@@ -116,6 +116,26 @@ def test_a_returning_client_goes_back_to_the_owner_of_their_closed_lead(client, 
         lead = lead_of(api, event_id)
         assert lead["number"] != lead_of(api, first)["number"]
         assert lead["assignee"]["id"] == "anna"
+
+
+def team_names(hub) -> dict:
+    with hub.db.read() as session:
+        return dict(session.execute(select(TeamMember.id, TeamMember.name)).all())
+
+
+def test_the_team_is_mirrored_again_only_when_it_changes(client, run_jobs, hub):
+    post(client, {"phone": "+79160000401"})
+    run_jobs()
+    assert team_names(hub)["anna"] == hub.config["team"][0]["name"]
+    with hub.db.write() as session:  # a row changed behind the pipeline's back stays as it is...
+        session.execute(update(TeamMember).where(TeamMember.id == "anna").values(name="left alone"))
+    post(client, {"phone": "+79160000402"})
+    run_jobs()
+    assert team_names(hub)["anna"] == "left alone"
+    hub.config["team"][0]["name"] = "Anna Renamed"  # ...until the config's team changes
+    post(client, {"phone": "+79160000403"})
+    run_jobs()
+    assert team_names(hub)["anna"] == "Anna Renamed"
 
 
 def test_round_robin_alternates_and_survives_batches(client, api, run_jobs):
