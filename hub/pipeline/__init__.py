@@ -6,12 +6,13 @@ unique per ``touch_key``, so running an event twice (a replay, a retried batch) 
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import traceback
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import Integer, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from hub import retry
@@ -37,9 +38,23 @@ PIPELINE_LOCK = 0x4C656164  # "Lead": one pipeline writer at a time on PostgreSQ
 CRM_KIND = "crm"  # CRM events are read back by hub.delivery.crm_readback, not made into leads
 
 
+@functools.cache
 def lead_events():
-    """Pending raw events this pipeline takes: every kind but CRM events."""
+    """Pending raw events this pipeline takes: every kind but CRM events (built once: a
+    statement is immutable, and building it cost more than a small batch's query)."""
     return select(RawEvent).where(RawEvent.status == "pending", RawEvent.kind != CRM_KIND)
+
+
+@functools.cache
+def next_pending():
+    """The first ``limit`` pending events."""
+    return lead_events().order_by(RawEvent.id).limit(bindparam("limit", type_=Integer))
+
+
+@functools.cache
+def still_pending():
+    """Of the events ``ids``, those still pending."""
+    return lead_events().with_only_columns(RawEvent.id).where(RawEvent.id.in_(bindparam("ids", expanding=True)))
 
 
 @dataclass
@@ -143,11 +158,9 @@ def read_and_normalise(hub, limit: int, event_ids: list[int] | None) -> dict[int
     ({id: (event, normalised items)}), read and parsed before the batch's write transaction:
     parsing depends on nothing but the event, and SQLite's writer lock (which the intake's
     commits wait for) is then held only for the batch's reads and writes of leads."""
-    query = lead_events().order_by(RawEvent.id).limit(limit)
-    if event_ids is not None:
-        query = query.where(RawEvent.id.in_(event_ids))
+    query = next_pending() if event_ids is None else next_pending().where(RawEvent.id.in_(event_ids))
     with hub.db.read() as session:
-        events = list(session.scalars(query))
+        events = list(session.scalars(query, {"limit": limit}))
         session.expunge_all()  # detached: their outcomes are written by ``settle``, in one statement
     return {raw.id: (raw, normalise(hub.config, raw)) for raw in events}
 
@@ -159,8 +172,7 @@ def claim(session: Session, work: dict[int, tuple]) -> list[tuple]:
         return []
     if session.bind.dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PIPELINE_LOCK})
-    query = lead_events().with_only_columns(RawEvent.id).where(RawEvent.id.in_(list(work)))
-    pending = set(session.scalars(query))
+    pending = set(session.scalars(still_pending(), {"ids": list(work)}))
     return [work[event_id] for event_id in sorted(pending)]
 
 

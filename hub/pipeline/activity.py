@@ -2,6 +2,7 @@
 and the console's sources page. A batch writes one row per source it saw, not one per event."""
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from sqlalchemy import bindparam, or_, update
@@ -38,10 +39,15 @@ def note_events(session: Session, work: list, events: list[RawEvent]) -> None:
     latest = latest_by_source(work, events)
     if not latest:
         return
-    table = SourceState.__table__
     connection = session.connection()
-    insert_missing(connection, table, [{"key": key} for key in latest])
-    statement = update(table).where(table.c.key == bindparam("source"), or_(
-        table.c.last_event_at.is_(None), table.c.last_event_at < bindparam("at", type_=table.c.last_event_at.type)))
-    connection.execute(statement.values(last_event_at=bindparam("at")),
-                       [{"source": key, "at": at} for key, at in sorted(latest.items())])
+    insert_missing(connection, SourceState.__table__, [{"key": key} for key in latest])
+    connection.execute(later_event_at(), [{"source": key, "at": at} for key, at in sorted(latest.items())])
+
+
+@functools.cache
+def later_event_at():
+    """A source's ``last_event_at`` moved to ``at`` unless it is later already."""
+    table = SourceState.__table__
+    return update(table).where(table.c.key == bindparam("source"), or_(
+        table.c.last_event_at.is_(None), table.c.last_event_at < bindparam("at", type_=table.c.last_event_at.type)
+    )).values(last_event_at=bindparam("at"))

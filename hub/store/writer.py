@@ -8,6 +8,7 @@ after ``flush``; a row may name another row of the batch by its ``Ref`` (a timer
 """
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 
 from sqlalchemy import Connection, Table, func, insert, select
@@ -51,7 +52,7 @@ class RowWriter:
                 for (ref, _), task_id in zip(items, insert_with_ids(connection, table, rows), strict=True):
                     ref.id = task_id
             else:
-                connection.execute(insert(table), rows)
+                connection.execute(plain_insert(table), rows)
 
 
 def insert_with_ids(connection: Connection, table: Table, rows: list[dict]) -> list[int]:
@@ -67,21 +68,37 @@ def insert_with_ids(connection: Connection, table: Table, rows: list[dict]) -> l
     if connection.dialect.name != "sqlite":
         statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         return list(connection.execute(statement, rows).scalars())
-    largest = select(func.coalesce(func.max(table.c.id), 0))
+    largest = largest_id(table)
     before = connection.execute(largest).scalar_one()
-    connection.execute(insert(table), rows)
+    connection.execute(plain_insert(table), rows)
     after = connection.execute(largest).scalar_one()
     if after != before + len(rows):  # only at the largest possible id, where SQLite picks at random
         raise RuntimeError(f"{table.name}: ids of the inserted rows are not {before + 1}..{before + len(rows)}")
     return list(range(before + 1, after + 1))
 
 
-def insert_missing(connection: Connection, table: Table, rows: list[dict]) -> None:
-    """Insert the rows whose primary key is not there yet (another writer may add them too)."""
-    if not rows:
-        return
-    if connection.dialect.name == "postgresql":
+# Statements built once per table (and dialect): building one costs more than running it
+# on a batch of a few rows.
+@functools.cache
+def largest_id(table: Table):
+    return select(func.coalesce(func.max(table.c.id), 0))
+
+
+@functools.cache
+def plain_insert(table: Table):
+    return insert(table)
+
+
+@functools.cache
+def insert_unless_there(dialect_name: str, table: Table):
+    if dialect_name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    connection.execute(dialect_insert(table).on_conflict_do_nothing(), rows)
+    return dialect_insert(table).on_conflict_do_nothing()
+
+
+def insert_missing(connection: Connection, table: Table, rows: list[dict]) -> None:
+    """Insert the rows whose primary key is not there yet (another writer may add them too)."""
+    if rows:
+        connection.execute(insert_unless_there(connection.dialect.name, table), rows)
