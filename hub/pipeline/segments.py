@@ -16,15 +16,24 @@ GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
 LIMITS = {"GSM-7": (160, 153), "UCS-2": (70, 67)}
 
 
+GSM7 = GSM7_BASIC | GSM7_EXTENSION
+
+
 def count_segments(text: str) -> tuple[str, int]:
     """``("GSM-7" | "UCS-2", segments)``; an empty text is still one SMS."""
-    if all(char in GSM7_BASIC or char in GSM7_EXTENSION for char in text):
-        encoding, costs = "GSM-7", [2 if char in GSM7_EXTENSION else 1 for char in text]
+    if GSM7.issuperset(text):
+        encoding, size = "GSM-7", len(text) + sum(map(text.count, GSM7_EXTENSION))
     else:
-        encoding, costs = "UCS-2", [len(char.encode("utf-16-le")) // 2 for char in text]
+        encoding, size = "UCS-2", len(text.encode("utf-16-le")) // 2
     single, per_part = LIMITS[encoding]
-    if sum(costs) <= single:
+    if size <= single:
         return encoding, 1
+    if size == len(text):  # every character one unit: no character to keep whole
+        return encoding, -(-size // per_part)
+    if encoding == "GSM-7":
+        costs = [2 if char in GSM7_EXTENSION else 1 for char in text]
+    else:
+        costs = [len(char.encode("utf-16-le")) // 2 for char in text]
     return encoding, _parts(costs, per_part)
 
 
