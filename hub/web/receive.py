@@ -146,8 +146,20 @@ def public_url() -> str:
     return base.rstrip("/") + target
 
 
+def request_headers(environ: dict) -> dict[str, str]:
+    """The request's headers by lower-case name, as ``request.headers`` lists them."""
+    headers = {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                headers[key[5:].replace("_", "-").lower()] = value
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            headers[key.replace("_", "-").lower()] = value
+    return headers
+
+
 def build_inbound(subpath: str) -> Inbound:
-    headers = {k.lower(): v for k, v in request.headers.items()}
+    headers = request_headers(request.environ)
     body = read_body(current_hub().config["limits"]["body_bytes"])
     return Inbound(method=request.method, url=public_url(), subpath=subpath,
                    query=tuple(request.args.items(multi=True)), headers=headers, body=body,

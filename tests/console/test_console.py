@@ -229,3 +229,11 @@ def test_manager_actions_default_to_the_api_actor(hub, make_lead):
     with hub.db.read() as session:
         row = session.scalar(select(LeadHistory).where(LeadHistory.action == "status_changed"))
     assert row.actor == "api"
+
+
+def test_the_intake_neither_reads_nor_sets_the_console_session(console):
+    anna = console("anna")
+    response = anna.client.post("/hooks/forms/landing", data={"phone": "+79160000501"})
+    assert response.status_code == 202
+    assert "Set-Cookie" not in response.headers
+    assert anna.get("/console/leads").status_code == 200  # the session is still there

@@ -200,3 +200,14 @@ def test_database_down_is_503_and_nothing_is_claimed(client, hub):
     assert response.status_code == 503
     assert "retry" in response.get_json()["error"]
     assert response.headers["Retry-After"] == "30"
+
+
+def test_the_stored_headers_are_the_requests_by_lower_case_name(app):
+    from hub.web.receive import request_headers
+
+    with app.test_request_context("/hooks/forms/landing", method="POST", data=b"a=1",
+                                  headers={"X-Forwarded-For": "10.0.0.1", "User-Agent": "Test/1.0"},
+                                  content_type="application/x-www-form-urlencoded") as context:
+        expected = {name.lower(): value for name, value in context.request.headers.items()}
+        assert request_headers(context.request.environ) == expected
+        assert expected["x-forwarded-for"] == "10.0.0.1" and expected["content-length"] == "3"

@@ -26,6 +26,13 @@ class SessionInterface(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         return request.is_secure or super().get_cookie_secure(app)
 
+    def open_session(self, app: Flask, request):
+        """None (Flask's read-only null session, never saved) for the intake: providers and
+        site forms carry no console session, and its cookie is neither read nor set there."""
+        if request.path.startswith("/hooks/"):
+            return None
+        return super().open_session(app, request)
+
     def get_signing_serializer(self, app: Flask):
         """One serializer per key, not a new one for every request (every intake post too)."""
         key = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
