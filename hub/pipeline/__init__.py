@@ -75,8 +75,8 @@ def process_pending(hub, limit: int | None = None, max_seconds: float = 60.0) ->
     Each batch is one write transaction, and on SQLite every other writer (the intake's group
     commits) waits for it. So there a batch is sized to last about ``pipeline.slice``, from the time
     the batches before it took per event (remembered from one call to the next, so the first
-    batch of a call is sized too), and between batches the pipeline pauses a moment for a
-    waiting writer to take the lock."""
+    batch of a call is sized too), and between batches the writers that queued for the lock
+    meanwhile go first."""
     limit = limit or hub.config["pipeline"]["batch_size"]
     target = hub.config["pipeline"]["slice"].total_seconds() if shares_writer_lock(hub) else 0
     total = BatchResult()
@@ -93,8 +93,8 @@ def process_pending(hub, limit: int | None = None, max_seconds: float = 60.0) ->
             hub.pace[PACE] = result.locked / result.events
         if result.events < size:
             return total
-        if target:
-            time.sleep(YIELD_PAUSE)
+        if target and hub.db.writer_lock is not None:
+            hub.db.writer_lock.let_waiting_writers_in(YIELD_LIMIT)
     total.more = True
     return total
 
@@ -109,7 +109,7 @@ PACE = "pipeline"  # hub.pace: seconds a batch took per event
 # hub.pace: the team as this process last mirrored it into the database. Only the pipeline
 # writes the team's rows, so while the config's team stays the same a batch skips the mirror.
 TEAM = "team"
-YIELD_PAUSE = 0.002  # seconds between batches: long enough for a writer woken by the unlock to lock
+YIELD_LIMIT = 0.01  # seconds a batch waits at most for the writers queued as the one before ended
 MIN_SLICE_EVENTS = 20  # below this the per-batch work outweighs the events'
 
 

@@ -9,6 +9,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,10 +87,17 @@ def is_sqlite(engine: Engine) -> bool:
 class WriterLock:
     """SQLite admits one writer; a second one waits in SQLite's busy handler, which sleeps in
     steps of milliseconds. Queueing writers on a file lock instead wakes the next one the
-    moment the lock is free. One descriptor per thread: flock orders threads too."""
+    moment the lock is free. One descriptor per thread: flock orders threads too.
+
+    A writer that has to wait says so while it waits, by a shared lock on a second file (the
+    queue), so that the pipeline, which takes the lock batch after batch, can let every writer
+    waiting at the end of a batch in first (``let_waiting_writers_in``): otherwise the
+    pipeline, already running, usually takes the lock again before a woken waiter is even
+    scheduled, and an intake request waits for several batches instead of one."""
 
     def __init__(self, database_path: str):
         self.path = f"{database_path}.writer-lock"
+        self.queue_path = f"{database_path}.writer-queue"
         self.local = threading.local()
 
     def handle(self):
@@ -98,14 +106,27 @@ class WriterLock:
             handle = self.local.handle = open(self.path, "a+b")  # noqa: SIM115 - held for the thread's life
         return handle
 
+    def queue_handle(self):
+        handle = getattr(self.local, "queue", None)
+        if handle is None:
+            handle = self.local.queue = open(self.queue_path, "a+b")  # noqa: SIM115 - held for the thread's life
+        return handle
+
+    def take_now(self) -> bool:
+        try:
+            fcntl.flock(self.handle(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
     @contextmanager
     def held(self) -> Iterator[None]:
-        handle = self.handle()
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        if not self.take_now():
+            queued_flock(self.handle(), self.queue_handle())
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            self.release()
 
     async def acquire(self, wait_in_thread) -> None:
         """Take the lock for this thread without blocking its event loop: at once when free,
@@ -115,13 +136,10 @@ class WriterLock:
         pipeline, between two batches) takes it again. And a request run on this thread that
         takes the lock the blocking way meanwhile, on the same handle, is never kept waiting by
         its own thread's hold. ``release`` gives it up."""
-        handle = self.handle()
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if self.take_now():
             return
-        except BlockingIOError:
-            pass
-        waiting = wait_in_thread(functools.partial(fcntl.flock, handle, fcntl.LOCK_EX))
+        handle, queue = self.handle(), self.queue_handle()
+        waiting = wait_in_thread(functools.partial(queued_flock, handle, queue))
         try:
             await waiting
         except BaseException:  # given up (cancelled): let the lock go once the wait ends
@@ -130,6 +148,31 @@ class WriterLock:
 
     def release(self) -> None:
         fcntl.flock(self.handle(), fcntl.LOCK_UN)
+
+    def let_waiting_writers_in(self, at_most: float, step: float = 0.0005) -> None:
+        """Pause (for at most ``at_most`` seconds) while another writer waits for the lock:
+        for a writer that keeps taking it, between two of its transactions."""
+        queue = self.queue_handle()
+        deadline = time.monotonic() + at_most
+        while True:
+            try:
+                fcntl.flock(queue, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return
+                time.sleep(step)
+            else:
+                fcntl.flock(queue, fcntl.LOCK_UN)
+                return
+
+
+def queued_flock(handle, queue) -> None:
+    """Block until ``handle`` holds the writer lock, in the queue (``queue``) meanwhile."""
+    fcntl.flock(queue, fcntl.LOCK_SH)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    finally:
+        fcntl.flock(queue, fcntl.LOCK_UN)
 
 
 @contextmanager
