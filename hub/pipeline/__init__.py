@@ -76,13 +76,15 @@ def process_pending(hub, limit: int | None = None, max_seconds: float = 60.0) ->
     commits) waits for it. So there a batch is sized to last about ``pipeline.slice``, from the time
     the batches before it took per event (remembered from one call to the next, so the first
     batch of a call is sized too), and between batches the writers that queued for the lock
-    meanwhile go first."""
+    meanwhile go first. While no writer queues, each batch may be twice the one before, up to
+    ``batch_size``: a backlog with no intake going on drains in whole batches, cheaper per event."""
     limit = limit or hub.config["pipeline"]["batch_size"]
     target = hub.config["pipeline"]["slice"].total_seconds() if shares_writer_lock(hub) else 0
-    total = BatchResult()
+    lock = hub.db.writer_lock if target else None
+    total, calm = BatchResult(), 0
     started = time.monotonic()
     while time.monotonic() - started < max_seconds:
-        size = slice_size(hub.pace.get(PACE), target, limit)
+        size = min(limit, slice_size(hub.pace.get(PACE), target, limit) << calm)
         result = process_batch(hub, size)
         total.events += result.events
         total.new_leads += result.new_leads
@@ -93,8 +95,8 @@ def process_pending(hub, limit: int | None = None, max_seconds: float = 60.0) ->
             hub.pace[PACE] = result.locked / result.events
         if result.events < size:
             return total
-        if target and hub.db.writer_lock is not None:
-            hub.db.writer_lock.let_waiting_writers_in(YIELD_LIMIT)
+        if lock is not None:
+            calm = 0 if lock.let_waiting_writers_in(YIELD_LIMIT) else min(calm + 1, MAX_DOUBLINGS)
     total.more = True
     return total
 
@@ -110,6 +112,7 @@ PACE = "pipeline"  # hub.pace: seconds a batch took per event
 # writes the team's rows, so while the config's team stays the same a batch skips the mirror.
 TEAM = "team"
 YIELD_LIMIT = 0.01  # seconds a batch waits at most for the writers queued as the one before ended
+MAX_DOUBLINGS = 6  # a slice grows to at most 64 times its size while no writer queues
 MIN_SLICE_EVENTS = 20  # below this the per-batch work outweighs the events'
 
 

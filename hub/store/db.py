@@ -149,21 +149,22 @@ class WriterLock:
     def release(self) -> None:
         fcntl.flock(self.handle(), fcntl.LOCK_UN)
 
-    def let_waiting_writers_in(self, at_most: float, step: float = 0.0005) -> None:
+    def let_waiting_writers_in(self, at_most: float, step: float = 0.0005) -> bool:
         """Pause (for at most ``at_most`` seconds) while another writer waits for the lock:
-        for a writer that keeps taking it, between two of its transactions."""
+        for a writer that keeps taking it, between two of its transactions. Whether one waited."""
         queue = self.queue_handle()
-        deadline = time.monotonic() + at_most
+        deadline, waited = time.monotonic() + at_most, False
         while True:
             try:
                 fcntl.flock(queue, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                waited = True
                 if time.monotonic() >= deadline:
-                    return
+                    return waited
                 time.sleep(step)
             else:
                 fcntl.flock(queue, fcntl.LOCK_UN)
-                return
+                return waited
 
 
 def queued_flock(handle, queue) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from hub import retry
@@ -291,3 +292,26 @@ def test_the_first_batch_of_a_call_is_sized_to_the_slice_at_the_pace_of_earlier_
         assert sizes[0] == hub.config["pipeline"]["batch_size"]
     assert result.events == 60 and count(hub, RawEvent, RawEvent.status == "processed") == 60
     assert hub.pace[pipeline.PACE] != 0.002  # learned again from the batches just made
+
+
+def test_batches_grow_while_no_writer_queues_and_keep_to_the_slice_while_one_does(hub, monkeypatch):
+    """A backlog with nobody else writing drains in ever larger batches; a writer queued for
+    SQLite's lock (an intake group) keeps every batch to the slice."""
+    import fcntl
+
+    import hub.pipeline as pipeline
+
+    if not pipeline.shares_writer_lock(hub):
+        pytest.skip("PostgreSQL: batches are whole, with no lock shared with the intake")
+    monkeypatch.setattr(pipeline, "slice_size", lambda *args: 20)
+    sizes, batch = [], pipeline.process_batch
+    monkeypatch.setattr(pipeline, "process_batch", lambda *args: sizes.append(args[1]) or batch(*args))
+    insert_pending_forms(hub, [f"+7916{number:07d}" for number in range(300)])
+    assert process_pending(hub).events == 300
+    assert sizes == [20, 40, 80, 160, 320]
+    sizes.clear()
+    insert_pending_forms(hub, [f"+7917{number:07d}" for number in range(60)])
+    with open(hub.db.writer_lock.queue_path, "a+b") as queued_writer:
+        fcntl.flock(queued_writer, fcntl.LOCK_SH)
+        assert process_pending(hub).events == 60
+    assert sizes == [20, 20, 20, 20]

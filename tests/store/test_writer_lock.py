@@ -30,18 +30,19 @@ def test_the_pause_lasts_while_a_writer_is_queued(tmp_path):
     lock = WriterLock(str(tmp_path / "hub.db"))
     with open(lock.queue_path, "a+b") as stuck:
         fcntl.flock(stuck, fcntl.LOCK_SH)  # a writer queued, not yet let in
-        pause = threading.Thread(target=lock.let_waiting_writers_in, kwargs={"at_most": 10})
+        waited = []
+        pause = threading.Thread(target=lambda: waited.append(lock.let_waiting_writers_in(at_most=10)))
         pause.start()
         pause.join(0.05)
         assert pause.is_alive()
         fcntl.flock(stuck, fcntl.LOCK_UN)
     pause.join(10)
-    assert not pause.is_alive()
+    assert waited == [True]
 
 
 def test_with_no_writer_queued_the_pipeline_goes_on_at_once(tmp_path):
     lock = WriterLock(str(tmp_path / "hub.db"))
-    lock.let_waiting_writers_in(at_most=3600)  # returns: nobody is queued
+    assert not lock.let_waiting_writers_in(at_most=3600)  # returns at once: nobody is queued
     with lock.held():
         assert taken(lock.path)
 
