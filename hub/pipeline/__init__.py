@@ -21,7 +21,7 @@ from hub.pipeline.confirm import plan_confirmations
 from hub.pipeline.dedupe import ContactIndex, existing_touches
 from hub.pipeline.merge import Batch, thread_index
 from hub.pipeline.normalise import normalise
-from hub.pipeline.route import Counters, decide, facts_of, known_owners, sync_team, uses_geography
+from hub.pipeline.route import Counters, decide, facts_of, sync_team, uses_geography
 from hub.pipeline.score import Scorer, apply, route_facts
 from hub.pipeline.store import NewLead, NewTouch, write_new
 from hub.pipeline.sync import plan_syncs, queue_update
@@ -255,16 +255,16 @@ def route_new_leads(session: Session, hub, leads: list[NewLead], contacts: Conta
     """Score and route before the leads are written, so the score and the owner go in with
     them; routing rules may ask for the score."""
     counters = Counters(session)
-    owners = known_owners(contacts, leads)
     scorer = Scorer.load(session, hub.config) if leads else None
     geography = uses_geography(hub.config) or bool(scorer and scorer.needs_geography)
     decisions = []
     for lead in leads:
-        facts = facts_of(lead, hours.is_open(lead.created_at), id(lead) in owners, geography)
+        owner = contacts.owner(lead)  # a returning client's earlier manager
+        facts = facts_of(lead, hours.is_open(lead.created_at), owner is not None, geography)
         if scorer:
             apply(lead, scorer.score(facts))
             route_facts(facts, lead)
-        decision = decide(hub.config, facts, counters, owners.get(id(lead)))
+        decision = decide(hub.config, facts, counters, owner)
         lead.assignee_id, lead.assignment_reason = decision.member_id, decision.reason
         lead.routing_rule = decision.rule["name"] if decision.rule else None
         if decision.member_id:

@@ -40,18 +40,16 @@ class ContactIndex:
         return index
 
     def note_owner(self, lead: Lead) -> None:
-        for key in (("phone", lead.phone), ("email", lead.email)):
-            if key[1]:
-                self._owners[key] = (lead.assignee_id, lead.id)  # rows come by id: the latest stays
+        for key in contact_keys(lead):
+            self._owners[key] = (lead.assignee_id, lead.id)  # rows come by id: the latest stays
 
     def owner(self, lead) -> tuple[str, int] | None:
         """(member, lead id) of the latest assigned stored lead with this lead's phone, else e-mail."""
         return self._owners.get(("phone", lead.phone)) or self._owners.get(("email", lead.email))
 
     def add(self, lead: Lead) -> None:
-        for key in (("phone", lead.phone), ("email", lead.email)):
-            if key[1]:
-                self._by_key.setdefault(key, lead)  # the oldest open lead wins
+        for key in contact_keys(lead):
+            self._by_key.setdefault(key, lead)  # the oldest open lead wins
 
     def find(self, contact: dict) -> Lead | None:
         for kind in ("phone", "email"):
@@ -59,6 +57,10 @@ class ContactIndex:
             if value and (kind, value) in self._by_key:
                 return self._by_key[(kind, value)]
         return None
+
+
+def contact_keys(lead) -> list[tuple[str, str]]:
+    return [key for key in (("phone", lead.phone), ("email", lead.email)) if key[1]]
 
 
 def existing_touches(session: Session, keys: list[str]) -> dict[str, Touch]:

@@ -211,13 +211,6 @@ def decide(config, facts: dict, counters: Counters, owner: tuple[str, int] | Non
     return Decision(member, f"{prefix} -> {how}")
 
 
-def known_owners(contacts, leads: list) -> dict[int, tuple[str, int]]:
-    """For new (not yet written) leads of returning clients, by ``id(lead)``: the owner of the
-    client's latest earlier lead (``contacts``: the batch's ``ContactIndex``)."""
-    owners = {id(lead): contacts.owner(lead) for lead in leads}
-    return {key: owner for key, owner in owners.items() if owner}
-
-
 def simulate(config, samples: list[dict], counters: Counters, hours, scorer=None) -> list[tuple[dict, Decision]]:
     """Route sample leads without storing anything: who would get each, and why. With a
     ``scorer`` (``hub.pipeline.score.Scorer``) each is scored first (a sample's ``fields`` are

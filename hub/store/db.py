@@ -101,15 +101,17 @@ class WriterLock:
         self.local = threading.local()
 
     def handle(self):
-        handle = getattr(self.local, "handle", None)
-        if handle is None:
-            handle = self.local.handle = open(self.path, "a+b")  # noqa: SIM115 - held for the thread's life
-        return handle
+        return self.thread_file("handle", self.path)
 
     def queue_handle(self):
-        handle = getattr(self.local, "queue", None)
+        return self.thread_file("queue", self.queue_path)
+
+    def thread_file(self, name: str, path: str):
+        """This thread's own descriptor of ``path``, opened once and held for the thread's life."""
+        handle = getattr(self.local, name, None)
         if handle is None:
-            handle = self.local.queue = open(self.queue_path, "a+b")  # noqa: SIM115 - held for the thread's life
+            handle = open(path, "a+b")  # noqa: SIM115 - held for the thread's life
+            setattr(self.local, name, handle)
         return handle
 
     def take_now(self) -> bool:
