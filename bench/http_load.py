@@ -24,6 +24,8 @@ from pathlib import Path
 import wrk
 from common import bench_document, free_port, median, start_redis, write_bench_config
 
+from hub.store.journal import journal_path
+
 BENCH_DIR = Path(__file__).resolve().parent
 APPS = {"bare": "bare_app:serve", "hub": "hub.web.asgi:serve"}
 Request = tuple[str, bytes, dict[str, str]]
@@ -97,9 +99,15 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def stored_events(database: Path) -> dict[str, int]:
+    """raw_events by status, and the deliveries still in the intake journal (no worker files
+    them here)."""
     with sqlite3.connect(database) as connection:
-        rows = connection.execute("SELECT status, count(*) FROM raw_events GROUP BY status")
-        return dict(rows.fetchall())
+        counts = dict(connection.execute("SELECT status, count(*) FROM raw_events GROUP BY status").fetchall())
+    journal = Path(journal_path(str(database)))
+    if journal.exists():
+        with sqlite3.connect(journal) as connection:
+            counts["in the intake journal"] = connection.execute("SELECT count(*) FROM intake_events").fetchone()[0]
+    return counts
 
 
 def prepare(bench: Bench, folder: Path, stack: ExitStack) -> dict:

@@ -76,6 +76,8 @@ def drain(hub, clock=None, sleep=None, limit: int = 20, ids: list[int] | None = 
     taken, throttles = 0, {}
     if ids == []:
         return 0
+    if ids is None:
+        hub.db.file_intake()  # CRM events that came in since are in the intake journal
     while events := claim(hub, limit, ids):
         for raw in events:
             try:

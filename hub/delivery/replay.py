@@ -13,6 +13,7 @@ def replay_events(hub, event_id: str | None = None, failed: bool = False, as_lea
     an event already merged into a lead is linked again, never doubled. ``as_lead`` overrides
     the provider's reason to ignore the event (an auto-reply that was a real request). CRM
     events are read back again; a change already applied is not applied twice."""
+    hub.db.file_intake()  # an event still in the intake journal is found too
     with hub.db.write() as session:
         query = select(RawEvent)
         if event_id:
@@ -60,6 +61,7 @@ def triage(hub, event_id: str, verdict: str, actor: str) -> list[str]:
     ``spam`` confirms the ignore. Who said so, and when, stays on the event."""
     if verdict not in ("lead", "spam"):
         raise ValueError(f"verdict must be lead or spam, not {verdict!r}")
+    hub.db.file_intake()
     with hub.db.write() as session:
         raw = session.scalar(select(RawEvent).where(RawEvent.event_id == event_id))
         if raw is None:

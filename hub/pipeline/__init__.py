@@ -72,12 +72,14 @@ class BatchResult:
 def process_pending(hub, limit: int | None = None, max_seconds: float = 60.0) -> BatchResult:
     """Drain pending events batch by batch (for at most ``max_seconds``).
 
-    Each batch is one write transaction, and on SQLite every other writer (the intake's group
-    commits) waits for it. So there a batch is sized to last about ``pipeline.slice``, from the time
-    the batches before it took per event (remembered from one call to the next, so the first
-    batch of a call is sized too), and between batches the writers that queued for the lock
-    meanwhile go first. While no writer queues, each batch may be twice the one before, up to
-    ``batch_size``: a backlog with no intake going on drains in whole batches, cheaper per event."""
+    On SQLite the events the intake committed to its journal are filed into raw_events before
+    each batch (``hub.store.journal``). Each batch is one write transaction, and there every
+    other writer of the database (an operator's edit in the console, the timed rules, a filing)
+    waits for it. So a batch is sized to last about ``pipeline.slice``, from the time the
+    batches before it took per event (remembered from one call to the next, so the first batch
+    of a call is sized too), and between batches the writers that queued for the lock meanwhile
+    go first. While no writer queues, each batch may be twice the one before, up to
+    ``batch_size``: a backlog drains in whole batches, cheaper per event."""
     limit = limit or hub.config["pipeline"]["batch_size"]
     target = hub.config["pipeline"]["slice"].total_seconds() if shares_writer_lock(hub) else 0
     lock = hub.db.writer_lock if target else None
@@ -85,6 +87,7 @@ def process_pending(hub, limit: int | None = None, max_seconds: float = 60.0) ->
     started = time.monotonic()
     while time.monotonic() - started < max_seconds:
         size = min(limit, slice_size(hub.pace.get(PACE), target, limit) << calm)
+        hub.db.file_intake()
         result = process_batch(hub, size)
         total.events += result.events
         total.new_leads += result.new_leads
@@ -102,8 +105,8 @@ def process_pending(hub, limit: int | None = None, max_seconds: float = 60.0) ->
 
 
 def shares_writer_lock(hub) -> bool:
-    """SQLite: one writer at a time, the intake's commits included. PostgreSQL's intake never
-    waits for a batch, so there batches are whole (``batch_size``): fewer, cheaper per event."""
+    """SQLite: one writer at a time. PostgreSQL's other writers never wait for a batch, so there
+    batches are whole (``batch_size``): fewer, cheaper per event."""
     return hub.db.engine.dialect.name == "sqlite"
 
 

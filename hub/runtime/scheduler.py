@@ -34,7 +34,7 @@ def stale_pending(hub) -> bool:
 
 def tick(hub) -> dict:
     """One sweep; returns what it did (for logs and tests)."""
-    done = {"retried": retry_failed_events(hub), "stuck": outbox.mark_stuck(hub),
+    done = {"filed": hub.db.file_intake(), "retried": retry_failed_events(hub), "stuck": outbox.mark_stuck(hub),
             "timers": firing.fire_due(hub)}
     done["pipeline"] = (stale_pending(hub) or done["retried"] > 0) and hub.kicker.kick("pipeline")
     done["outbox"] = outbox.due_count(hub) > 0 and hub.kicker.kick("outbox")

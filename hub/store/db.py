@@ -1,25 +1,19 @@
 """Engine and sessions. SQLite (WAL, one writer at a time) by default, PostgreSQL in production."""
 from __future__ import annotations
 
-import asyncio
-import fcntl
-import functools
 import json
-import logging
 import os
-import sqlite3
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub.store.journal import IntakeJournal
+from hub.store.sqlite import BackgroundCheckpoints, WriterLock, no_autocheckpoint, no_lock, sqlite_engine
+
 DEFAULT_URL = "sqlite:///instance/hub.db"
-log = logging.getLogger("hub.db")
 
 
 def database_url() -> str:
@@ -44,179 +38,12 @@ def serialize_json(value) -> str:
 def make_engine(url: str | None = None) -> Engine:
     url = url or database_url()
     if url.startswith("sqlite"):
-        return _sqlite_engine(url)
+        return sqlite_engine(url, serialize_json)
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, json_serializer=serialize_json)
-
-
-def _sqlite_engine(url: str) -> Engine:
-    path = url.split("///", 1)[-1]
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=serialize_json)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):
-        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-        # SQLite's lower() folds ASCII only; searches by name need Cyrillic folded too
-        dbapi_connection.create_function("casefold", 1, casefold, deterministic=True)
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection):
-        # A deferred transaction that reads and then writes fails at once (SQLITE_BUSY, no
-        # waiting) when another writer committed meanwhile; IMMEDIATE waits for the lock.
-        immediate = connection.get_execution_options().get("write", False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-    return engine
-
-
-def casefold(value):
-    return value.casefold() if isinstance(value, str) else value
 
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
-
-
-class WriterLock:
-    """SQLite admits one writer; a second one waits in SQLite's busy handler, which sleeps in
-    steps of milliseconds. Queueing writers on a file lock instead wakes the next one the
-    moment the lock is free. One descriptor per thread: flock orders threads too.
-
-    A writer that has to wait says so while it waits, by a shared lock on a second file (the
-    queue), so that the pipeline, which takes the lock batch after batch, can let every writer
-    waiting at the end of a batch in first (``let_waiting_writers_in``): otherwise the
-    pipeline, already running, usually takes the lock again before a woken waiter is even
-    scheduled, and an intake request waits for several batches instead of one."""
-
-    def __init__(self, database_path: str):
-        self.path = f"{database_path}.writer-lock"
-        self.queue_path = f"{database_path}.writer-queue"
-        self.local = threading.local()
-
-    def handle(self):
-        return self.thread_file("handle", self.path)
-
-    def queue_handle(self):
-        return self.thread_file("queue", self.queue_path)
-
-    def thread_file(self, name: str, path: str):
-        """This thread's own descriptor of ``path``, opened once and held for the thread's life."""
-        handle = getattr(self.local, name, None)
-        if handle is None:
-            handle = open(path, "a+b")  # noqa: SIM115 - held for the thread's life
-            setattr(self.local, name, handle)
-        return handle
-
-    def take_now(self) -> bool:
-        try:
-            fcntl.flock(self.handle(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            return False
-
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        if not self.take_now():
-            queued_flock(self.handle(), self.queue_handle())
-        try:
-            yield
-        finally:
-            self.release()
-
-    async def acquire(self, wait_in_thread) -> None:
-        """Take the lock for this thread without blocking its event loop: at once when free,
-        else another thread (``wait_in_thread(function)``, awaitable) waits for it on this
-        thread's own handle. A lock belongs to the open file, not to a thread, so this thread
-        holds it the moment it is granted: no gap in which a writer that just let it go (the
-        pipeline, between two batches) takes it again. And a request run on this thread that
-        takes the lock the blocking way meanwhile, on the same handle, is never kept waiting by
-        its own thread's hold. ``release`` gives it up."""
-        if self.take_now():
-            return
-        handle, queue = self.handle(), self.queue_handle()
-        waiting = wait_in_thread(functools.partial(queued_flock, handle, queue))
-        try:
-            await waiting
-        except BaseException:  # given up (cancelled): let the lock go once the wait ends
-            asyncio.ensure_future(waiting).add_done_callback(lambda _: self.release())
-            raise
-
-    def release(self) -> None:
-        fcntl.flock(self.handle(), fcntl.LOCK_UN)
-
-    def let_waiting_writers_in(self, at_most: float, step: float = 0.0005) -> bool:
-        """Pause (for at most ``at_most`` seconds) while another writer waits for the lock:
-        for a writer that keeps taking it, between two of its transactions. Whether one waited."""
-        queue = self.queue_handle()
-        deadline, waited = time.monotonic() + at_most, False
-        while True:
-            try:
-                fcntl.flock(queue, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                waited = True
-                if time.monotonic() >= deadline:
-                    return waited
-                time.sleep(step)
-            else:
-                fcntl.flock(queue, fcntl.LOCK_UN)
-                return waited
-
-
-def queued_flock(handle, queue) -> None:
-    """Block until ``handle`` holds the writer lock, in the queue (``queue``) meanwhile."""
-    fcntl.flock(queue, fcntl.LOCK_SH)
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-    finally:
-        fcntl.flock(queue, fcntl.LOCK_UN)
-
-
-@contextmanager
-def no_lock() -> Iterator[None]:
-    yield
-
-
-class BackgroundCheckpoints:
-    """SQLite copies its write-ahead log back into the database file (a checkpoint, with an
-    fsync) after the commit that grows the log past 1,000 pages, in the committing connection,
-    while that writer still holds the writer lock: every intake request then waits tens of
-    milliseconds for a disk flush. A long-running process turns that off for its connections
-    and checkpoints from a thread of its own instead; a PASSIVE checkpoint takes no writer lock,
-    and the thread holds no interpreter lock while SQLite works."""
-
-    def __init__(self, database_path: str, every: float):
-        self.path, self.every = database_path, every
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self.run, name="hub-wal-checkpoints", daemon=True)
-
-    def run(self) -> None:
-        connection = None
-        while not self.stopped.wait(self.every):
-            try:
-                connection = connection or sqlite3.connect(self.path, timeout=30, isolation_level=None)
-                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.Error as error:  # the next turn tries again, on a fresh connection
-                log.warning("WAL checkpoint failed: %s", error)
-                if connection is not None:
-                    connection.close()
-                connection = None
-        if connection is not None:
-            connection.close()
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.thread.join(timeout=10)
-
-
-def no_autocheckpoint(dbapi_connection, _record) -> None:
-    dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
 
 
 class Database:
@@ -228,16 +55,29 @@ class Database:
         path = engine.url.database if is_sqlite(engine) else None
         self.writer_lock = WriterLock(path) if path and path != ":memory:" else None
         self._lock = self.writer_lock.held if self.writer_lock else no_lock
+        # SQLite: the intake commits to a file of its own (see hub.store.journal)
+        self.journal = IntakeJournal(path, self.writer_lock) if self.writer_lock else None
         self.checkpoints: BackgroundCheckpoints | None = None
+
+    @property
+    def intake(self) -> Database | IntakeJournal:
+        """Where the intake commits what arrives: the journal on SQLite, else the database."""
+        return self.journal or self
+
+    def file_intake(self) -> int:
+        """Events waiting in the journal filed into raw_events (on SQLite); how many."""
+        return self.journal.file() if self.journal else 0
 
     def checkpoint_in_background(self, every: float = 1.0) -> None:
         """For a long-running process on SQLite: checkpoints off the commit path (see
         ``BackgroundCheckpoints``). Nothing to do on PostgreSQL or an in-memory database."""
         if self.writer_lock is None or self.checkpoints is not None:
             return
-        event.listen(self.engine, "connect", no_autocheckpoint)
-        self.engine.dispose()  # connections opened before this get the setting too
-        self.checkpoints = BackgroundCheckpoints(self.engine.url.database, every)
+        engines = (self.engine, self.journal.engine)
+        for engine in engines:
+            event.listen(engine, "connect", no_autocheckpoint)
+            engine.dispose()  # connections opened before this get the setting too
+        self.checkpoints = BackgroundCheckpoints([engine.url.database for engine in engines], every)
         self.checkpoints.thread.start()
 
     @contextmanager
@@ -257,14 +97,15 @@ class Database:
         return self._write_engine.connect()
 
     @contextmanager
-    def write_connection(self, locked: bool = False):
-        """A bare connection in one write transaction, for the hot intake path; ``locked``: the
-        caller holds the writer lock already (``writer_lock.acquire``)."""
-        with no_lock() if locked else self._lock(), self._write_engine.begin() as connection:
+    def write_connection(self) -> Iterator[Connection]:
+        """A bare connection in one write transaction, for the hot intake path."""
+        with self._lock(), self._write_engine.begin() as connection:
             yield connection
 
     def dispose(self) -> None:
         if self.checkpoints is not None:
             self.checkpoints.stop()
             self.checkpoints = None
+        if self.journal is not None:
+            self.journal.dispose()
         self.engine.dispose()

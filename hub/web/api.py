@@ -14,6 +14,7 @@ from hub.delivery import serialize
 from hub.mapping import InvalidValue, normalise_phone
 from hub.pipeline import manager_actions, score
 from hub.rules.stages import StageError
+from hub.store.journal import find_event
 from hub.store.models import Lead, RawEvent, Task
 from hub.web import current_hub, openapi
 from hub.web.body import json_body
@@ -118,7 +119,7 @@ def get_event(event_id: str):
     if not EVENT_ID.fullmatch(event_id):
         raise HubError(404, "no such event", {"event_id": "unknown"})
     with current_hub().db.read() as session:
-        raw = session.scalar(select(RawEvent).where(RawEvent.event_id == event_id))
+        raw = find_event(current_hub().db, session, event_id)
         if raw is None:
             raise HubError(404, "no such event", {"event_id": "unknown"})
         return jsonify(serialize.event(raw))

@@ -138,4 +138,4 @@ def serve():
     hub.db.checkpoint_in_background()
     limits, threads = hub.config["limits"], int(os.environ.get("HUB_WEB_THREADS", "0"))
     return BufferedWSGI(app, limits["body_bytes"], limits["body_timeout"].total_seconds(), threads,
-                        committer=committer_for(hub.db, on_loop=not threads))
+                        committer=committer_for(hub.db.intake, on_loop=not threads))

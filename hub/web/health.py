@@ -60,7 +60,11 @@ def event_counts(hub) -> dict[str, int]:
     try:
         with hub.db.read() as session:
             rows = session.execute(select(RawEvent.status, func.count()).group_by(RawEvent.status))
-            return {status: count for status, count in rows}
+            counts = {status: count for status, count in rows}
+        unfiled = hub.db.journal.backlog() if hub.db.journal else 0  # accepted, not filed yet: pending too
+        if unfiled:
+            counts["pending"] = counts.get("pending", 0) + unfiled
+        return counts
     except SQLAlchemyError:
         return {}
 

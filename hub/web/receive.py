@@ -22,6 +22,7 @@ from hub.delivery import crm_readback
 from hub.mapping import load_mapping
 from hub.pipeline.normalise import endpoint_settings, fingerprint, storable_key
 from hub.store import ratelimit, rejects
+from hub.store.journal import INTAKE_COLUMNS, journal_table, stored_table
 from hub.store.models import RawEvent, new_event_id
 from hub.web import current_hub, metrics, suspend
 from hub.web.body import read_body
@@ -203,11 +204,6 @@ def delivery_key(endpoint: Endpoint, parsed: list[Parsed]) -> str | None:
     return storable_key(f"{endpoint.kind}/{endpoint.provider}/{endpoint.key or ''}/{keys[0]}")
 
 
-INTAKE_COLUMNS = ("event_id", "channel", "kind", "provider", "endpoint", "delivery_key", "fingerprint",
-                  "method", "url", "subpath", "query", "body", "headers", "remote_addr", "received_at",
-                  "attempts", "status", "error")
-
-
 def raw_event_values(endpoint: Endpoint, inbound: Inbound, parsed: list[Parsed]) -> dict:
     ignored = [item.ignore for item in parsed if item.ignore]
     all_ignored = bool(parsed) and len(ignored) == len(parsed)
@@ -231,13 +227,15 @@ def store(endpoint: Endpoint, inbound: Inbound, parsed: list[Parsed]) -> tuple[s
     """Commit the raw event unless it repeats one; (event id, whether it was already there).
 
     One statement inserts the row only when no earlier event has its delivery key (or, for a
-    form, its fingerprint within the duplicate window). Served by ``hub web``, the statement
-    joins the web process's next group commit (``hub.store.groupcommit``); either way this
-    returns only once the row is committed."""
+    form, its fingerprint within the duplicate window). On SQLite the row goes to the intake
+    journal (``hub.store.journal``), which the pipeline files into raw_events. Served by ``hub
+    web``, the statement joins the web process's next group commit (``hub.store.groupcommit``);
+    either way this returns only once the row is committed."""
     values = raw_event_values(endpoint, inbound, parsed)
     since = values["received_at"] - current_hub().config["limits"]["duplicate_window"]
+    into_journal = current_hub().db.journal is not None
     try:
-        inserted = commit(functools.partial(insert_event, {**values, "since": since}))
+        inserted = commit(functools.partial(insert_event, into_journal, {**values, "since": since}))
     except IntegrityError:  # the same delivery, committed by a concurrent request
         inserted = False
     except OperationalError as error:
@@ -253,17 +251,17 @@ def commit(write):
     """``write(connection)`` committed: in the server's group commit when it has one, else alone."""
     committer = request.environ.get(suspend.GROUP_COMMIT)
     if committer is None:
-        with current_hub().db.write_connection() as connection:
+        with current_hub().db.intake.write_connection() as connection:
             return write(connection)
     return suspend.wait(committer.submit(write))
 
 
-def insert_event(values: dict, connection) -> bool:
+def insert_event(into_journal: bool, values: dict, connection) -> bool:
     """Insert the raw event unless an earlier copy is there; whether it went in."""
     if values["fingerprint"] and connection.dialect.name == "postgresql":  # two clicks at once
         connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:fp))"), {"fp": values["fingerprint"]})
-    prepared = prepared_insert(bool(values["delivery_key"]), bool(values["fingerprint"]), connection.dialect)
-    return prepared.run(connection, values)
+    shape = (into_journal, bool(values["delivery_key"]), bool(values["fingerprint"]))
+    return prepared_insert(*shape, connection.dialect).run(connection, values)
 
 
 class PreparedInsert:
@@ -298,12 +296,11 @@ class PreparedInsert:
 
 
 @functools.lru_cache(maxsize=16)
-def prepared_insert(by_key: bool, by_fingerprint: bool, dialect) -> PreparedInsert:
-    return PreparedInsert(insert_unless_repeated(by_key, by_fingerprint), dialect)
+def prepared_insert(into_journal: bool, by_key: bool, by_fingerprint: bool, dialect) -> PreparedInsert:
+    return PreparedInsert(insert_unless_repeated(into_journal, by_key, by_fingerprint), dialect)
 
 
-def repeats(by_key: bool, by_fingerprint: bool) -> list:
-    table = RawEvent.__table__
+def repeats(table, by_key: bool, by_fingerprint: bool) -> list:
     conditions = []
     if by_key:
         conditions.append(table.c.delivery_key == bindparam("delivery_key"))
@@ -313,28 +310,39 @@ def repeats(by_key: bool, by_fingerprint: bool) -> list:
     return conditions
 
 
-@functools.lru_cache(maxsize=4)
-def insert_unless_repeated(by_key: bool, by_fingerprint: bool):
-    """INSERT ... SELECT <the row> WHERE NOT EXISTS <an earlier copy>, built once per shape."""
-    table = RawEvent.__table__
+@functools.lru_cache(maxsize=8)
+def insert_unless_repeated(into_journal: bool, by_key: bool, by_fingerprint: bool):
+    """INSERT ... SELECT <the row> WHERE NOT EXISTS <an earlier copy>, built once per shape:
+    into raw_events, or into the journal when there is one (an earlier copy may be in either)."""
+    table = journal_table if into_journal else RawEvent.__table__
     columns = [table.c[name] for name in INTAKE_COLUMNS]
     row = select(*[bindparam(c.name, type_=c.type) for c in columns])
-    conditions = repeats(by_key, by_fingerprint)
-    if conditions:
-        row = row.where(~exists().where(or_(*conditions)))
+    for earlier in (journal_table, stored_table) if into_journal else (table,):
+        conditions = repeats(earlier, by_key, by_fingerprint)
+        if conditions:
+            row = row.where(~exists().where(or_(*conditions)))
     # RETURNING tells whether the row went in (PostgreSQL reports no rowcount for INSERT ... SELECT)
     return insert(table).from_select([c.name for c in columns], row).returning(table.c.id)
 
 
 def find_original(values: dict, since) -> str:
-    table = RawEvent.__table__
-    query = (select(table.c.event_id).where(or_(*repeats(bool(values["delivery_key"]), bool(values["fingerprint"]))))
-             .order_by(table.c.id).limit(1))
-    with current_hub().db.read() as session:
-        found = session.scalar(query, {**values, "since": since})
+    shape = (bool(values["delivery_key"]), bool(values["fingerprint"]))
+    db, parameters = current_hub().db, {**values, "since": since}
+    if db.journal is None:
+        with db.read() as session:
+            found = session.scalar(first_repeat(RawEvent.__table__, *shape), parameters)
+    else:
+        with db.journal.read() as connection:
+            found = (connection.execute(first_repeat(journal_table, *shape), parameters).scalar()
+                     or connection.execute(first_repeat(stored_table, *shape), parameters).scalar())
     if found is None:
         raise HubError(503, "could not store the delivery: retry later", headers={"Retry-After": "5"})
     return found
+
+
+def first_repeat(table, by_key: bool, by_fingerprint: bool):
+    conditions = repeats(table, by_key, by_fingerprint)
+    return select(table.c.event_id).where(or_(*conditions)).order_by(table.c.id).limit(1)
 
 
 def provider_reply(endpoint: Endpoint, parsed: Parsed | None) -> Response | None:

@@ -89,6 +89,7 @@ def hours_pass(clock, run_jobs, start: datetime, hours: int) -> None:
 
 
 def crm_events(hub) -> list[RawEvent]:
+    hub.db.file_intake()  # on SQLite, from the intake journal into raw_events
     with hub.db.read() as session:
         return list(session.scalars(select(RawEvent).where(RawEvent.kind == "crm").order_by(RawEvent.id)))
 

@@ -208,6 +208,7 @@ def test_bad_signature_stores_nothing(telephony, client, hub):
     fields, _ = zadarma_call("in_" + "6" * 40, "missed")[0]
     assert client.post("/hooks/telephony/zadarma", data=fields).status_code == 401
     assert client.post("/hooks/telephony/zadarma", data=fields, headers={"Signature": "bm9wZQ=="}).status_code == 403
+    assert hub.db.file_intake() == 0
     with hub.db.read() as session:
         assert session.scalar(select(func.count()).select_from(RawEvent)) == 0
 

@@ -46,6 +46,7 @@ def open_limits(config_document, monkeypatch):
 
 
 def stored(hub) -> int:
+    hub.db.file_intake()  # on SQLite, from the intake journal into raw_events
     with hub.db.read() as session:
         return session.scalar(select(func.count()).select_from(RawEvent))
 

@@ -169,6 +169,7 @@ def test_a_broken_event_is_isolated_failed_and_replayable(client, api, run_jobs,
     good = post(client, {"phone": "+79160000001"})
     bad = post(client, {"phone": "+79160000002"})
     after = post(client, {"phone": "+79160000003"})
+    hub.db.file_intake()
     with hub.db.write() as session:  # a body the stored content type cannot parse
         session.execute(update(RawEvent).where(RawEvent.event_id == bad).values(
             headers={"content-type": "application/json"}, body=b"{broken"))
@@ -186,6 +187,7 @@ def test_a_broken_event_is_isolated_failed_and_replayable(client, api, run_jobs,
 
 def test_failed_events_are_retried_with_backoff_then_dead(client, api, run_jobs, hub):
     bad = post(client, {"phone": "+79160000002"})
+    hub.db.file_intake()
     with hub.db.write() as session:
         session.execute(update(RawEvent).values(headers={"content-type": "application/json"}, body=b"["))
     start = hub.now()

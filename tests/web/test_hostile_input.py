@@ -43,6 +43,7 @@ def providers(config_document, monkeypatch):
 
 
 def stored(hub, **where) -> int:
+    hub.db.file_intake()  # on SQLite, from the intake journal into raw_events
     with hub.db.read() as session:
         query = select(func.count()).select_from(RawEvent)
         for key, value in where.items():

@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
 from hub.delivery import replay
+from hub.store.journal import find_event
 from hub.store.models import Notification, RawEvent, SyncDelivery
 from hub.web import current_hub
 from hub.web.console import access, rawview
@@ -44,7 +45,7 @@ def inbox():
 
 
 def stored_event(session, event_id: str) -> RawEvent:
-    raw = session.scalar(select(RawEvent).where(RawEvent.event_id == event_id))
+    raw = find_event(current_hub().db, session, event_id)
     access.require(raw is not None)
     return raw
 
