@@ -24,7 +24,7 @@ from hub.pipeline.route import facts_of, matches, uses_geography
 from hub.pipeline.sync import queue_update
 from hub.rules.history import record
 from hub.rules.tasks import business_hours
-from hub.store.db import EncodedJSON
+from hub.store.encoding import EncodedJSON
 from hub.store.models import Lead
 from hub.store.writer import RowWriter
 

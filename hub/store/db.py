@@ -1,7 +1,6 @@
 """Engine and sessions. SQLite (WAL, one writer at a time) by default, PostgreSQL in production."""
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +9,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub.store.encoding import deserialize_json, serialize_json
 from hub.store.journal import IntakeJournal
 from hub.store.sqlite import BackgroundCheckpoints, WriterLock, no_autocheckpoint, no_lock, sqlite_engine
 
@@ -20,26 +20,12 @@ def database_url() -> str:
     return os.environ.get("DATABASE_URL") or DEFAULT_URL
 
 
-class EncodedJSON(dict):
-    """A JSON value encoded once, however many rows store it (a score that many leads of a
-    batch share); never changed after it is made (a change starts from a plain copy)."""
-
-    __slots__ = ("encoded",)
-
-    def __init__(self, value: dict):
-        super().__init__(value)
-        self.encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False)  # compact: it is stored often
-
-
-def serialize_json(value) -> str:
-    return value.encoded if isinstance(value, EncodedJSON) else json.dumps(value)
-
-
 def make_engine(url: str | None = None) -> Engine:
     url = url or database_url()
     if url.startswith("sqlite"):
-        return sqlite_engine(url, serialize_json)
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, json_serializer=serialize_json)
+        return sqlite_engine(url)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, json_serializer=serialize_json,
+                         json_deserializer=deserialize_json)
 
 
 def is_sqlite(engine: Engine) -> bool:

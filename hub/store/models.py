@@ -72,6 +72,28 @@ class UTCDateTime(TypeDecorator):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    # SQLite keeps text ('YYYY-MM-DD HH:MM:SS.ffffff', UTC). Converting there and back in one
+    # step each, with the datetime type's own ISO formatting and parsing, instead of SQLAlchemy's
+    # field-by-field formatting and regular expression after the conversion to UTC: a batch
+    # stores and reads thousands of timestamps, and those two cost more than the rest of a row.
+    def bind_processor(self, dialect):
+        return sqlite_timestamp if dialect.name == "sqlite" else super().bind_processor(dialect)
+
+    def result_processor(self, dialect, coltype):
+        return sqlite_datetime if dialect.name == "sqlite" else super().result_processor(dialect, coltype)
+
+
+def sqlite_timestamp(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def sqlite_datetime(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
 
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, datetime: UTCDateTime}

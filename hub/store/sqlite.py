@@ -16,17 +16,20 @@ from pathlib import Path
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
+from hub.store.encoding import deserialize_json, serialize_json
+
 log = logging.getLogger("hub.db")
 
 
-def sqlite_engine(url: str, json_serializer=None, attach: dict[str, str] | None = None,
+def sqlite_engine(url: str, attach: dict[str, str] | None = None,
                   on_connect: Callable | None = None) -> Engine:
     """``attach``: other database files every connection sees, by schema name; ``on_connect``:
     called with each new connection once it is set up."""
     path = url.split("///", 1)[-1]
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=json_serializer)
+    engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=serialize_json,
+                           json_deserializer=deserialize_json)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
