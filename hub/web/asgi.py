@@ -133,9 +133,12 @@ def serve():
     from hub.store.groupcommit import committer_for
     from hub.web.app import create_app
 
+    from hub.runtime.serve import settle_heap
+
     app = create_app()
     hub = app.extensions["hub"]
     hub.db.checkpoint_in_background()
+    settle_heap(hub)
     limits, threads = hub.config["limits"], int(os.environ.get("HUB_WEB_THREADS", "0"))
     return BufferedWSGI(app, limits["body_bytes"], limits["body_timeout"].total_seconds(), threads,
                         committer=committer_for(hub.db.intake, on_loop=not threads))
