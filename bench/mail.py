@@ -42,9 +42,9 @@ from connectors.mail.parse import html_to_text  # noqa: E402
 from hub import context  # noqa: E402
 from hub.config import load_config  # noqa: E402
 from hub.pipeline import process_pending  # noqa: E402
+from hub.pipeline.heap import settle_heap  # noqa: E402
 from hub.pipeline.normalise import normalise  # noqa: E402
 from hub.runtime import mailpoll  # noqa: E402
-from hub.runtime.serve import settle_heap  # noqa: E402
 from hub.store.migrate import upgrade  # noqa: E402
 from hub.store.models import Lead, RawEvent  # noqa: E402
 

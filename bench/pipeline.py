@@ -30,9 +30,9 @@ from hub import context, registry
 from hub.config import load_config
 from hub.pipeline import process_pending
 from hub.pipeline import score as scoring
+from hub.pipeline.heap import settle_heap
 from hub.pipeline.normalise import endpoint_settings, fingerprint
 from hub.pipeline.score_model import Model
-from hub.runtime.serve import settle_heap
 from hub.store.db import make_engine
 from hub.store.migrate import upgrade
 from hub.store.models import Base, Lead, RawEvent, ScoreModel, Touch, new_event_id

@@ -45,31 +45,10 @@ def serve_web() -> None:
                 log_level="debug" if log_level() == "DEBUG" else "warning")
 
 
-def settle_heap(hub) -> None:
-    """Load what the pipeline and the intake load lazily, then hide every object alive now
-    from the cyclic garbage collector. A batch, and every request, allocates many container
-    objects, so full collections run often; without this each one also walks the hundreds of
-    thousands of long-lived objects of the libraries (phone metadata above all), which cost a
-    fifth of the pipeline's time and a sixth of a web process's."""
-    import gc
-
-    import phonenumbers
-
-    from hub.pipeline.confirm import is_mobile
-    from hub.pipeline.route import phone_geography
-    from hub.rules.quiet_hours import zone_name
-
-    example = phonenumbers.example_number(hub.config["region"])
-    if example is not None:
-        e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
-        is_mobile(e164), phone_geography(e164), zone_name(e164, hub.config["timezone"])
-    gc.collect()
-    gc.freeze()
-
-
 def run_worker(hub, burst: bool = False) -> None:
     from rq import Queue, SimpleWorker
 
+    from hub.pipeline.heap import settle_heap
     from hub.store.queue import QUEUE_NAME
 
     settle_heap(hub)

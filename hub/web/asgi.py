@@ -130,15 +130,14 @@ def serve():
     intake writes committed in groups."""
     import os
 
+    from hub.pipeline.heap import settle_heap
     from hub.store.groupcommit import committer_for
     from hub.web.app import create_app
-
-    from hub.runtime.serve import settle_heap
 
     app = create_app()
     hub = app.extensions["hub"]
     hub.db.checkpoint_in_background()
-    settle_heap(hub)
+    settle_heap(hub, pipeline=False)
     limits, threads = hub.config["limits"], int(os.environ.get("HUB_WEB_THREADS", "0"))
     return BufferedWSGI(app, limits["body_bytes"], limits["body_timeout"].total_seconds(), threads,
                         committer=committer_for(hub.db.intake, on_loop=not threads))
