@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from hub.store.models import Lead, Touch, utcnow
+from hub.store.prepared import insert_rows
 from hub.store.writer import insert_with_ids
 
 LEAD_COLUMNS = ("status", "name", "phone", "email", "message", "channel", "source", "last_source",
@@ -80,4 +80,4 @@ def write_new(session: Session, leads: list[NewLead], touches: list[NewTouch]) -
     if touches:
         rows = [{"lead_id": touch.lead.id} | {column: getattr(touch, column) for column in TOUCH_COLUMNS}
                 for touch in touches]
-        connection.execute(insert(Touch.__table__), rows)
+        insert_rows(connection, Touch.__table__, rows)

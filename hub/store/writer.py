@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from hub.store.models import Assignment, LeadHistory, Notification, SyncDelivery, Task, Timer
+from hub.store.prepared import insert_rows
 
 ORDER = (Task, Assignment, LeadHistory, Timer, Notification, SyncDelivery)  # referenced rows first
 
@@ -52,7 +53,7 @@ class RowWriter:
                 for (ref, _), task_id in zip(items, insert_with_ids(connection, table, rows), strict=True):
                     ref.id = task_id
             else:
-                connection.execute(plain_insert(table), rows)
+                insert_rows(connection, table, rows)
 
 
 def insert_with_ids(connection: Connection, table: Table, rows: list[dict]) -> list[int]:
@@ -70,7 +71,7 @@ def insert_with_ids(connection: Connection, table: Table, rows: list[dict]) -> l
         return list(connection.execute(statement, rows).scalars())
     largest = largest_id(table)
     before = connection.execute(largest).scalar_one()
-    connection.execute(plain_insert(table), rows)
+    insert_rows(connection, table, rows)
     after = connection.execute(largest).scalar_one()
     if after != before + len(rows):  # only at the largest possible id, where SQLite picks at random
         raise RuntimeError(f"{table.name}: ids of the inserted rows are not {before + 1}..{before + len(rows)}")
@@ -82,11 +83,6 @@ def insert_with_ids(connection: Connection, table: Table, rows: list[dict]) -> l
 @functools.cache
 def largest_id(table: Table):
     return select(func.coalesce(func.max(table.c.id), 0))
-
-
-@functools.cache
-def plain_insert(table: Table):
-    return insert(table)
 
 
 @functools.cache

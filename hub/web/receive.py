@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, redirect, request
 from sqlalchemy import bindparam, exists, insert, or_, select, text
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from connectors.base import ConnectorError, Inbound, Parsed, clean_text
 from hub import registry
@@ -24,6 +24,7 @@ from hub.pipeline.normalise import endpoint_settings, fingerprint, storable_key
 from hub.store import ratelimit, rejects
 from hub.store.journal import INTAKE_COLUMNS, journal_table, stored_table
 from hub.store.models import RawEvent, new_event_id
+from hub.store.prepared import Prepared
 from hub.web import current_hub, metrics, suspend
 from hub.web.body import read_body
 from hub.web.errors import HubError
@@ -261,43 +262,12 @@ def insert_event(into_journal: bool, values: dict, connection) -> bool:
     if values["fingerprint"] and connection.dialect.name == "postgresql":  # two clicks at once
         connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:fp))"), {"fp": values["fingerprint"]})
     shape = (into_journal, bool(values["delivery_key"]), bool(values["fingerprint"]))
-    return prepared_insert(*shape, connection.dialect).run(connection, values)
-
-
-class PreparedInsert:
-    """``insert_unless_repeated`` compiled once for a dialect, run on the driver's own cursor:
-    the values go through the columns' own conversions (JSON, timestamps), but not through
-    SQLAlchemy's per-statement machinery, which cost the intake more than SQLite's insert."""
-
-    def __init__(self, statement, dialect):
-        compiled = statement.compile(dialect=dialect)
-        self.sql, self.dialect = str(compiled), dialect
-        self.names = compiled.positiontup  # None for drivers that take named parameters
-        self.processors = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
-                           for name, bind in compiled.binds.items()}
-
-    def parameters(self, values: dict):
-        converted = {name: processor(values[name]) if processor else values[name]
-                     for name, processor in self.processors.items()}
-        return converted if self.names is None else tuple(converted[name] for name in self.names)
-
-    def run(self, connection, values: dict) -> bool:
-        """Whether the row went in; driver errors as SQLAlchemy's, as ``connection.execute`` raises them."""
-        parameters = self.parameters(values)
-        cursor = connection.connection.cursor()
-        try:
-            cursor.execute(self.sql, parameters)
-            return cursor.fetchone() is not None
-        except self.dialect.loaded_dbapi.Error as error:
-            raise DBAPIError.instance(self.sql, parameters, error, self.dialect.loaded_dbapi.Error,
-                                      dialect=self.dialect) from error
-        finally:
-            cursor.close()
+    return prepared_insert(*shape, connection.dialect).returns_row(connection, values)
 
 
 @functools.lru_cache(maxsize=16)
-def prepared_insert(into_journal: bool, by_key: bool, by_fingerprint: bool, dialect) -> PreparedInsert:
-    return PreparedInsert(insert_unless_repeated(into_journal, by_key, by_fingerprint), dialect)
+def prepared_insert(into_journal: bool, by_key: bool, by_fingerprint: bool, dialect) -> Prepared:
+    return Prepared(insert_unless_repeated(into_journal, by_key, by_fingerprint), dialect)
 
 
 def repeats(table, by_key: bool, by_fingerprint: bool) -> list:
