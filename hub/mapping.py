@@ -65,20 +65,42 @@ def normalise_phone(value: str, region: str) -> str | None:
         raise InvalidValue("not a phone number") from exc
     if not phonenumbers.is_possible_number(number):
         raise InvalidValue("not a possible phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    remember_parsed(e164, number)
+    return e164
 
 
-@functools.lru_cache(maxsize=4096)
+PARSED_KEPT = 4096
+parsed_phones: dict[str, phonenumbers.PhoneNumber | None] = {}
+
+
 def stored_phone(phone: str | None) -> phonenumbers.PhoneNumber | None:
     """A stored E.164 phone parsed for the metadata lookups (line type, region, time zone);
-    ``None`` when there is none. Cached: routing, confirmations and quiet hours all look at the
-    same lead's phone. Callers must not change the number they get."""
+    ``None`` when there is none. Kept: routing, confirmations and quiet hours all look at the
+    same lead's phone, which ``normalise_phone`` parsed a moment before. Callers must not
+    change the number they get."""
     if not phone:
         return None
+    if phone in parsed_phones:
+        return parsed_phones[phone]
     try:
-        return phonenumbers.parse(phone, None)
+        number = phonenumbers.parse(phone, None)
     except phonenumbers.NumberParseException:
-        return None
+        number = None
+    remember_parsed(phone, number)
+    return number
+
+
+def remember_parsed(e164: str, number: phonenumbers.PhoneNumber | None) -> None:
+    """Keep what parsing ``e164`` itself gives: the number without what E.164 drops (an
+    extension, how it was typed), as the metadata lookups read it."""
+    if len(parsed_phones) >= PARSED_KEPT:
+        parsed_phones.clear()
+    if number is not None:
+        number = phonenumbers.PhoneNumber(
+            country_code=number.country_code, national_number=number.national_number,
+            italian_leading_zero=number.italian_leading_zero, number_of_leading_zeros=number.number_of_leading_zeros)
+    parsed_phones[e164] = number
 
 
 EMAIL_RE = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+\.[^@\s<>(),;:\"\[\]]+$")

@@ -31,6 +31,7 @@ from hub.rules.history import record
 from hub.rules.sla import sla_of, start_new_chain
 from hub.rules.tasks import business_hours, open_first_task
 from hub.store.models import Assignment, Lead, Notification, RawEvent, Touch
+from hub.store.prepared import execute_many
 from hub.store.writer import RowWriter
 
 log = logging.getLogger("hub.pipeline")
@@ -245,13 +246,17 @@ def settle(session: Session, events: list[RawEvent], now) -> None:
         if raw.status == "pending":
             raw.status = "processed" if raw.lead_id else "ignored"
             raw.error = raw.error if raw.lead_id else (raw.error or "no lead in the event")
-    table = RawEvent.__table__
-    statement = update(table).where(table.c.id == bindparam("raw_id")).values(
-        status=bindparam("status"), error=bindparam("error"), lead_id=bindparam("lead_id"),
-        processed_at=bindparam("processed_at"))
-    session.connection().execute(statement, [
+    execute_many(session.connection(), settled(), [
         {"raw_id": raw.id, "status": raw.status, "error": raw.error, "lead_id": raw.lead_id, "processed_at": now}
         for raw in events])
+
+
+@functools.cache
+def settled():
+    table = RawEvent.__table__
+    return update(table).where(table.c.id == bindparam("raw_id")).values(
+        status=bindparam("status"), error=bindparam("error"), lead_id=bindparam("lead_id"),
+        processed_at=bindparam("processed_at"))
 
 
 def route_new_leads(session: Session, hub, leads: list[NewLead], contacts: ContactIndex, hours) -> list:

@@ -79,6 +79,20 @@ def insert_rows(connection: Connection, table: Table, rows: list[dict]) -> None:
         prepared_insert(table, keys, connection.dialect).run_many(connection, list(run))
 
 
+def execute_many(connection: Connection, statement, rows: list[dict]) -> None:
+    """``statement`` (built once: it keys the cache) run for each of ``rows``: on SQLite on the
+    driver's cursor, elsewhere through SQLAlchemy."""
+    if connection.dialect.name != "sqlite":
+        connection.execute(statement, rows)
+        return
+    prepared_statement(statement, connection.dialect).run_many(connection, rows)
+
+
+@functools.lru_cache(maxsize=64)
+def prepared_statement(statement, dialect) -> Prepared:
+    return Prepared(statement, dialect)
+
+
 @functools.cache
 def plain_insert(table: Table):
     return insert(table)
