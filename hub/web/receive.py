@@ -10,6 +10,7 @@ import json
 import logging
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, redirect, request
@@ -47,6 +48,7 @@ class Endpoint:
     key: str | None  # the form key or the CRM target's name; None for provider endpoints
     module: ModuleType
     settings: dict
+    hub: Any  # the hub the request came to (looked up once: the app's proxies cost per use)
     channel: str | None = None  # the module's CHANNEL unless given
 
     @property
@@ -55,22 +57,23 @@ class Endpoint:
 
 
 def resolve(kind: str, name: str) -> Endpoint:
-    config = current_hub().config
+    hub = current_hub()
+    config = hub.config
     if kind == crm_readback.KIND:
-        target = crm_readback.targets(current_hub()).get(name)
+        target = crm_readback.targets(hub).get(name)
         if target is None:
             raise HubError(404, f"unknown CRM target {name!r}", {"target": "not configured to report changes"})
-        return Endpoint(kind, target.module.NAME, name, target.module, target.settings, channel=kind)
+        return Endpoint(kind, target.module.NAME, name, target.module, target.settings, hub, channel=kind)
     if kind == "forms":
         form = config["forms"].get(name)
         if form is None:
             raise HubError(404, f"unknown form {name!r}", {"form": "not configured"})
         settings = endpoint_settings(config, kind, form["mapping"], name)
-        return Endpoint(kind, form["mapping"], name, registry.intake(kind, form["mapping"]), settings)
+        return Endpoint(kind, form["mapping"], name, registry.intake(kind, form["mapping"]), settings, hub)
     settings = endpoint_settings(config, kind, name, None) if registry.has(kind, name) else None
     if settings is None:
         raise HubError(404, f"unknown provider {kind}/{name}", {"provider": "not configured"})
-    return Endpoint(kind, name, None, registry.intake(kind, name), settings)
+    return Endpoint(kind, name, None, registry.intake(kind, name), settings, hub)
 
 
 @bp.route("/hooks/<kind>/<name>", methods=ROUTED_METHODS, defaults={"subpath": ""})
@@ -84,7 +87,7 @@ def receive(kind: str, name: str, subpath: str):
         response = intake(endpoint, subpath)
     except HubError as error:
         metrics.observe_intake(kind, endpoint.provider, "rejected")
-        rejects.count(current_hub(), f"{kind}/{endpoint.key or endpoint.provider}", error.status)
+        rejects.count(endpoint.hub, f"{kind}/{endpoint.key or endpoint.provider}", error.status)
         raise error
     return with_cors(endpoint, response)
 
@@ -108,7 +111,7 @@ def intake(endpoint: Endpoint, subpath: str) -> Response:
         raise HubError(404, "no such path", {"path": f"longer than {MAX_SUBPATH} characters"})
     if endpoint.kind != crm_readback.KIND:  # a CRM's bulk edit sends one event per lead
         limit_rate(endpoint)
-    inbound = build_inbound(subpath)
+    inbound = build_inbound(endpoint.hub, subpath)
     try:
         endpoint.module.verify(inbound, endpoint.settings)
         parsed = endpoint.module.parse(inbound, endpoint.settings)
@@ -120,22 +123,22 @@ def intake(endpoint: Endpoint, subpath: str) -> Response:
     event_id, duplicate = store(endpoint, without_credentials(endpoint, inbound), parsed)
     metrics.observe_intake(endpoint.kind, endpoint.provider, "duplicate" if duplicate else "accepted")
     if not duplicate:
-        current_hub().kicker.kick_soon(endpoint.job)
+        endpoint.hub.kicker.kick_soon(endpoint.job)
     response = answer(endpoint, parsed, event_id, duplicate)
     response.headers["X-Hub-Event-Id"] = event_id
     return response
 
 
 def limit_rate(endpoint: Endpoint) -> None:
-    per_minute = current_hub().config["limits"]["requests_per_minute"]
+    per_minute = endpoint.hub.config["limits"]["requests_per_minute"]
     scope = f"{endpoint.kind}/{endpoint.key or endpoint.provider}"
-    allowed, retry_after = ratelimit.allow(current_hub(), request.remote_addr or "-", scope, per_minute)
+    allowed, retry_after = ratelimit.allow(endpoint.hub, request.remote_addr or "-", scope, per_minute)
     if not allowed:
         raise HubError(429, f"too many requests: at most {per_minute} a minute",
                        {"rate": "limit reached"}, headers={"Retry-After": str(retry_after)})
 
 
-def public_url() -> str:
+def public_url(hub) -> str:
     """The URL as the provider called it: path and query exactly as sent (signatures such as
     Twilio's are computed over them), behind ``public_url`` when one is configured."""
     environ = request.environ
@@ -144,7 +147,7 @@ def public_url() -> str:
         query = environ.get("QUERY_STRING", "")
         target = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe="/;=,~!$&'()*+:@") \
             + (f"?{query}" if query else "")
-    base = current_hub().config.get("public_url") or f"{environ['wsgi.url_scheme']}://{request.host}"
+    base = hub.config.get("public_url") or f"{environ['wsgi.url_scheme']}://{request.host}"
     return base.rstrip("/") + target
 
 
@@ -160,10 +163,10 @@ def request_headers(environ: dict) -> dict[str, str]:
     return headers
 
 
-def build_inbound(subpath: str) -> Inbound:
+def build_inbound(hub, subpath: str) -> Inbound:
     headers = request_headers(request.environ)
-    body = read_body(current_hub().config["limits"]["body_bytes"])
-    return Inbound(method=request.method, url=public_url(), subpath=subpath,
+    body = read_body(hub.config["limits"]["body_bytes"])
+    return Inbound(method=request.method, url=public_url(hub), subpath=subpath,
                    query=tuple(request.args.items(multi=True)), headers=headers, body=body,
                    remote_addr=request.remote_addr)
 
@@ -187,7 +190,7 @@ def validate(endpoint: Endpoint, parsed: list[Parsed]) -> None:
     if not required:
         return
     mapping = load_mapping(endpoint.module.MAPPING)
-    region, outputs = current_hub().config["region"], frozenset(required)
+    region, outputs = endpoint.hub.config["region"], frozenset(required)
     for item in parsed:
         if item.ignore:
             continue
@@ -218,7 +221,7 @@ def raw_event_values(endpoint: Endpoint, inbound: Inbound, parsed: list[Parsed])
         "method": inbound.method, "url": clean_text(inbound.url), "subpath": clean_text(inbound.subpath),
         "query": [list(pair) for pair in inbound.query], "body": inbound.body,
         "headers": {k: v for k, v in inbound.headers.items() if k not in DROPPED_HEADERS},
-        "remote_addr": inbound.remote_addr, "received_at": current_hub().now(), "attempts": 0,
+        "remote_addr": inbound.remote_addr, "received_at": endpoint.hub.now(), "attempts": 0,
         "status": "ignored" if all_ignored else "pending",
         "error": clean_text(ignored[0]) if all_ignored else None,
     }
@@ -233,10 +236,11 @@ def store(endpoint: Endpoint, inbound: Inbound, parsed: list[Parsed]) -> tuple[s
     web``, the statement joins the web process's next group commit (``hub.store.groupcommit``);
     either way this returns only once the row is committed."""
     values = raw_event_values(endpoint, inbound, parsed)
-    since = values["received_at"] - current_hub().config["limits"]["duplicate_window"]
-    into_journal = current_hub().db.journal is not None
+    hub = endpoint.hub
+    since = values["received_at"] - hub.config["limits"]["duplicate_window"]
+    into_journal = hub.db.journal is not None
     try:
-        inserted = commit(functools.partial(insert_event, into_journal, {**values, "since": since}))
+        inserted = commit(hub, functools.partial(insert_event, into_journal, {**values, "since": since}))
     except IntegrityError:  # the same delivery, committed by a concurrent request
         inserted = False
     except OperationalError as error:
@@ -245,14 +249,14 @@ def store(endpoint: Endpoint, inbound: Inbound, parsed: list[Parsed]) -> tuple[s
                        headers={"Retry-After": "30"}) from error
     if inserted:
         return values["event_id"], False
-    return find_original(values, since), True
+    return find_original(hub, values, since), True
 
 
-def commit(write):
+def commit(hub, write):
     """``write(connection)`` committed: in the server's group commit when it has one, else alone."""
     committer = request.environ.get(suspend.GROUP_COMMIT)
     if committer is None:
-        with current_hub().db.intake.write_connection() as connection:
+        with hub.db.intake.write_connection() as connection:
             return write(connection)
     return suspend.wait(committer.submit(write))
 
@@ -295,9 +299,9 @@ def insert_unless_repeated(into_journal: bool, by_key: bool, by_fingerprint: boo
     return insert(table).from_select([c.name for c in columns], row).returning(table.c.id)
 
 
-def find_original(values: dict, since) -> str:
+def find_original(hub, values: dict, since) -> str:
     shape = (bool(values["delivery_key"]), bool(values["fingerprint"]))
-    db, parameters = current_hub().db, {**values, "since": since}
+    db, parameters = hub.db, {**values, "since": since}
     if db.journal is None:
         with db.read() as session:
             found = session.scalar(first_repeat(RawEvent.__table__, *shape), parameters)
