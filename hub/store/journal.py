@@ -162,8 +162,9 @@ def ensure_schema(dbapi_connection) -> None:
         found = table_columns(dbapi_connection)
         if found and found != expected:
             shared = ", ".join(name for name in INTAKE_COLUMNS if name in found)
-            dbapi_connection.execute(f"INSERT OR IGNORE INTO {STORE}.raw_events ({shared}) "
-                                     f"SELECT {shared} FROM intake_events ORDER BY id")
+            if shared:
+                dbapi_connection.execute(f"INSERT OR IGNORE INTO {STORE}.raw_events ({shared}) "
+                                         f"SELECT {shared} FROM intake_events ORDER BY id")
             dbapi_connection.execute("DROP TABLE intake_events")
         if found != expected:
             for ddl in (CreateTable(journal_table), *(CreateIndex(index) for index in journal_table.indexes)):

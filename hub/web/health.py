@@ -43,6 +43,8 @@ def check_db(hub) -> str:
     try:
         with hub.db.read() as session:
             session.execute(text("SELECT 1"))
+        if hub.db.journal is not None:
+            hub.db.journal.backlog()  # the intake's own file opens and reads too
         return "ok"
     except SQLAlchemyError as exc:
         return f"down: {type(exc.orig or exc).__name__}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy import event, func, select
@@ -201,3 +202,15 @@ def test_a_journal_that_cannot_commit_answers_503_and_claims_nothing(sqlite_hub,
         event.remove(sqlite_hub.db.journal.engine, "commit", fail)
     assert (response.status_code, response.headers["Retry-After"]) == (503, "30")
     assert journal_ids(sqlite_hub.db) == [] and sqlite_hub.db.file_intake() == 0
+
+
+def test_healthz_names_the_database_down_when_the_journal_cannot_be_opened(sqlite_hub, sqlite_client):
+    assert sqlite_client.get("/healthz").get_json()["db"] == "ok"
+    journal = sqlite_hub.db.journal
+    journal.dispose()
+    for suffix in ("", "-wal", "-shm"):
+        Path(journal.path + suffix).unlink(missing_ok=True)
+    Path(journal.path).mkdir()  # a file SQLite cannot open
+    state = sqlite_client.get("/healthz")
+    assert state.status_code == 503 and state.get_json()["db"].startswith("down")
+    assert sqlite_client.post("/hooks/forms/landing", data=FORM).status_code == 503
