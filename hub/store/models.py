@@ -1,6 +1,7 @@
 """The tables. The database is the source of truth; Redis only carries wake-up calls."""
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -88,6 +89,13 @@ def sqlite_timestamp(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is None:
         raise ValueError("naive datetime")
+    return utc_text(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def utc_text(value: datetime) -> str:
+    """Kept for the instants a batch writes many times (its "now" in every row it makes);
+    equal instants in other zones are equal keys, and have the same text."""
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 

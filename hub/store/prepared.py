@@ -20,17 +20,20 @@ class Prepared:
         compiled = statement.compile(dialect=dialect, column_keys=column_keys)
         self.sql, self.dialect = str(compiled), dialect
         self.names = compiled.positiontup  # None for drivers that take named parameters
-        self.processors = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
-                           for name, bind in compiled.binds.items()}
+        processors = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+                      for name, bind in compiled.binds.items()}
+        # (name, conversion) in the order the driver takes them
+        self.order = [(name, processors[name]) for name in self.names or processors]
         # columns left out of the rows whose default SQLAlchemy would have filled in
         self.defaults = {column.key: column.default for column in getattr(compiled, "insert_prefetch", ())}
 
     def parameters(self, values: dict):
         if self.defaults:
             values = {**{key: default_value(default) for key, default in self.defaults.items()}, **values}
-        converted = {name: processor(values[name]) if processor else values[name]
-                     for name, processor in self.processors.items()}
-        return converted if self.names is None else tuple(converted[name] for name in self.names)
+        converted = [processor(values[name]) if processor else values[name] for name, processor in self.order]
+        if self.names is None:
+            return dict(zip([name for name, _ in self.order], converted, strict=True))
+        return tuple(converted)
 
     def returns_row(self, connection: Connection, values: dict) -> bool:
         """Run it once; whether it returned a row (an INSERT ... RETURNING that inserted)."""
