@@ -15,9 +15,10 @@ Two committers, one per kind of database:
 
 * ``LoopCommitter`` (SQLite): on the web process's event loop. A group is a few fast local
   statements, so they run on the loop itself, with no second thread taking turns with it for
-  the interpreter; only the wait for SQLite's writer lock (the pipeline may hold it) happens in
-  a helper thread, which takes the lock for the loop the moment it is free (see
-  ``WriterLock.acquire``), and the loop goes on reading and checking other requests meanwhile.
+  the interpreter; only the wait for the intake journal's writer lock (another web process, or
+  a filing's delete, may hold it: ``hub.store.journal``) happens in a helper thread, which
+  takes the lock for the loop the moment it is free (see ``WriterLock.acquire``), and the loop
+  goes on reading and checking other requests meanwhile.
 * ``ThreadCommitter`` (PostgreSQL, or a caller without a loop): one thread, as each statement
   and the commit wait on the network.
 """

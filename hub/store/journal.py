@@ -109,7 +109,8 @@ class IntakeJournal:
 
     def file(self, limit: int = FILE_LIMIT) -> int:
         """Copy up to ``limit`` rows, oldest first, into raw_events, then delete them here;
-        how many were filed."""
+        how many were filed. Takes the database's writer lock itself: never call it inside a
+        write (``Database.write``), whose lock it would release."""
         with self.read() as connection:
             last = connection.execute(last_of_first(), {"limit": limit}).scalar()
         if last is None:
