@@ -72,14 +72,19 @@ def default_value(default):
 
 
 def insert_rows(connection: Connection, table: Table, rows: list[dict]) -> None:
-    """``rows`` inserted in order, one executemany per run of rows with the same columns. On
-    SQLite on the driver's cursor; elsewhere through SQLAlchemy, which sends PostgreSQL many
-    rows per statement (a round trip each would cost more than it saves)."""
-    if connection.dialect.name != "sqlite":
-        connection.execute(plain_insert(table), rows)
-        return
-    for keys, run in itertools.groupby(rows, key=lambda row: tuple(row)):
-        prepared_insert(table, keys, connection.dialect).run_many(connection, list(run))
+    """``rows`` inserted in order, one executemany per run of rows with the same columns (an
+    executemany takes its columns from its first row). On SQLite on the driver's cursor;
+    elsewhere through SQLAlchemy, which sends PostgreSQL many rows per statement (a round trip
+    each would cost more than it saves)."""
+    for keys, run in runs_of_columns(rows):
+        if connection.dialect.name == "sqlite":
+            prepared_insert(table, keys, connection.dialect).run_many(connection, run)
+        else:
+            connection.execute(plain_insert(table), run)
+
+
+def runs_of_columns(rows: list[dict]) -> list[tuple[tuple[str, ...], list[dict]]]:
+    return [(keys, list(run)) for keys, run in itertools.groupby(rows, key=lambda row: tuple(row))]
 
 
 def execute_many(connection: Connection, statement, rows: list[dict]) -> None:

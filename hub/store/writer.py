@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from hub.store.models import Assignment, LeadHistory, Notification, SyncDelivery, Task, Timer
-from hub.store.prepared import insert_rows
+from hub.store.prepared import insert_rows, runs_of_columns
 
 ORDER = (Task, Assignment, LeadHistory, Timer, Notification, SyncDelivery)  # referenced rows first
 
@@ -68,7 +68,7 @@ def insert_with_ids(connection: Connection, table: Table, rows: list[dict]) -> l
         return []
     if connection.dialect.name != "sqlite":
         statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        return list(connection.execute(statement, rows).scalars())
+        return [row_id for _, run in runs_of_columns(rows) for row_id in connection.execute(statement, run).scalars()]
     largest = largest_id(table)
     before = connection.execute(largest).scalar_one()
     insert_rows(connection, table, rows)
