@@ -104,6 +104,18 @@ def hub(config_document, database_url, redis_client, redis_url, logs, monkeypatc
 
 
 @pytest.fixture
+def sqlite_hub(hub, migrated_sqlite, tmp_path):
+    """The test's hub on a SQLite file of its own, whichever database the suite runs on: for
+    what only SQLite has (its writer lock, the intake journal)."""
+    path = tmp_path / "sqlite-only.db"
+    shutil.copy(migrated_sqlite, path)
+    suite_db, hub.db = hub.db, Database(make_engine(f"sqlite:///{path}"))
+    yield hub
+    hub.db.dispose()
+    hub.db = suite_db
+
+
+@pytest.fixture
 def app(hub):
     return create_app({"hub": hub})
 

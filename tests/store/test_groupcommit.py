@@ -109,9 +109,8 @@ def test_the_loop_committers_failed_commit_fails_every_write(hub, failing_commit
     assert committer.writes == 0 and stored(hub) == 0
 
 
-def test_a_group_waits_for_the_writer_lock_off_the_loop_and_commits_once_it_is_free(hub):
-    if hub.db.writer_lock is None:
-        pytest.skip("only SQLite files have a writer lock")
+def test_a_group_waits_for_the_writer_lock_off_the_loop_and_commits_once_it_is_free(sqlite_hub):
+    hub = sqlite_hub  # only SQLite files have a writer lock
     committer = LoopCommitter(hub.db)
     holding, release = threading.Event(), threading.Event()
 

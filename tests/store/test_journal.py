@@ -5,7 +5,6 @@ a repeated delivery is found in either file. These run on SQLite whichever datab
 is on: PostgreSQL has no journal."""
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import threading
 from pathlib import Path
@@ -20,17 +19,6 @@ from hub.store.journal import copy_into_store, journal_path
 from hub.store.models import RawEvent
 
 FORM = {"name": "Иван", "phone": "+7 916 123-45-67", "email": "ivan@example.com"}
-
-
-@pytest.fixture
-def sqlite_hub(hub, migrated_sqlite, tmp_path):
-    """The test's hub, on a SQLite file of its own."""
-    path = tmp_path / "journal-test.db"
-    shutil.copy(migrated_sqlite, path)
-    suite_db, hub.db = hub.db, Database(make_engine(f"sqlite:///{path}"))
-    yield hub
-    hub.db.dispose()
-    hub.db = suite_db
 
 
 @pytest.fixture
