@@ -80,7 +80,7 @@ def path_id(text: str, name: str, what: str) -> int:
 
 def request_json() -> dict:
     """The request's JSON object (``{}`` for an empty body); 400 for anything else."""
-    document = json_body(current_hub().config["limits"]["body_bytes"])
+    document = json_body(request, current_hub().config["limits"]["body_bytes"])
     if document is None:
         return {}
     if not isinstance(document, dict):

@@ -34,11 +34,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     app.extensions["hub"] = hub
+    app.wsgi_app = receive.IntakeServer(app.wsgi_app, hub)
     hops = hub.config["limits"]["trusted_proxies"]
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
     errors.init_app(app)
-    app.register_blueprint(receive.bp)
     app.register_blueprint(api.bp, url_prefix="/api")
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
+from werkzeug.wrappers import Request
 
 from connectors.base import read_json
 from hub.web.errors import HubError
@@ -17,7 +17,7 @@ READ_SIZE = 64 * 1024
 INCOMPLETE = "hub.body_incomplete"  # environ key set by the server: the body stopped arriving
 
 
-def read_body(limit: int) -> bytes:
+def read_body(request: Request, limit: int) -> bytes:
     """The whole body; 413 over ``limit`` bytes, 400 when shorter than its Content-Length or
     when the server cannot take its chunked framing apart."""
     declared = request.content_length
@@ -25,7 +25,7 @@ def read_body(limit: int) -> bytes:
         raise too_large(limit)
     if declared is None and not request.environ.get("wsgi.input_terminated"):
         return b""  # neither a length nor a server that ends the stream: nothing to read safely
-    body = read_up_to(declared if declared is not None else limit + 1)
+    body = read_up_to(request.environ["wsgi.input"], declared if declared is not None else limit + 1)
     if len(body) > limit:
         raise too_large(limit)
     if declared is not None and len(body) < declared:
@@ -37,8 +37,8 @@ def read_body(limit: int) -> bytes:
     return body
 
 
-def read_up_to(size: int) -> bytes:
-    stream, chunks, received = request.environ["wsgi.input"], [], 0
+def read_up_to(stream, size: int) -> bytes:
+    chunks, received = [], 0
     while received < size:
         try:
             chunk = stream.read(min(READ_SIZE, size - received))
@@ -55,9 +55,9 @@ def too_large(limit: int) -> HubError:
     return HubError(413, f"request body over the size limit of {limit} bytes", {"body": "too large"})
 
 
-def json_body(limit: int) -> Any:
+def json_body(request: Request, limit: int) -> Any:
     """The body as a JSON document (``None`` when empty); 400 naming what is wrong otherwise."""
-    body = read_body(limit)
+    body = read_body(request, limit)
     if not body.strip():
         return None
     try:

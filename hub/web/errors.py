@@ -1,7 +1,9 @@
 """Every error leaves as JSON: ``{"error": "...", "fields": {"<field>": "..."}}``."""
 from __future__ import annotations
 
-from flask import Flask, jsonify
+import json
+
+from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 # What the framework's own errors (no route, a method no route takes) are about.
@@ -18,18 +20,21 @@ class HubError(Exception):
         self.headers = headers or {}
 
 
-def json_error(status: int, message: str, fields: dict[str, str] | None = None):
-    response = jsonify({"error": message, "fields": fields or {}})
-    response.status_code = status
+def json_error(status: int, message: str, fields: dict[str, str] | None = None) -> Response:
+    """The error as the app's JSON answers are written (compact, UTF-8), with or without an app
+    context: the intake answers outside Flask's (``hub.web.receive``)."""
+    document = json.dumps({"error": message, "fields": fields or {}}, ensure_ascii=False, separators=(",", ":"))
+    return Response(document + "\n", status, mimetype="application/json")
+
+
+def hub_error_response(error: HubError) -> Response:
+    response = json_error(error.status, error.message, error.fields)
+    response.headers.update(error.headers)
     return response
 
 
 def init_app(app: Flask) -> None:
-    @app.errorhandler(HubError)
-    def _hub_error(error: HubError):
-        response = json_error(error.status, error.message, error.fields)
-        response.headers.update(error.headers)
-        return response
+    app.register_error_handler(HubError, hub_error_response)
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
