@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 
 from sqlalchemy import Connection, Table, insert
 from sqlalchemy.exc import DBAPIError
@@ -22,18 +23,20 @@ class Prepared:
         self.names = compiled.positiontup  # None for drivers that take named parameters
         processors = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
                       for name, bind in compiled.binds.items()}
-        # (name, conversion) in the order the driver takes them
-        self.order = [(name, processors[name]) for name in self.names or processors]
+        # the parameters' names in the order the driver takes them, and the ones to convert
+        self.keys = list(self.names or processors)
+        self.take = operator.itemgetter(*self.keys) if len(self.keys) > 1 else lambda values: (values[self.keys[0]],)
+        self.conversions = [(index, processors[name]) for index, name in enumerate(self.keys) if processors[name]]
         # columns left out of the rows whose default SQLAlchemy would have filled in
         self.defaults = {column.key: column.default for column in getattr(compiled, "insert_prefetch", ())}
 
     def parameters(self, values: dict):
         if self.defaults:
             values = {**{key: default_value(default) for key, default in self.defaults.items()}, **values}
-        converted = [processor(values[name]) if processor else values[name] for name, processor in self.order]
-        if self.names is None:
-            return dict(zip([name for name, _ in self.order], converted, strict=True))
-        return tuple(converted)
+        row = list(self.take(values))
+        for index, convert in self.conversions:  # only the columns that need it (times, JSON)
+            row[index] = convert(row[index])
+        return row if self.names is not None else dict(zip(self.keys, row, strict=True))
 
     def returns_row(self, connection: Connection, values: dict) -> bool:
         """Run it once; whether it returned a row (an INSERT ... RETURNING that inserted)."""
