@@ -33,16 +33,38 @@ def share_secret_key(env) -> None:
 
 
 def serve_web() -> None:
-    """uvicorn: requests are read whole on its event loop (``hub.web.asgi``), then run in a
-    thread, so slow clients hold no thread; ``HUB_WEB_WORKERS`` processes share the port."""
+    """uvicorn: requests are read whole on its event loop (``hub.web.asgi``) before the app
+    runs, so slow clients hold nothing; ``HUB_WEB_WORKERS`` processes share the port."""
     import uvicorn
 
     share_secret_key(os.environ)
+    lower_priority(web_niceness(os.environ))
     uvicorn.run("hub.web.asgi:serve", factory=True, host=os.environ.get("HUB_HOST", "127.0.0.1"),
                 port=int(os.environ.get("HUB_PORT", "8000")), workers=int(os.environ.get("HUB_WEB_WORKERS", "2")),
                 http="httptools", loop="uvloop", lifespan="on", proxy_headers=False, server_header=False,
                 access_log=bool(os.environ.get("HUB_ACCESS_LOG")),
                 log_level="debug" if log_level() == "DEBUG" else "warning")
+
+
+# ``hub run``'s web processes yield the CPU to its worker. The worker is one process (one core at
+# most) and turns accepted events into leads; the web answers in milliseconds either way. At equal
+# priority, on a machine the two share, the web processes outnumber the worker and take most of the
+# CPU under a burst, and the backlog of unprocessed events grows for as long as it lasts. Niceness
+# only weighs shares: a web process still gets every cycle the worker leaves.
+RUN_WEB_NICENESS = 8
+
+
+def web_niceness(env) -> int:
+    text = env.get("HUB_WEB_NICE", "0").strip() or "0"
+    if not text.isdigit() or int(text) > 19:
+        raise SystemExit(f"HUB_WEB_NICE: a niceness from 0 to 19, not {text!r}")
+    return int(text)
+
+
+def lower_priority(niceness: int) -> None:
+    """This process (and the workers it starts) at ``niceness`` more than it was started with."""
+    if niceness:
+        os.nice(niceness)
 
 
 def run_worker(hub, burst: bool = False) -> None:
@@ -78,6 +100,7 @@ def child_environment() -> dict[str, str]:
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True, exist_ok=True)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
+    env.setdefault("HUB_WEB_NICE", str(RUN_WEB_NICENESS))
     share_secret_key(env)
     return env
 

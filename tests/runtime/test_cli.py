@@ -96,6 +96,7 @@ def test_hub_run_works_with_no_configuration(tmp_path, clock_start):
     try:
         health = wait_json(f"{base}/healthz")
         assert (health["db"], health["redis"], health["sources"]["forms/landing"]) == ("ok", "ok", "ok")
+        assert_web_yields_to_the_worker(hub_run.pid)
         form = {"name": "Ivan", "phone": "+7 916 123-45-67", "utm_source": "yandex",
                 "utm_medium": "cpc", "utm_campaign": "brand", "gclid": "EAIaIQ"}
         posted = requests.post(f"{base}/hooks/forms/landing", data=form,
@@ -128,6 +129,48 @@ def test_hub_run_works_with_no_configuration(tmp_path, clock_start):
     with socket.socket() as probe:  # everything it started is gone: nothing listens any more
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", port))
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """{pid: command line} of every process below ``pid``."""
+    parents, commands = {}, {}
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                commands[int(entry)] = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+        except (ValueError, OSError):  # not a process, or one that just ended
+            continue
+    found, frontier = {}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, its_parent in parents.items():
+            if its_parent == parent and child not in found:
+                found[child] = commands.get(child, "")
+                frontier.append(child)
+    return found
+
+
+def assert_web_yields_to_the_worker(supervisor: int) -> None:
+    """Under ``hub run`` the web processes (the server and each of its workers) run at a lower
+    CPU priority than the worker, which keeps its own."""
+    base = os.getpriority(os.PRIO_PROCESS, supervisor)
+    tree = descendants(supervisor)
+    web = [pid for pid, command in tree.items() if " hub web" in command or "multiprocessing" in command]
+    worker = [pid for pid, command in tree.items() if " hub worker" in command]
+    assert len(web) >= 3 and len(worker) == 1, tree  # the server and its two worker processes
+    assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in web} == {min(19, base + 8)}
+    assert os.getpriority(os.PRIO_PROCESS, worker[0]) == base
+
+
+@pytest.mark.parametrize("given", ["20", "-1", "high", "8.5"])
+def test_the_web_niceness_is_checked(given):
+    from hub.runtime.serve import web_niceness
+
+    assert web_niceness({}) == 0 and web_niceness({"HUB_WEB_NICE": " 8 "}) == 8
+    with pytest.raises(SystemExit, match="HUB_WEB_NICE: a niceness from 0 to 19"):
+        web_niceness({"HUB_WEB_NICE": given})
 
 
 def assert_quiet(output: str) -> None:
