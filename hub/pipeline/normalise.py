@@ -140,11 +140,20 @@ def complete_source(source: dict[str, Any]) -> dict[str, Any]:
     """Fill attribution the hidden fields did not carry from the landing page's query string,
     then from the referrer's (an ad click's UTM tags live in the landing URL)."""
     for url_key in ("landing_page", "referrer"):
+        missing = [key for key in URL_ATTRIBUTION if not source.get(key)]
+        if not could_name(source.get(url_key), missing):
+            continue
         query = query_of(source.get(url_key))
-        for key in URL_ATTRIBUTION:
-            if not source.get(key) and query.get(key):
+        for key in missing:
+            if query.get(key):
                 source[key] = query[key]
     return source
+
+
+def could_name(url: str | None, keys: list[str]) -> bool:
+    """Whether the URL may carry one of ``keys``: parsing a query is most of a form's
+    attribution work, and usually the URL names none of the keys still missing."""
+    return bool(url and keys) and ("%" in url or any(key in url for key in keys))
 
 
 def query_of(url: str | None) -> dict[str, str]:

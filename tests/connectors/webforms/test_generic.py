@@ -104,6 +104,20 @@ def test_utm_inside_page_url_fills_blank_fields_only(parse_one):
     assert "ref" not in source
 
 
+def test_attribution_is_read_from_the_urls_only_where_they_can_add_some():
+    filled = {"utm_source": "form", "utm_medium": "cpc", "utm_campaign": "c", "utm_term": "t",
+              "utm_content": "x", "gclid": "g", "yclid": "y"}
+    page = "https://site.example/?utm_source=page&utm_term=page"
+    assert complete_source({**filled, "landing_page": page}) == {**filled, "landing_page": page}
+    assert complete_source({"landing_page": page, "utm_source": "form"}) == {
+        "landing_page": page, "utm_source": "form", "utm_term": "page"}
+    encoded = "https://site.example/?utm%5Fsource=encoded&yc%6Cid=7"  # names percent-encoded too
+    assert complete_source({"landing_page": encoded}) == {
+        "landing_page": encoded, "utm_source": "encoded", "yclid": "7"}
+    assert complete_source({"referrer": "https://yandex.ru/search/?text=crm"}) == {
+        "referrer": "https://yandex.ru/search/?text=crm"}
+
+
 def test_referer_and_origin_headers_become_fields_and_feed_landing_page(parse_one):
     parsed = parse_one("submission__secret_field.urlencoded",
                        referer="https://site.example/promo?utm_source=ok", origin="https://site.example")
