@@ -57,7 +57,7 @@ def parse_args(description: str) -> argparse.Namespace:
 def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--connections", type=int, default=16, help="wrk's open connections")
     parser.add_argument("--threads", type=int, default=2, help="wrk's threads")
-    parser.add_argument("--max-rate", type=float, default=12000,
+    parser.add_argument("--max-rate", type=float, default=16000,
                         help="requests/s prepared for (distinct requests made in advance)")
 
 
