@@ -66,7 +66,10 @@ journal_table = Table(
     "intake_events", MetaData(),
     Column("id", Integer, primary_key=True),  # AUTOINCREMENT: an id is never given twice
     *(intake_column(name) for name in INTAKE_COLUMNS),
-    Index("ix_intake_events_event_id", "event_id", unique=True),
+    # Only what the intake's duplicate check reads. No index on event_id: every commit of the
+    # intake wrote a page of it at random (the ids are random), a twentieth of a post's time,
+    # and only a look-up of an event not filed yet reads it (``holds``), in a journal that holds
+    # seconds of deliveries. An id stays unique in raw_events, whose index the filing meets.
     Index("ix_intake_events_delivery_key", "delivery_key"),
     Index("ix_intake_events_fingerprint", "fingerprint", "received_at"),
     sqlite_autoincrement=True,
@@ -122,6 +125,7 @@ class IntakeJournal:
                 return connection.execute(delete(journal_table).where(journal_table.c.id <= last)).rowcount
 
     def holds(self, event_id: str) -> bool:
+        """Whether the event is here, not filed yet (a scan: see the table's indexes)."""
         with self.read() as connection:
             found = connection.execute(select(journal_table.c.id).where(journal_table.c.event_id == event_id))
             return found.first() is not None
@@ -154,13 +158,16 @@ def copy_into_store():
 
 def ensure_schema(dbapi_connection) -> None:
     """Create the journal's table; after an upgrade that changed its columns, file the rows
-    of the old one (the columns both have) and make it anew, in one transaction."""
+    of the old one (the columns both have) and make it anew, in one transaction. An index an
+    earlier version made and this one does not is dropped."""
     expected = [c.name for c in journal_table.c]
-    if table_columns(dbapi_connection) == expected:
+    if table_columns(dbapi_connection) == expected and not obsolete_indexes(dbapi_connection):
         return
     dbapi_connection.execute("BEGIN IMMEDIATE")
     try:
         found = table_columns(dbapi_connection)
+        for name in obsolete_indexes(dbapi_connection) if found == expected else ():
+            dbapi_connection.execute(f'DROP INDEX "{name}"')  # a name of ours, read from the file
         if found and found != expected:
             shared = ", ".join(name for name in INTAKE_COLUMNS if name in found)
             if shared:
@@ -174,6 +181,14 @@ def ensure_schema(dbapi_connection) -> None:
     except BaseException:
         dbapi_connection.execute("ROLLBACK")
         raise
+
+
+def obsolete_indexes(dbapi_connection) -> list[str]:
+    """Indexes of the journal's table that this version does not make (SQLite's own, for a
+    unique column, are not named ``ix_``)."""
+    wanted = {index.name for index in journal_table.indexes}
+    found = [row[1] for row in dbapi_connection.execute("PRAGMA main.index_list(intake_events)")]
+    return [name for name in found if name.startswith("ix_") and name not in wanted]
 
 
 def table_columns(dbapi_connection) -> list[str]:

@@ -165,6 +165,21 @@ def test_an_upgrade_that_changes_the_journals_columns_files_the_old_rows_first(s
     assert columns[-1] == "error"
 
 
+def test_an_upgrade_drops_the_index_an_earlier_journal_had_on_event_ids(sqlite_hub, sqlite_client):
+    """Journals made before the intake stopped indexing event ids lose that index as they are
+    opened; what they hold is filed and looked up as before."""
+    db = sqlite_hub.db
+    event_id = post_forms(sqlite_client, 1)[0]
+    db.journal.dispose()
+    with sqlite3.connect(db.journal.path) as connection:
+        connection.execute("CREATE UNIQUE INDEX ix_intake_events_event_id ON intake_events (event_id)")
+    assert db.journal.holds(event_id) and not db.journal.holds("0" * 32)
+    with sqlite3.connect(db.journal.path) as connection:
+        indexes = {row[1] for row in connection.execute("PRAGMA index_list(intake_events)")}
+    assert indexes == {"ix_intake_events_delivery_key", "ix_intake_events_fingerprint"}
+    assert db.file_intake() == 1 and stored_ids(db) == [event_id]
+
+
 def test_the_hub_of_every_process_files(sqlite_hub, sqlite_client):
     """The pipeline files before its batches and the scheduler on every sweep."""
     from hub.pipeline import process_pending
