@@ -210,7 +210,9 @@ def as_datetime(value):
 
 
 def run_backend(name: str, args, numbers: Numbers) -> dict:
-    with tempfile.TemporaryDirectory(prefix=f"bench-e2e-{name}-") as tmp, ExitStack() as stack:
+    # hub run's embedded Redis may still be writing its file under instance/ as the folder goes
+    with tempfile.TemporaryDirectory(prefix=f"bench-e2e-{name}-", ignore_cleanup_errors=True) as tmp, \
+            ExitStack() as stack:
         folder = Path(tmp)
         config = write_bench_config(folder)
         env = {**os.environ, "HUB_CONFIG": str(config), "HUB_LOG_LEVEL": "WARNING",
