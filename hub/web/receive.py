@@ -64,7 +64,7 @@ def hook_route(path_info: str) -> tuple[str, str, str] | None:
     """(kind, name, subpath) of an intake path as WSGI passes it (UTF-8 read as latin-1)."""
     if not path_info.startswith("/hooks/"):
         return None
-    match = HOOK_PATH.fullmatch(path_info.encode("latin-1").decode("utf-8", "replace"))
+    match = HOOK_PATH.fullmatch(path_info.encode("latin-1", "replace").decode("utf-8", "replace"))
     return (match[1], match[2], match[3] or "") if match else None
 
 

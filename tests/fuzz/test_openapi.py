@@ -79,6 +79,9 @@ def test_paths_outside_the_intake_are_not_taken_for_it(app):
     assert receive.hook_route("/hooks/forms") is None and receive.hook_route("/hooks/forms/landing/") is None
     assert receive.hook_route("/api/leads") is None and not served(app, "/hooks/forms", "POST")
     assert receive.hook_route("/hooks/telephony/zadarma/events/call") == ("telephony", "zadarma", "events/call")
+    assert receive.hook_route("/hooks/forms/" + "форма".encode().decode("latin-1")) == (
+        "forms", "форма", "")  # WSGI hands the path's UTF-8 bytes as latin-1
+    assert receive.hook_route("/hooks/forms/\u0444") == ("forms", "?", "")  # a server that broke that rule
 
 
 def test_every_api_route_is_documented(document, app):
