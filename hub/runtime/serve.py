@@ -38,7 +38,7 @@ def serve_web() -> None:
     import uvicorn
 
     share_secret_key(os.environ)
-    lower_priority(web_niceness(os.environ))
+    os.nice(web_niceness(os.environ))  # 0 changes nothing
     uvicorn.run("hub.web.asgi:serve", factory=True, host=os.environ.get("HUB_HOST", "127.0.0.1"),
                 port=int(os.environ.get("HUB_PORT", "8000")), workers=int(os.environ.get("HUB_WEB_WORKERS", "2")),
                 http="httptools", loop="uvloop", lifespan="on", proxy_headers=False, server_header=False,
@@ -59,12 +59,6 @@ def web_niceness(env) -> int:
     if not text.isdigit() or int(text) > 19:
         raise SystemExit(f"HUB_WEB_NICE: a niceness from 0 to 19, not {text!r}")
     return int(text)
-
-
-def lower_priority(niceness: int) -> None:
-    """This process (and the workers it starts) at ``niceness`` more than it was started with."""
-    if niceness:
-        os.nice(niceness)
 
 
 def run_worker(hub, burst: bool = False) -> None:

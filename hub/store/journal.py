@@ -166,7 +166,7 @@ def ensure_schema(dbapi_connection) -> None:
     dbapi_connection.execute("BEGIN IMMEDIATE")
     try:
         found = table_columns(dbapi_connection)
-        for name in obsolete_indexes(dbapi_connection) if found == expected else ():
+        for name in obsolete_indexes(dbapi_connection):
             dbapi_connection.execute(f'DROP INDEX "{name}"')  # a name of ours, read from the file
         if found and found != expected:
             shared = ", ".join(name for name in INTAKE_COLUMNS if name in found)
